@@ -1,0 +1,196 @@
+using Llm.Tensors;
+
+namespace Llm.Autograd;
+
+/// <summary>A value on the tape and, once backward has reached it, its gradient (same shape).</summary>
+public sealed class Var(Tensor value, Tensor? grad = null)
+{
+    public Tensor Value { get; } = value;
+    /// <summary>Parameters bring their arena slice; activations get a pooled, zeroed tensor on first use.</summary>
+    public Tensor? Grad { get; internal set; } = grad;
+    public int[] Shape => Value.Shape;
+    public override string ToString() => Value.Describe();
+}
+
+/// <summary>
+/// Reverse-mode automatic differentiation above the backend. Each op runs the backend's forward kernel now and
+/// records a closure that runs its backward kernel later; <see cref="Backward"/> replays them in reverse.
+/// Backward kernels accumulate, so a value used twice (the tied token embedding) simply receives both gradients.
+/// Activations and their gradients come from a pool that <see cref="Reset"/> rewinds, so a training step allocates
+/// nothing once the first step has run.
+/// </summary>
+public sealed class Tape(IBackend backend, bool recording = true)
+{
+    public IBackend Backend { get; } = backend;
+    /// <summary>false for inference: ops run, nothing is saved for backward.</summary>
+    public bool Recording { get; set; } = recording;
+
+    private readonly List<Action> _backward = [];
+    private readonly Dictionary<(DType, int), Stack<Tensor>> _free = [];
+    private readonly List<Tensor> _inUse = [];
+
+    /// <summary>A pooled tensor whose contents are undefined until written (kernels overwrite their outputs).</summary>
+    public Tensor Temp(DType dtype, int[] shape, string? name = null)
+    {
+        int n = Tensor.ElementCount(shape);
+        Tensor t = _free.TryGetValue((dtype, n), out var stack) && stack.Count > 0
+            ? stack.Pop()
+            : Backend.Allocate(dtype, [n], name);
+        _inUse.Add(t);
+        return t.Reshape(shape);
+    }
+
+    /// <summary>Returns every activation to the pool and forgets the recorded ops. Call once per step.</summary>
+    public void Reset()
+    {
+        foreach (var t in _inUse)
+        {
+            var key = (t.DType, t.Length);
+            if (!_free.TryGetValue(key, out var stack)) _free[key] = stack = new Stack<Tensor>();
+            stack.Push(t.Reshape(t.Length));
+        }
+        _inUse.Clear();
+        _backward.Clear();
+    }
+
+    private Var NewVar(DType dtype, int[] shape, string name) => new(Temp(dtype, shape, name));
+
+    /// <summary>The gradient of <paramref name="v"/>, created and zeroed on first use.</summary>
+    private Tensor GradOf(Var v)
+    {
+        if (v.Grad is null)
+        {
+            v.Grad = Temp(v.Value.DType, v.Shape, "d" + v.Value.Name);
+            Backend.Fill(v.Grad, 0); // the visible zeroing step: backward kernels only accumulate
+        }
+        return v.Grad;
+    }
+
+    private void Record(Action backward)
+    {
+        if (Recording) _backward.Add(backward);
+    }
+
+    /// <summary>Seeds d(loss)/d(losses) = <paramref name="dLosses"/> and runs every recorded backward in reverse.</summary>
+    public void Backward(Var losses, Tensor dLosses)
+    {
+        Backend.Copy(dLosses, GradOf(losses));
+        for (int i = _backward.Count - 1; i >= 0; i--) _backward[i]();
+        _backward.Clear();
+    }
+
+    // ---- ops -------------------------------------------------------------------------------------------------------
+
+    /// <summary>out[n] = table[ids[n]]. ids [..] I32 → out [.., C].</summary>
+    public Var Embedding(Var table, Tensor ids)
+    {
+        var output = NewVar(table.Value.DType, [.. ids.Shape, table.Shape[1]], "embedding");
+        Backend.Embedding(ids.Reshape(ids.Length), table.Value, output.Value.Reshape(ids.Length, table.Shape[1]));
+        Record(() =>
+        {
+            if (output.Grad is null) return;
+            Backend.EmbeddingBackward(output.Grad.Reshape(ids.Length, table.Shape[1]), ids.Reshape(ids.Length), GradOf(table));
+        });
+        return output;
+    }
+
+    /// <summary>out = op(a) · op(b) (+ bias); see <see cref="IBackend.MatMul"/> for the shapes.</summary>
+    public Var MatMul(Var a, Var b, Var? bias = null, bool transA = false, bool transB = false)
+    {
+        int m = transA ? a.Shape[^1] : a.Shape[^2];
+        int n = transB ? b.Shape[^2] : b.Shape[^1];
+        int[] batch = a.Shape.Length >= b.Shape.Length ? a.Shape[..^2] : b.Shape[..^2];
+        var output = NewVar(a.Value.DType, [.. batch, m, n], "matmul");
+        Backend.MatMul(a.Value, b.Value, bias?.Value, output.Value, transA, transB);
+        Record(() =>
+        {
+            if (output.Grad is null) return;
+            Backend.MatMulBackward(output.Grad, a.Value, b.Value, GradOf(a), GradOf(b), bias is null ? null : GradOf(bias), transA, transB);
+        });
+        return output;
+    }
+
+    /// <summary>A Conv1D/nn.Linear layer on the last axis: x [.., K] · weight [K, N] + bias [N] → [.., N].
+    /// The weight is rank 2, so the backend treats x's leading axes as one batch of rows.</summary>
+    public Var Linear(Var x, Var weight, Var? bias)
+    {
+        if (weight.Shape.Length != 2 || weight.Shape[0] != x.Shape[^1])
+            throw new ArgumentException($"linear: input {x.Value.Describe()} does not match weight {weight.Value.Describe()} ([in, out])");
+        return MatMul(x, weight, bias);
+    }
+
+    /// <summary>LayerNorm over the last axis with learned gain and bias.</summary>
+    public Var LayerNorm(Var x, Var weight, Var bias, float eps = 1e-5f)
+    {
+        int c = x.Shape[^1], rows = x.Value.Rows;
+        var output = NewVar(x.Value.DType, x.Shape, "layernorm");
+        Tensor mean = Temp(x.Value.DType, [rows], "mean");  // [N] saved for backward
+        Tensor rstd = Temp(x.Value.DType, [rows], "rstd");  // [N] saved for backward
+        Backend.LayerNorm(x.Value.Reshape(rows, c), weight.Value, bias.Value, output.Value.Reshape(rows, c), mean, rstd, eps);
+        Record(() =>
+        {
+            if (output.Grad is null) return;
+            Backend.LayerNormBackward(output.Grad.Reshape(rows, c), x.Value.Reshape(rows, c), weight.Value, mean, rstd,
+                GradOf(x).Reshape(rows, c), GradOf(weight), GradOf(bias));
+        });
+        return output;
+    }
+
+    public Var Gelu(Var x)
+    {
+        var output = NewVar(x.Value.DType, x.Shape, "gelu");
+        Backend.Gelu(x.Value, output.Value);
+        Record(() =>
+        {
+            if (output.Grad is null) return;
+            Backend.GeluBackward(output.Grad, x.Value, GradOf(x));
+        });
+        return output;
+    }
+
+    /// <summary>The residual connection a + b.</summary>
+    public Var Add(Var a, Var b)
+    {
+        var output = NewVar(a.Value.DType, a.Shape, "residual");
+        Backend.Add(a.Value, b.Value, output.Value);
+        Record(() =>
+        {
+            if (output.Grad is null) return;
+            Backend.Accumulate(output.Grad, GradOf(a));
+            Backend.Accumulate(output.Grad, GradOf(b));
+        });
+        return output;
+    }
+
+    /// <summary>Causal self-attention on a fused qkv [B, T, 3C] → [B, T, C].</summary>
+    public Var Attention(Var qkv, int heads)
+    {
+        int b = qkv.Shape[0], t = qkv.Shape[1], c = qkv.Shape[2] / 3;
+        var output = NewVar(qkv.Value.DType, [b, t, c], "attention");
+        Tensor probs = Temp(qkv.Value.DType, [b, heads, t, t], "att");  // [B, NH, T, T] saved for backward
+        Backend.Attention(qkv.Value, output.Value, probs, heads);
+        Record(() =>
+        {
+            if (output.Grad is null) return;
+            Backend.AttentionBackward(output.Grad, qkv.Value, probs, GradOf(qkv), heads);
+        });
+        return output;
+    }
+
+    /// <summary>Per-row cross-entropy of logits [.., V] against targets [..] I32 → losses [N] (0 where ignored).</summary>
+    public Var CrossEntropy(Var logits, Tensor targets, int ignoreIndex = -1)
+    {
+        int v = logits.Shape[^1], rows = logits.Value.Rows;
+        if (targets.Length != rows)
+            throw new ArgumentException($"cross-entropy: {targets.Describe()} has {targets.Length} targets for {rows} rows of {logits.Value.Describe()}");
+        var losses = NewVar(logits.Value.DType, [rows], "losses");
+        Tensor probs = Temp(logits.Value.DType, [rows, v], "probs");  // [N, V] softmax, saved for backward
+        Backend.CrossEntropy(logits.Value.Reshape(rows, v), targets.Reshape(rows), probs, losses.Value, ignoreIndex);
+        Record(() =>
+        {
+            if (losses.Grad is null) return;
+            Backend.CrossEntropyBackward(losses.Grad, probs, targets.Reshape(rows), GradOf(logits).Reshape(rows, v), ignoreIndex);
+        });
+        return losses;
+    }
+}

@@ -1,0 +1,101 @@
+namespace Llm.Tensors;
+
+/// <summary>
+/// The whole contract between the model code and a compute device: memory management plus a small, named op set,
+/// each op with its backward. Layers, models, the tape, optimizers and the training loop are written once above it.
+/// Shape legend: B batch, T time, C channels, V vocabulary, NH heads, N rows (= B*T), K/M/N matmul dims.
+/// Conventions: every backward op ACCUMULATES (+=) into its gradient outputs; zeroing is the caller's visible step.
+/// Float ops accept F32 (and F64 on the Reference, for finite-difference checks); ids and targets are I32.
+/// </summary>
+public interface IBackend : IDisposable
+{
+    /// <summary>Short name, e.g. "cpu" or "vulkan".</summary>
+    string Name { get; }
+
+    // ---- memory ----------------------------------------------------------------------------------------------
+
+    /// <summary>A new zero-filled tensor in this backend's memory.</summary>
+    Tensor Allocate(DType dtype, int[] shape, string? name = null);
+    /// <summary>Host → device. <typeparamref name="T"/> must match the tensor's dtype (float, double or int).</summary>
+    void Upload<T>(ReadOnlySpan<T> source, Tensor destination) where T : unmanaged;
+    /// <summary>Device → host; waits for pending work.</summary>
+    void Download<T>(Tensor source, Span<T> destination) where T : unmanaged;
+    /// <summary>destination = source (same dtype and length).</summary>
+    void Copy(Tensor source, Tensor destination);
+    /// <summary>destination[i] = value.</summary>
+    void Fill(Tensor destination, double value);
+    /// <summary>Waits until all submitted work has finished.</summary>
+    void Synchronize();
+
+    // ---- ops: forward and backward side by side ----------------------------------------------------------------
+
+    /// <summary>output[n, :] = table[ids[n], :]. ids [N] I32, table [V, C], output [N, C].</summary>
+    void Embedding(Tensor ids, Tensor table, Tensor output);
+    /// <summary>dTable[ids[n], :] += dOutput[n, :] (scatter-add).</summary>
+    void EmbeddingBackward(Tensor dOutput, Tensor ids, Tensor dTable);
+
+    /// <summary>
+    /// Batched matmul: output[b] (+)= op(a[b]) · op(b[b]) + bias, op(x) = xᵀ when the flag is set.
+    /// a [batch.., M, K] (or [K, M] when transA), b [batch.., K, N] (or [N, K] when transB), bias [N] or null,
+    /// output [batch.., M, N]. An operand of rank 2 is shared by every batch (a weight matrix).
+    /// accumulate=true adds into output instead of overwriting it.
+    /// </summary>
+    void MatMul(Tensor a, Tensor b, Tensor? bias, Tensor output, bool transA = false, bool transB = false, bool accumulate = false);
+    /// <summary>dA += dOutput · op(b)ᵀ (in a's layout), dB += op(a)ᵀ · dOutput (in b's layout), dBias += Σ_rows dOutput.
+    /// Any gradient may be null when it is not wanted.</summary>
+    void MatMulBackward(Tensor dOutput, Tensor a, Tensor b, Tensor? dA, Tensor? dB, Tensor? dBias, bool transA = false, bool transB = false);
+
+    /// <summary>output = (input − mean) · rstd · weight + bias over the last axis; saves mean [N] and rstd [N] for backward.
+    /// input/output [N, C], weight/bias [C], rstd = 1/sqrt(var + eps) with the biased variance.</summary>
+    void LayerNorm(Tensor input, Tensor weight, Tensor bias, Tensor output, Tensor mean, Tensor rstd, float eps = 1e-5f);
+    /// <summary>Accumulates dInput [N, C], dWeight [C], dBias [C].</summary>
+    void LayerNormBackward(Tensor dOutput, Tensor input, Tensor weight, Tensor mean, Tensor rstd, Tensor dInput, Tensor dWeight, Tensor dBias);
+
+    /// <summary>GPT-2's tanh GeLU: y = ½x(1 + tanh(√(2/π)(x + 0.044715x³))).</summary>
+    void Gelu(Tensor input, Tensor output);
+    /// <summary>dInput += dOutput · gelu'(input).</summary>
+    void GeluBackward(Tensor dOutput, Tensor input, Tensor dInput);
+
+    /// <summary>output = a + b (same shapes): the residual connection. Its backward is <see cref="Accumulate"/> twice.</summary>
+    void Add(Tensor a, Tensor b, Tensor output);
+    /// <summary>destination += source. Also the backward of <see cref="Add"/> and of any fan-out.</summary>
+    void Accumulate(Tensor source, Tensor destination);
+    /// <summary>tensor *= factor (gradient clipping, loss scaling).</summary>
+    void Scale(Tensor tensor, float factor);
+    /// <summary>Σ tensor[i]², accumulated in double, returned to the host (global gradient norm).</summary>
+    double SumOfSquares(Tensor tensor);
+
+    /// <summary>
+    /// Causal multi-head self-attention on a fused projection. qkv [B, T, 3C] holds q, k, v side by side
+    /// (each [B, T, NH, hs], hs = C/NH); output [B, T, C]; probs [B, NH, T, T] receives the softmax
+    /// (row maximum subtracted, masked entries 0) and is what backward needs.
+    /// att[t, s] = softmax_s≤t(q_t·k_s / √hs), out_t = Σ_s att[t, s] v_s.
+    /// </summary>
+    void Attention(Tensor qkv, Tensor output, Tensor probs, int heads);
+    /// <summary>Accumulates dQkv [B, T, 3C] from dOutput [B, T, C], using the saved probs.</summary>
+    void AttentionBackward(Tensor dOutput, Tensor qkv, Tensor probs, Tensor dQkv, int heads);
+
+    /// <summary>
+    /// Fused softmax + cross-entropy over the vocabulary. logits [N, V], targets [N] I32, probs [N, V] (saved),
+    /// losses [N] = −log softmax(logits[n])[targets[n]], and 0 where targets[n] == ignoreIndex.
+    /// </summary>
+    void CrossEntropy(Tensor logits, Tensor targets, Tensor probs, Tensor losses, int ignoreIndex = -1);
+    /// <summary>dLogits[n, v] += dLosses[n] · (probs[n, v] − [v == targets[n]]); rows with ignoreIndex get nothing.</summary>
+    void CrossEntropyBackward(Tensor dLosses, Tensor probs, Tensor targets, Tensor dLogits, int ignoreIndex = -1);
+
+    /// <summary>
+    /// One AdamW update (Loshchilov &amp; Hutter), in place on param, m, v. With t = step (1-based):
+    /// m = β1 m + (1−β1) g; v = β2 v + (1−β2) g²; m̂ = m/(1−β1ᵗ); v̂ = v/(1−β2ᵗ);
+    /// param −= lr (m̂ / (√v̂ + ε) + weightDecay · param).
+    /// </summary>
+    void AdamW(Tensor param, Tensor grad, Tensor m, Tensor v, AdamWParameters hyper);
+}
+
+/// <summary>Hyper-parameters of one AdamW step; the defaults are GPT-2/3's.</summary>
+public readonly record struct AdamWParameters(
+    float LearningRate,
+    int Step,                    // 1-based, for bias correction
+    float Beta1 = 0.9f,
+    float Beta2 = 0.95f,         // 0.95 rather than 0.999: steadier for large-batch LM training (GPT-3)
+    float Epsilon = 1e-8f,
+    float WeightDecay = 0.1f);   // applied to matrices only; callers pass 0 for biases, gains and norms
