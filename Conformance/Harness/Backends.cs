@@ -1,0 +1,34 @@
+using Llm.Cpu;
+using Llm.Tensors;
+
+namespace Llm.Conformance.Harness;
+
+/// <summary>A backend under test: a name for messages and a lazily created, shared instance.</summary>
+public sealed class Subject(string name, Func<IBackend> create)
+{
+    private readonly Lazy<IBackend> _instance = new(create, LazyThreadSafetyMode.ExecutionAndPublication);
+    public string Name { get; } = name;
+    /// <summary>Subjects compute in F32, the training type.</summary>
+    public DType DType => DType.F32;
+    public IBackend Backend => _instance.Value;
+    public override string ToString() => Name;
+}
+
+/// <summary>
+/// Who is tested against whom. Every property runs each op on every <see cref="Subjects"/> backend in F32 and on
+/// the <see cref="Oracle"/>, the scalar definitions in F64, with identical inputs, and compares the results.
+/// A new backend joins the whole suite with one line in <see cref="Subjects"/>.
+/// </summary>
+public static class Backends
+{
+    public static IReadOnlyList<Subject> Subjects { get; } =
+    [
+        new("cpu-fast", () => new CpuBackend(fastPaths: true)),
+        // new("vulkan", () => new VulkanBackend()),
+    ];
+
+    private static readonly Lazy<CpuBackend> _oracle = new(() => new CpuBackend(fastPaths: false));
+
+    /// <summary>The definition: CpuBackend's scalar kernels, always run in F64 here.</summary>
+    public static IBackend Oracle => _oracle.Value;
+}
