@@ -72,14 +72,15 @@ public sealed class OpCheck
     private readonly List<(IBackend Backend, DType Float, string Name)> _sides;
     private readonly Rng _guardRng;
 
-    public OpCheck(string op, object testCase, int seed)
+    /// <param name="subjects">the backends under test; <see cref="Backends.Subjects"/> unless a test injects its own.</param>
+    public OpCheck(string op, object testCase, int seed, IReadOnlyList<Subject>? subjects = null)
     {
         _op = op;
         _case = testCase;
         Rng = new Rng((ulong)seed);
         _guardRng = new Rng((ulong)seed ^ 0x5DEECE66DUL);
         _sides = [(Backends.Oracle, DType.F64, "oracle")];
-        foreach (var s in Backends.Subjects) _sides.Add((s.Backend, s.DType, s.Name));
+        foreach (var s in subjects ?? Backends.Subjects) _sides.Add((s.Backend, s.DType, s.Name));
     }
 
     /// <summary>The case's data generator: draw every input from it, in a fixed order, so a seed replays.</summary>

@@ -22,7 +22,7 @@ public sealed record AdamWCase(int N, int Step, float LearningRate, float Weight
         c => Dims.Shrink(c, [c.N, c.Step], d => c with { N = d[0], Step = d[1] }));
 }
 
-[Properties(Arbitrary = [typeof(AdamWCase)], MaxTest = 40, QuietOnSuccess = true)]
+[Properties(Arbitrary = [typeof(AdamWCase)], MaxTest = 100, QuietOnSuccess = true)]
 public class AdamWTests
 {
     /// <summary>The update δ = −lr(m̂/(√v̂+ε) + λ·param) is ≈ lr, small next to |param| ≈ 1, so a param NMSE alone

@@ -29,7 +29,7 @@ public sealed record AttentionCase(int B, int T, int NH, int HS, double Scale, i
         c => Dims.Shrink(c, [c.B, c.T, c.NH, c.HS], d => c with { B = d[0], T = d[1], NH = d[2], HS = d[3] }));
 }
 
-[Properties(Arbitrary = [typeof(AttentionCase)], MaxTest = 30, QuietOnSuccess = true)]
+[Properties(Arbitrary = [typeof(AttentionCase)], MaxTest = 60, QuietOnSuccess = true)]
 public class AttentionTests
 {
     [Property]
@@ -65,7 +65,7 @@ public class AttentionTests
         return probs;
     }
 
-    [Property(MaxTest = 15)]
+    [Property(MaxTest = 30)]
     public void BackwardMatchesFiniteDifferences(AttentionCase c)
     {
         c = c with { B = Math.Min(c.B, 2), T = Math.Min(c.T, 5), NH = Math.Min(c.NH, 2), HS = Math.Min(c.HS, 3) };

@@ -21,7 +21,7 @@ public sealed record EmbeddingCase(int N, int V, int C, int Seed)
         c => Dims.Shrink(c, [c.N, c.V, c.C], d => c with { N = d[0], V = d[1], C = d[2] }));
 }
 
-[Properties(Arbitrary = [typeof(EmbeddingCase)], MaxTest = 40, QuietOnSuccess = true)]
+[Properties(Arbitrary = [typeof(EmbeddingCase)], MaxTest = 100, QuietOnSuccess = true)]
 public class EmbeddingTests
 {
     [Property]
@@ -45,7 +45,7 @@ public class EmbeddingTests
         check.Run((b, t) => b.EmbeddingBackward(t(dOutput), t(ids), t(dTable)));
     }
 
-    [Property(MaxTest = 10)]
+    [Property(MaxTest = 20)]
     public void BackwardMatchesFiniteDifferences(EmbeddingCase c)
     {
         var rng = new Rng((ulong)c.Seed);

@@ -23,7 +23,7 @@ public sealed record LayerNormCase(int N, int C, double Shift, int Seed)
         c => Dims.Shrink(c, [c.N, c.C], d => c with { N = d[0], C = d[1] }));
 }
 
-[Properties(Arbitrary = [typeof(LayerNormCase)], MaxTest = 40, QuietOnSuccess = true)]
+[Properties(Arbitrary = [typeof(LayerNormCase)], MaxTest = 100, QuietOnSuccess = true)]
 public class LayerNormTests
 {
     private const float Eps = 1e-5f;
@@ -71,7 +71,7 @@ public class LayerNormTests
         return (Oracle.Read(mean).Select(v => (double)(float)v).ToArray(), Oracle.Read(rstd).Select(v => (double)(float)v).ToArray());
     }
 
-    [Property(MaxTest = 15)]
+    [Property(MaxTest = 30)]
     public void BackwardMatchesFiniteDifferences(LayerNormCase c)
     {
         var rng = new Rng((ulong)c.Seed);

@@ -61,7 +61,7 @@ public sealed record MatMulCase(int BatchRank, int B0, int B1, int M, int K, int
     }
 }
 
-[Properties(Arbitrary = [typeof(MatMulCase)], MaxTest = 40, QuietOnSuccess = true)]
+[Properties(Arbitrary = [typeof(MatMulCase)], MaxTest = 100, QuietOnSuccess = true)]
 public class MatMulTests
 {
     [Property]
@@ -95,7 +95,7 @@ public class MatMulTests
             dA is null ? null : t(dA), dB is null ? null : t(dB), dBias is null ? null : t(dBias), c.TransA, c.TransB));
     }
 
-    [Property(MaxTest = 15)]
+    [Property(MaxTest = 30)]
     public void BackwardMatchesFiniteDifferences(MatMulCase c)
     {
         // Small copies of the drawn case: every layout flag kept, sizes cut to keep 2·|x| forward runs cheap.

@@ -5,7 +5,7 @@ using Llm.Conformance.Harness;
 namespace Llm.Conformance.Ops;
 
 /// <summary>The residual stream ops Add, Accumulate, Scale and SumOfSquares, on <see cref="ElementwiseCase"/> shapes.</summary>
-[Properties(Arbitrary = [typeof(ElementwiseCase)], MaxTest = 40, QuietOnSuccess = true)]
+[Properties(Arbitrary = [typeof(ElementwiseCase)], MaxTest = 100, QuietOnSuccess = true)]
 public class ResidualTests
 {
     [Property]
@@ -29,7 +29,7 @@ public class ResidualTests
     }
 
     /// <summary>Accumulate takes any view with the same element count (a gradient may arrive reshaped).</summary>
-    [Property(MaxTest = 10)]
+    [Property(MaxTest = 20)]
     public void AccumulateAcrossShapes(ElementwiseCase c)
     {
         var check = new OpCheck("Accumulate(reshaped)", c, c.Seed);
@@ -68,7 +68,7 @@ public class ResidualTests
     }
 
     /// <summary>Add's backward is Accumulate twice: ∂(Σ w⊙(a+b))/∂a = w, checked against central differences.</summary>
-    [Property(MaxTest = 10)]
+    [Property(MaxTest = 20)]
     public void AddBackwardMatchesFiniteDifferences(ElementwiseCase c)
     {
         var rng = new Rng((ulong)c.Seed);
