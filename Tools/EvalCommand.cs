@@ -1,6 +1,5 @@
 using System.CommandLine;
 using System.Text.Json;
-using Llm.IO;
 using Llm.Text;
 using Llm.Training;
 
@@ -20,7 +19,7 @@ internal static class EvalCommand
         cmd.SetAction(p =>
         {
             using var backend = Cli.CreateBackend();
-            var (model, tokenizerName) = Checkpoint.LoadModel(Checkpoint.ResolveModelFolder(p.GetValue(checkpoint)!), backend);
+            var (model, tokenizerName) = Models.Gpt2.Load(p.GetValue(checkpoint)!, backend);
             var tokenizer = Tokenizers.Create(tokenizerName);
             string path = p.GetValue(data)!;
             string text = Corpus.Load(path);

@@ -1,6 +1,5 @@
 using System.CommandLine;
 using Llm.Inference;
-using Llm.IO;
 using Llm.Text;
 
 namespace Llm.Tools;
@@ -30,7 +29,7 @@ internal static class SampleCommand
             int n = p.GetValue(tokens);
             if (n < 0) throw new ArgumentException($"--tokens must be ≥ 0, got {n}");
             using var backend = Cli.CreateBackend();
-            var (model, tokenizerName) = Checkpoint.LoadModel(Checkpoint.ResolveModelFolder(p.GetValue(checkpoint)!), backend);
+            var (model, tokenizerName) = Models.Gpt2.Load(p.GetValue(checkpoint)!, backend);
             var tokenizer = Tokenizers.Create(tokenizerName);
             string text = p.GetValue(prompt)!;
             int[] ids = tokenizer.Encode(text);

@@ -17,10 +17,25 @@ public sealed class Gpt2
     private Tensor? _positions;  // [B, T] I32: 0..T-1 in every row, the ids of the learned position embedding
 
     public Gpt2(IBackend backend, Gpt2Config config, DType dtype = DType.F32)
+        : this(config, new ParameterSet(backend, config.Validate().ParameterSpecs(), dtype)) { }
+
+    /// <summary>A model around parameters that already exist (loaded from a checkpoint).</summary>
+    public Gpt2(Gpt2Config config, ParameterSet parameters)
     {
         Config = config.Validate();
-        Backend = backend;
-        Parameters = new ParameterSet(backend, config.ParameterSpecs(), dtype);
+        Parameters = parameters;
+        Backend = parameters.Values.Backend;
+        foreach (var spec in config.ParameterSpecs())
+            if (!parameters.Contains(spec.Name) || !parameters[spec.Name].Shape.SequenceEqual(spec.Shape))
+                throw new ArgumentException($"parameter set does not fit the config: '{spec.Name}' should be {Tensor.ShapeString(spec.Shape)}");
+    }
+
+    /// <summary>Loads a checkpoint folder (ours or a Hugging Face GPT-2 download); returns the model and its tokenizer
+    /// name (config.json's llm_tokenizer; Hugging Face folders without it use GPT-2 BPE).</summary>
+    public static (Gpt2 Model, string Tokenizer) Load(string path, IBackend backend)
+    {
+        var loaded = IO.Checkpoint.LoadModel(path, backend);
+        return (new Gpt2(loaded.Config.Model, loaded.Parameters), loaded.Config.Tokenizer ?? "gpt2");
     }
 
     private Var P(string name) => Parameters[name].Var;

@@ -85,18 +85,25 @@ public sealed class TrainingRun
     public static TrainingRun Resume(IBackend backend, string checkpoint, string? outFolder = null, int? steps = null)
     {
         string folder = Checkpoint.ResolveModelFolder(checkpoint);
-        var state = TrainingState.Load(folder);
+        var (model, tokenizerName) = Gpt2.Load(folder, backend);
+        // the moments are read into scratch tensors first: the trainer (and its AdamW) needs the saved options
+        var m = backend.Allocate(DType.F32, [(int)model.Parameters.Count], "adam.m");
+        var v = backend.Allocate(DType.F32, [(int)model.Parameters.Count], "adam.v");
+        string statePath = Path.Combine(folder, Checkpoint.TrainingStateFile);
+        if (!File.Exists(statePath)) throw new FileNotFoundException($"{folder} has no {Checkpoint.TrainingStateFile}: it holds weights only and cannot be resumed");
+        var state = TrainingState.Load(statePath, m, v);
         var options = JsonSerializer.Deserialize<TrainOptions>(state.TrainerJson, JsonOptions)
-            ?? throw new InvalidDataException($"{folder}: training state has no trainer options");
+            ?? throw new InvalidDataException($"{statePath}: no trainer options");
         options = options with { Steps = steps ?? options.Steps, Out = outFolder ?? options.Out };
         options.Validate();
-        var (model, tokenizerName) = Checkpoint.LoadModel(folder, backend);
         if (tokenizerName != options.Tokenizer)
             throw new InvalidDataException($"{folder}: config.json names tokenizer '{tokenizerName}' but the training state says '{options.Tokenizer}'");
         var tokenizer = Tokenizers.Create(tokenizerName);
         var data = LoadData(options, tokenizer);
         var trainer = new Trainer(model, options.Optimizer, options.Steps);
-        state.RestoreInto(trainer.Optimizer);
+        backend.Copy(m, trainer.Optimizer.M);
+        backend.Copy(v, trainer.Optimizer.V);
+        trainer.Optimizer.Step = checked((int)state.Step);
         data.Position = state.DataPosition;
         var run = new TrainingRun(options, tokenizer, data, model, trainer, new Common.Rng(state.RngState));
         run.Metrics.AddRange(ReadMetrics(options.Out).Where(m => m.Step <= state.Step));
@@ -150,8 +157,8 @@ public sealed class TrainingRun
     public string SaveCheckpoint()
     {
         int step = Trainer.Optimizer.Step;
-        var state = TrainingState.Capture(Trainer.Optimizer, Rng.State, Data.Position, JsonSerializer.Serialize(Options, JsonOptions));
-        string folder = Checkpoint.Save(Options.Out, step, Model, Tokenizer.Name, state);
+        var state = new TrainingState(step, Rng.State, Data.Position, Trainer.Optimizer.M, Trainer.Optimizer.V, JsonSerializer.Serialize(Options, JsonOptions));
+        string folder = Checkpoint.Save(Options.Out, step, new HfConfig(Model.Config, Tokenizer.Name), Model.Parameters, state);
         WriteMetrics(Options.Out, Metrics);
         return folder;
     }
