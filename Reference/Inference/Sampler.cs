@@ -1,3 +1,4 @@
+// V vocab (length of one logits row)
 using Llm.Common;
 
 namespace Llm.Inference;
@@ -38,6 +39,7 @@ public sealed record SamplingOptions
 /// <summary>
 /// Picks the next token from one row of logits [V]. Holds its own seeded <see cref="Llm.Common.Rng"/>, so a run
 /// with the same seed, model and prompt produces the same text, and <see cref="Rng"/>'s state can be saved.
+/// Not thread-safe (it reuses scratch buffers): one sampler per generation stream.
 /// </summary>
 public sealed class Sampler
 {

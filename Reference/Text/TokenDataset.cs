@@ -1,3 +1,4 @@
+// B batch rows, T time (tokens per row), N tokens in the stream
 namespace Llm.Text;
 
 /// <summary>One training or validation batch: B rows of T inputs and the T tokens that follow each.</summary>
