@@ -17,8 +17,9 @@ internal static class BenchCommand
         var skipNaive = Cli.Opt("--skip-naive", "skip the slow scalar matmul definition", false);
         var torch = Cli.Opt("--compare-torch", "also run Tools/bench/torch_gpt2_step.py with Debian's python3-torch", false);
         var json = Cli.Opt("--json", "print one JSON object with every number", false);
+        var table = Cli.Opt<string?>("--write-table", "replace the table between <!-- bench:start --> and <!-- bench:end --> in this file (the README)");
         var cmd = new Command("bench", "Measure matmul GFLOP/s, a GPT-2 training step and peak memory.")
-        { preset, batch, seq, steps, size, skipNaive, torch, json };
+        { preset, batch, seq, steps, size, skipNaive, torch, json, table };
         cmd.SetAction(p =>
         {
             var o = new Bench.Options(p.GetValue(preset)!, p.GetValue(batch), p.GetValue(seq), p.GetValue(steps), p.GetValue(size), p.GetValue(skipNaive));
@@ -26,7 +27,8 @@ internal static class BenchCommand
             var log = asJson ? TextWriter.Null : stdout;
             using var backend = Cli.CreateBackend();
             var result = Bench.Run(backend, o, log);
-            object? torchResult = p.GetValue(torch) ? RunTorch(o, log) : null;
+            JsonElement? torchResult = p.GetValue(torch) ? RunTorch(o, log) : null;
+            if (p.GetValue(table) is { } readme) WriteTable(readme, result, torchResult);
             if (asJson) stdout.WriteLine(JsonSerializer.Serialize(new { llm = result, torch = torchResult }));
             return 0;
         });
@@ -64,5 +66,31 @@ internal static class BenchCommand
             log.WriteLine($"PyTorch comparison skipped: /usr/bin/python3 not found ({e.Message})");
             return null;
         }
+    }
+
+    /// <summary>Replaces the measured table in <paramref name="path"/> so the README's numbers come from a run, not a hand.</summary>
+    private static void WriteTable(string path, Bench.Result r, JsonElement? torch)
+    {
+        const string start = "<!-- bench:start -->", end = "<!-- bench:end -->";
+        string text = File.ReadAllText(path);
+        int i = text.IndexOf(start, StringComparison.Ordinal), j = text.IndexOf(end, StringComparison.Ordinal);
+        if (i < 0 || j < i) throw new InvalidDataException($"{path}: no '{start}' ... '{end}' markers to replace");
+        string cpu = File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("model name"))?.Split(':', 2)[1].Trim() ?? "unknown CPU";
+        string T(string prop, string format) => torch is { } t ? t.GetProperty(prop).GetDouble().ToString(format) : "—";
+        var inv = System.Globalization.CultureInfo.InvariantCulture;
+        string table = string.Join('\n',
+            $"Machine: {cpu}, {Environment.ProcessorCount} cores; {DateTime.UtcNow:yyyy-MM-dd}; {(torch is { } tv ? $"PyTorch {tv.GetProperty("torch")} with {tv.GetProperty("threads")} threads" : "PyTorch not run")}.",
+            "",
+            $"| measure | llm.cs `{r.Backend}` | PyTorch CPU |",
+            "|---|---|---|",
+            $"| matmul {r.MatMulSize}³, scalar definition | {r.NaiveGflops.ToString("F2", inv)} GFLOP/s | — |",
+            $"| matmul {r.MatMulSize}³, fast path | {r.FastGflops.ToString("F1", inv)} GFLOP/s | {T("matmul_gflops", "F1")} GFLOP/s |",
+            $"| {r.Preset} ({r.Parameters / 1e6:F0}M) training step, B={r.Batch} T={r.Seq} | {r.StepMs:F0} ms | {T("step_ms", "F0")} ms |",
+            $"| — forward | {r.ForwardMs:F0} ms | {T("forward_ms", "F0")} ms |",
+            $"| — backward (with gradient clipping) | {r.BackwardMs:F0} ms | {T("backward_ms", "F0")} ms |",
+            $"| — AdamW | {r.AdamWMs:F0} ms | {T("adamw_ms", "F0")} ms |",
+            $"| tokens/s | {r.TokensPerSecond:F0} | {(torch is { } t2 ? (r.Batch * r.Seq / (t2.GetProperty("step_ms").GetDouble() / 1000)).ToString("F0") : "—")} |",
+            $"| peak working set | {r.PeakMemoryMiB:F0} MiB | — |");
+        IO.AtomicFile.WriteAllText(path, text[..(i + start.Length)] + "\n" + table + "\n" + text[j..]);
     }
 }

@@ -1,13 +1,14 @@
 """The PyTorch CPU side of `llm bench --compare-torch`: the same measurements with what users would pick instead.
 Run with Debian's interpreter and python3-torch (+ libopenblas0-pthread): /usr/bin/python3 torch_gpt2_step.py.
 Prints one JSON object: matmul GFLOP/s at n^3 and ms per GPT-2 training step (forward, backward, AdamW)."""
-import json, math, sys, time
+import json, math, os, sys, time
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 n, B, T, steps, layers, heads, C, V, ctx = (int(a) for a in sys.argv[1:10]) if len(sys.argv) > 9 else (1024, 4, 64, 3, 12, 12, 768, 50257, 1024)
 torch.manual_seed(0)
+torch.set_num_threads(os.cpu_count())  # Debian's build starts with 1 OpenMP thread here; use every core, as we do
 
 def best_time(f, repeats=5):
     f()  # warm-up
@@ -20,6 +21,8 @@ a, b = torch.randn(n, n), torch.randn(n, n)
 best = best_time(lambda: a @ b)
 gflops = 2 * n ** 3 / best / 1e9
 
+mask = torch.tril(torch.ones(T, T)).view(1, 1, T, T)
+
 class Block(nn.Module):
     def __init__(self):
         super().__init__()
@@ -29,7 +32,9 @@ class Block(nn.Module):
     def forward(self, x):
         q, k, v = self.c_attn(self.ln_1(x)).split(C, dim=2)
         q, k, v = (t.view(B, T, heads, C // heads).transpose(1, 2) for t in (q, k, v))
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=True).transpose(1, 2).reshape(B, T, C)
+        att = (q @ k.transpose(-2, -1)) / math.sqrt(C // heads)  # torch 1.13 has no scaled_dot_product_attention
+        att = F.softmax(att.masked_fill(mask[:, :, :T, :T] == 0, float("-inf")), dim=-1)
+        y = (att @ v).transpose(1, 2).reshape(B, T, C)
         x = x + self.c_proj(y)
         return x + self.mlp_proj(F.gelu(self.c_fc(self.ln_2(x)), approximate="tanh"))
 
