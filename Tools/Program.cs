@@ -1,1 +1,1 @@
-return 0;
+return Llm.Tools.Cli.Run(args);

@@ -1,0 +1,377 @@
+using Llm.Cpu;
+using Llm.Tensors;
+using Xunit;
+
+namespace Llm.Conformance;
+
+/// <summary>
+/// Quick checks of the CPU kernels: each F32 fast path against the float definition on odd shapes (and against
+/// itself: bit-identical twice), and each backward definition against central finite differences in double.
+/// </summary>
+public class CpuKernelSmokeTests
+{
+    private static readonly CpuBackend Fast = new(fastPaths: true);
+    private static readonly CpuBackend Definition = new(fastPaths: false);
+
+    // ---- helpers ---------------------------------------------------------------------------------------------------
+
+    private static double[] RandomValues(int n, int seed, double scale = 1)
+    {
+        var rng = new Random(seed);
+        var x = new double[n];
+        for (int i = 0; i < n; i++) x[i] = (rng.NextDouble() * 2 - 1) * scale;
+        return x;
+    }
+
+    private static Tensor F64(double[] data, params int[] shape)
+    {
+        var t = Definition.Allocate(DType.F64, shape);
+        Definition.Upload<double>(data, t);
+        return t;
+    }
+
+    private static Tensor F32(CpuBackend backend, double[] data, params int[] shape)
+    {
+        var t = backend.Allocate(DType.F32, shape);
+        backend.Upload<float>(data.Select(d => (float)d).ToArray(), t);
+        return t;
+    }
+
+    private static Tensor I32(CpuBackend backend, int[] data)
+    {
+        var t = backend.Allocate(DType.I32, [data.Length]);
+        backend.Upload<int>(data, t);
+        return t;
+    }
+
+    private static double[] Get64(Tensor t) => CpuBackend.Span<double>(t).ToArray();
+    private static float[] Get32(Tensor t) => CpuBackend.Span<float>(t).ToArray();
+
+    /// <summary>Checks analytic = ∂loss/∂x at every element of x by central differences (x is perturbed in place).</summary>
+    private static void CheckGradient(string what, Tensor x, Func<double> loss, double[] analytic, double h = 1e-5, double tolerance = 1e-6)
+    {
+        var values = CpuBackend.Span<double>(x);
+        Assert.Equal(values.Length, analytic.Length);
+        for (int i = 0; i < analytic.Length; i++)
+        {
+            double saved = values[i];
+            values[i] = saved + h;
+            double plus = loss();
+            values = CpuBackend.Span<double>(x);
+            values[i] = saved - h;
+            double minus = loss();
+            values = CpuBackend.Span<double>(x);
+            values[i] = saved;
+            double numeric = (plus - minus) / (2 * h);
+            double error = Math.Abs(numeric - analytic[i]) / Math.Max(1, Math.Abs(numeric));
+            Assert.True(error < tolerance, $"{what}[{i}]: analytic {analytic[i]} vs numeric {numeric}");
+        }
+    }
+
+    /// <summary>Σ w·y: the scalar whose gradient w.r.t. y is w, turning any op into a loss.</summary>
+    private static double Dot(double[] w, Tensor y)
+    {
+        var v = CpuBackend.Span<double>(y);
+        double s = 0;
+        for (int i = 0; i < w.Length; i++) s += w[i] * v[i];
+        return s;
+    }
+
+    private static void AssertClose(float[] expected, float[] actual, double tolerance, string what)
+    {
+        Assert.Equal(expected.Length, actual.Length);
+        for (int i = 0; i < expected.Length; i++)
+        {
+            double error = Math.Abs(expected[i] - actual[i]) / Math.Max(1, Math.Abs(expected[i]));
+            Assert.True(error <= tolerance, $"{what}[{i}]: definition {expected[i]} vs fast {actual[i]}");
+        }
+    }
+
+    /// <summary>Runs <paramref name="op"/> on the definition and on the fast path (twice, from the same inputs) and
+    /// compares the tensors it writes: fast ≈ definition, and fast twice bit-identical.</summary>
+    private static void CompareFast(string what, Func<CpuBackend, Tensor[]> op, double tolerance = 1e-5)
+    {
+        var expected = op(Definition).Select(Get32).ToArray();
+        var first = op(Fast).Select(Get32).ToArray();
+        var second = op(Fast).Select(Get32).ToArray();
+        for (int k = 0; k < expected.Length; k++)
+        {
+            AssertClose(expected[k], first[k], tolerance, $"{what} output {k}");
+            Assert.True(first[k].AsSpan().SequenceEqual(second[k]), $"{what} output {k}: fast path not deterministic");
+        }
+    }
+
+    // ---- embedding -------------------------------------------------------------------------------------------------
+
+    [Theory]
+    [InlineData(1, 1, 1)]
+    [InlineData(7, 3, 5)]
+    [InlineData(97, 13, 67)]
+    public void EmbeddingFastMatchesDefinition(int n, int vocab, int c)
+    {
+        var ids = Enumerable.Range(0, n).Select(i => (i * 7 + 3) % vocab).ToArray(); // repeats: scatter-add collisions
+        CompareFast("embedding", be =>
+        {
+            var table = F32(be, RandomValues(vocab * c, 1), vocab, c);
+            var output = be.Allocate(DType.F32, [n, c]);
+            be.Embedding(I32(be, ids), table, output);
+            var dTable = F32(be, RandomValues(vocab * c, 2), vocab, c);
+            be.EmbeddingBackward(F32(be, RandomValues(n * c, 3), n, c), I32(be, ids), dTable);
+            return [output, dTable];
+        });
+    }
+
+    [Fact]
+    public void EmbeddingBackwardMatchesFiniteDifferences()
+    {
+        int n = 5, vocab = 4, c = 3;
+        int[] ids = [0, 2, 2, 3, 0];
+        var table = F64(RandomValues(vocab * c, 1), vocab, c);
+        var output = Definition.Allocate(DType.F64, [n, c]);
+        var w = RandomValues(n * c, 2);
+        var dTable = Definition.Allocate(DType.F64, [vocab, c]);
+        Definition.EmbeddingBackward(F64(w, n, c), I32(Definition, ids), dTable);
+        CheckGradient("dTable", table, () => { Definition.Embedding(I32(Definition, ids), table, output); return Dot(w, output); }, Get64(dTable));
+    }
+
+    [Fact]
+    public void EmbeddingRejectsOutOfRangeIdNamingPosition()
+    {
+        var table = Fast.Allocate(DType.F32, [4, 2], "wte");
+        var ex = Assert.Throws<ArgumentOutOfRangeException>(() =>
+            Fast.Embedding(I32(Fast, [1, 2, 4]), table, Fast.Allocate(DType.F32, [3, 2])));
+        Assert.Contains("id 4 at position 2", ex.Message);
+        Assert.Contains("wte", ex.Message);
+    }
+
+    // ---- layernorm -------------------------------------------------------------------------------------------------
+
+    [Theory]
+    [InlineData(1, 1)]
+    [InlineData(3, 7)]
+    [InlineData(97, 67)]
+    [InlineData(33, 768)]
+    public void LayerNormFastMatchesDefinition(int n, int c)
+    {
+        CompareFast("layernorm", be =>
+        {
+            var input = F32(be, RandomValues(n * c, 1, 3).Select(x => x + 0.5).ToArray(), n, c);
+            var weight = F32(be, RandomValues(c, 2), c);
+            var output = be.Allocate(DType.F32, [n, c]);
+            var mean = be.Allocate(DType.F32, [n]);
+            var rstd = be.Allocate(DType.F32, [n]);
+            be.LayerNorm(input, weight, F32(be, RandomValues(c, 3), c), output, mean, rstd);
+            var dInput = F32(be, RandomValues(n * c, 4), n, c);
+            var dWeight = F32(be, RandomValues(c, 5), c);
+            var dBias = F32(be, RandomValues(c, 6), c);
+            be.LayerNormBackward(F32(be, RandomValues(n * c, 7), n, c), input, weight, mean, rstd, dInput, dWeight, dBias);
+            return [output, mean, rstd, dInput, dWeight, dBias];
+        }, tolerance: 2e-5);
+    }
+
+    [Fact]
+    public void LayerNormBackwardMatchesFiniteDifferences()
+    {
+        int n = 3, c = 5;
+        var input = F64(RandomValues(n * c, 1, 2), n, c);
+        var weight = F64(RandomValues(c, 2), c);
+        var bias = F64(RandomValues(c, 3), c);
+        var output = Definition.Allocate(DType.F64, [n, c]);
+        var mean = Definition.Allocate(DType.F64, [n]);
+        var rstd = Definition.Allocate(DType.F64, [n]);
+        var w = RandomValues(n * c, 4);
+        double Loss() { Definition.LayerNorm(input, weight, bias, output, mean, rstd); return Dot(w, output); }
+        Loss();
+        var dInput = F64(RandomValues(n * c, 5), n, c); // non-zero start: backward must accumulate
+        var start = Get64(dInput);
+        var dWeight = Definition.Allocate(DType.F64, [c]);
+        var dBias = Definition.Allocate(DType.F64, [c]);
+        Definition.LayerNormBackward(F64(w, n, c), input, weight, mean, rstd, dInput, dWeight, dBias);
+        var dInputDelta = Get64(dInput).Zip(start, (a, b) => a - b).ToArray();
+        CheckGradient("dInput", input, Loss, dInputDelta);
+        CheckGradient("dWeight", weight, Loss, Get64(dWeight));
+        CheckGradient("dBias", bias, Loss, Get64(dBias));
+    }
+
+    // ---- gelu ------------------------------------------------------------------------------------------------------
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(7)]
+    [InlineData(97)]
+    [InlineData(100_003)]
+    public void GeluFastMatchesDefinition(int n)
+    {
+        CompareFast("gelu", be =>
+        {
+            var input = F32(be, RandomValues(n, 1, 6), n);
+            var output = be.Allocate(DType.F32, [n]);
+            be.Gelu(input, output);
+            var dInput = F32(be, RandomValues(n, 2), n);
+            be.GeluBackward(F32(be, RandomValues(n, 3), n), input, dInput);
+            return [output, dInput];
+        }, tolerance: 1e-5);
+    }
+
+    [Fact]
+    public void GeluBackwardMatchesFiniteDifferences()
+    {
+        int n = 11;
+        var input = F64(RandomValues(n, 1, 4), n);
+        var output = Definition.Allocate(DType.F64, [n]);
+        var w = RandomValues(n, 2);
+        var dInput = Definition.Allocate(DType.F64, [n]);
+        Definition.GeluBackward(F64(w, n), input, dInput);
+        CheckGradient("dInput", input, () => { Definition.Gelu(input, output); return Dot(w, output); }, Get64(dInput));
+    }
+
+    // ---- residual ops ----------------------------------------------------------------------------------------------
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(7)]
+    [InlineData(97)]
+    [InlineData(300_007)]
+    public void ResidualFastMatchesDefinition(int n)
+    {
+        CompareFast("add/accumulate/scale", be =>
+        {
+            var a = F32(be, RandomValues(n, 1), n);
+            var output = be.Allocate(DType.F32, [n]);
+            be.Add(a, F32(be, RandomValues(n, 2), n), output);
+            be.Accumulate(F32(be, RandomValues(n, 3), n), a);
+            be.Scale(a, 0.37f);
+            return [output, a];
+        }, tolerance: 0);
+        var x = RandomValues(n, 4, 3);
+        double expected = Definition.SumOfSquares(F32(Definition, x, n));
+        double fast = Fast.SumOfSquares(F32(Fast, x, n));
+        Assert.True(Math.Abs(expected - fast) <= 1e-12 * expected, $"sum of squares: definition {expected} vs fast {fast}");
+        Assert.Equal(fast, Fast.SumOfSquares(F32(Fast, x, n)));
+    }
+
+    // ---- attention -------------------------------------------------------------------------------------------------
+
+    [Theory]
+    [InlineData(1, 1, 1, 1)]
+    [InlineData(2, 3, 2, 7)]
+    [InlineData(1, 97, 3, 16)]
+    [InlineData(2, 64, 2, 64)]
+    public void AttentionFastMatchesDefinition(int batch, int time, int heads, int headSize)
+    {
+        int c = heads * headSize;
+        CompareFast("attention", be =>
+        {
+            var qkv = F32(be, RandomValues(batch * time * 3 * c, 1, 2), batch, time, 3 * c);
+            var output = be.Allocate(DType.F32, [batch, time, c]);
+            var probs = be.Allocate(DType.F32, [batch, heads, time, time]);
+            be.Attention(qkv, output, probs, heads);
+            var dQkv = F32(be, RandomValues(batch * time * 3 * c, 2), batch, time, 3 * c);
+            be.AttentionBackward(F32(be, RandomValues(batch * time * c, 3), batch, time, c), qkv, probs, dQkv, heads);
+            return [output, probs, dQkv];
+        }, tolerance: 2e-5);
+    }
+
+    [Fact]
+    public void AttentionBackwardMatchesFiniteDifferences()
+    {
+        int batch = 2, time = 4, heads = 2, c = 6;
+        var qkv = F64(RandomValues(batch * time * 3 * c, 1, 1.5), batch, time, 3 * c);
+        var output = Definition.Allocate(DType.F64, [batch, time, c]);
+        var probs = Definition.Allocate(DType.F64, [batch, heads, time, time]);
+        var w = RandomValues(batch * time * c, 2);
+        double Loss() { Definition.Attention(qkv, output, probs, heads); return Dot(w, output); }
+        Loss();
+        var p = Get64(probs);
+        for (int row = 0; row < batch * heads * time; row++)
+            for (int s = row % time + 1; s < time; s++) Assert.Equal(0.0, p[row * time + s]); // causal mask
+        var dQkv = Definition.Allocate(DType.F64, [batch, time, 3 * c]);
+        Definition.AttentionBackward(F64(w, batch, time, c), qkv, probs, dQkv, heads);
+        CheckGradient("dQkv", qkv, Loss, Get64(dQkv));
+    }
+
+    // ---- cross-entropy ---------------------------------------------------------------------------------------------
+
+    [Theory]
+    [InlineData(1, 1)]
+    [InlineData(3, 7)]
+    [InlineData(7, 97)]
+    [InlineData(5, 50257)]
+    public void CrossEntropyFastMatchesDefinition(int n, int vocab)
+    {
+        var targets = Enumerable.Range(0, n).Select(i => i == 1 ? -1 : (i * 31 + 5) % vocab).ToArray();
+        CompareFast("cross-entropy", be =>
+        {
+            var logits = F32(be, RandomValues(n * vocab, 1, 8), n, vocab);
+            var probs = be.Allocate(DType.F32, [n, vocab]);
+            var losses = be.Allocate(DType.F32, [n]);
+            be.CrossEntropy(logits, I32(be, targets), probs, losses);
+            var dLogits = F32(be, RandomValues(n * vocab, 2), n, vocab);
+            be.CrossEntropyBackward(F32(be, RandomValues(n, 3), n), probs, I32(be, targets), dLogits);
+            return [probs, losses, dLogits];
+        }, tolerance: 2e-5);
+    }
+
+    [Fact]
+    public void CrossEntropyBackwardMatchesFiniteDifferences()
+    {
+        int n = 4, vocab = 6;
+        int[] targets = [2, -1, 0, 5];
+        var logits = F64(RandomValues(n * vocab, 1, 3), n, vocab);
+        var probs = Definition.Allocate(DType.F64, [n, vocab]);
+        var losses = Definition.Allocate(DType.F64, [n]);
+        var w = RandomValues(n, 2);
+        double Loss() { Definition.CrossEntropy(logits, I32(Definition, targets), probs, losses); return Dot(w, losses); }
+        Loss();
+        Assert.Equal(0.0, Get64(losses)[1]); // ignored row
+        var dLogits = Definition.Allocate(DType.F64, [n, vocab]);
+        Definition.CrossEntropyBackward(F64(w, n), probs, I32(Definition, targets), dLogits);
+        Assert.All(Get64(dLogits).AsSpan(vocab, vocab).ToArray(), g => Assert.Equal(0.0, g)); // no gradient
+        CheckGradient("dLogits", logits, Loss, Get64(dLogits));
+    }
+
+    [Fact]
+    public void CrossEntropyRejectsBadTargetNamingRow()
+    {
+        var logits = Fast.Allocate(DType.F32, [3, 5], "logits");
+        var ex = Assert.Throws<ArgumentOutOfRangeException>(() =>
+            Fast.CrossEntropy(logits, I32(Fast, [0, 4, 5]), Fast.Allocate(DType.F32, [3, 5]), Fast.Allocate(DType.F32, [3])));
+        Assert.Contains("row 2 has target 5", ex.Message);
+    }
+
+    // ---- AdamW -----------------------------------------------------------------------------------------------------
+
+    [Theory]
+    [InlineData(1, 1)]
+    [InlineData(7, 3)]
+    [InlineData(97, 10)]
+    [InlineData(200_003, 2)]
+    public void AdamWFastMatchesDefinition(int n, int step)
+    {
+        var hyper = new AdamWParameters(LearningRate: 1e-3f, Step: step);
+        CompareFast("adamw", be =>
+        {
+            var param = F32(be, RandomValues(n, 1), n);
+            var m = F32(be, RandomValues(n, 2, 0.01), n);
+            var v = F32(be, RandomValues(n, 3, 0.001).Select(Math.Abs).ToArray(), n);
+            be.AdamW(param, F32(be, RandomValues(n, 4), n), m, v, hyper);
+            return [param, m, v];
+        }, tolerance: 1e-6);
+    }
+
+    [Fact]
+    public void AdamWFirstStepMovesByLearningRate()
+    {
+        // step 1 from m = v = 0: m̂ = g, v̂ = g², so param −= lr·(g/(|g| + ε) + wd·param) ≈ lr·(sign g + wd·param)
+        var param = F64([1.0, -2.0], 2);
+        var m = Definition.Allocate(DType.F64, [2]);
+        var v = Definition.Allocate(DType.F64, [2]);
+        Definition.AdamW(param, F64([0.5, -3.0], 2), m, v, new AdamWParameters(0.1f, 1, WeightDecay: 0.5f));
+        var p = Get64(param);
+        double lr = 0.1f, wd = 0.5f, eps = 1e-8f;
+        Assert.Equal(1.0 - lr * (0.5 / (0.5 + eps) + wd * 1.0), p[0], 12);
+        Assert.Equal(-2.0 - lr * (-3.0 / (3.0 + eps) + wd * -2.0), p[1], 12);
+        Assert.Throws<ArgumentOutOfRangeException>(() =>
+            Definition.AdamW(param, F64([0.5, -3.0], 2), m, v, new AdamWParameters(0.1f, 0)));
+    }
+}

@@ -1,0 +1,100 @@
+using Llm.Cpu;
+using Llm.Models;
+using Llm.Text;
+using Llm.Training;
+using Xunit;
+
+namespace Llm.Conformance.Training;
+
+/// <summary>The training loop as a whole: it can learn, and an interrupted run resumes bit for bit.</summary>
+public sealed class TrainingTests
+{
+    private static readonly Gpt2Config Small = new() { VocabSize = 256, ContextLength = 16, Layers = 2, Heads = 2, Channels = 32 };
+
+    [Fact]
+    public void TinyModelOverfitsOneBatch()
+    {
+        var model = new Gpt2(new CpuBackend(), Small);
+        model.InitializeWeights(7);
+        var trainer = new Trainer(model, new OptimizerOptions { LearningRate = 3e-3f, WarmupSteps = 1, WeightDecay = 0 }, totalSteps: 1000);
+        var tokens = new ByteTokenizer().Encode(Corpus.PrideAndPrejudice[..200]);
+        int B = 2, T = 16;
+        var inputs = tokens[..(B * T)];
+        var targets = tokens[1..(B * T + 1)];
+        double first = 0, loss = double.NaN;
+        for (int step = 0; step < 300; step++)
+        {
+            loss = trainer.Step([(inputs, targets)], B, T).Loss;
+            if (step == 0) first = loss;
+            if (loss < 0.05) break;
+        }
+        Assert.True(first > 4.0, $"an untrained model should be near ln(256) = 5.5 nats, got {first}");
+        Assert.True(loss < 0.1, $"the model failed to memorise one batch: loss {loss} after 300 steps (started at {first})");
+    }
+
+    [Fact]
+    public void ResumeReproducesTheUninterruptedRunBitForBit()
+    {
+        string root = Path.Combine(Path.GetTempPath(), "llm-resume-" + Guid.NewGuid().ToString("N")[..8]);
+        try
+        {
+            var options = new TrainOptions
+            {
+                Preset = "micro", Steps = 6, Batch = 2, Seq = 16, EvalEvery = 3, EvalBatches = 2, CheckpointEvery = 3, Seed = 5,
+                Optimizer = new OptimizerOptions { WarmupSteps = 2 },
+            };
+            var whole = TrainingRun.Start(new CpuBackend(), options with { Out = Path.Combine(root, "whole") });
+            whole.Run();
+
+            var cts = new CancellationTokenSource();
+            var first = TrainingRun.Start(new CpuBackend(), options with { Out = Path.Combine(root, "split") });
+            first.Run(e => { if (e is CheckpointEvent { Step: 3 }) cts.Cancel(); }, cts.Token);
+            Assert.Equal(3, first.Trainer.Optimizer.Step);
+
+            var resumed = TrainingRun.Resume(new CpuBackend(), Path.Combine(root, "split"));
+            Assert.Equal(3, resumed.Trainer.Optimizer.Step);
+            resumed.Run();
+
+            var a = TrainingRun.ReadMetrics(Path.Combine(root, "whole"));
+            var b = TrainingRun.ReadMetrics(Path.Combine(root, "split"));
+            Assert.Equal(6, a.Count);
+            Assert.Equal(a.Select(r => (r.Step, r.TrainLoss, r.ValidationLoss)), b.Select(r => (r.Step, r.TrainLoss, r.ValidationLoss)));
+            var wa = new float[whole.Model.Parameters.Count];
+            var wb = new float[resumed.Model.Parameters.Count];
+            whole.Model.Backend.Download<float>(whole.Model.Parameters.Values, wa);
+            resumed.Model.Backend.Download<float>(resumed.Model.Parameters.Values, wb);
+            Assert.True(wa.AsSpan().SequenceEqual(wb), "final weights differ between the resumed and the uninterrupted run");
+        }
+        finally
+        {
+            if (Directory.Exists(root)) Directory.Delete(root, recursive: true);
+        }
+    }
+
+    [Fact]
+    public void ScheduleWarmsUpThenDecaysToTheFloor()
+    {
+        var s = new LearningRateSchedule(1e-3f, WarmupSteps: 10, TotalSteps: 110);
+        Assert.Equal(1e-4f, s.At(0), 1e-9f);
+        Assert.Equal(1e-3f, s.At(9), 1e-9f);
+        Assert.Equal(1e-3f, s.At(10), 1e-9f);
+        Assert.Equal(0.55e-3f, s.At(60), 1e-7f);   // halfway down the cosine: floor + (peak - floor)/2
+        Assert.Equal(1e-4f, s.At(110), 1e-9f);
+        for (int i = 11; i < 110; i++) Assert.True(s.At(i) <= s.At(i - 1), $"not monotone at step {i}");
+    }
+
+    [Fact]
+    public void GradientClippingBoundsTheGlobalNorm()
+    {
+        var backend = new CpuBackend();
+        var set = new ParameterSet(backend, [new("a", [3], false), new("b", [2, 2], true)]);
+        backend.Upload<float>([3, 0, 0, 0, 4, 0, 0], set.Grads);
+        double norm = AdamW.ClipGradientNorm(set, 1.0);
+        Assert.Equal(5.0, norm, 6);
+        Assert.Equal(1.0, Math.Sqrt(backend.SumOfSquares(set.Grads)), 5);
+        var g = new float[7];
+        backend.Download<float>(set.Grads, g);
+        Assert.Equal(0.6f, g[0], 6);
+        Assert.Equal(0.8f, g[4], 6);
+    }
+}

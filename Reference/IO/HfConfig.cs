@@ -1,0 +1,129 @@
+using System.Text;
+using System.Text.Json;
+using Llm.Models;
+
+namespace Llm.IO;
+
+/// <summary>
+/// config.json as Hugging Face's GPT2Config writes it, so a saved folder loads with
+/// <c>GPT2LMHeadModel.from_pretrained</c>, plus our field "llm_tokenizer" naming the tokenizer the vocabulary belongs
+/// to ("byte" or "gpt2"). <see cref="Tokenizer"/> is null for a config that does not record one (a hub download).
+/// </summary>
+public sealed record HfConfig(Gpt2Config Model, string? Tokenizer)
+{
+    public const string TokenizerField = "llm_tokenizer";
+    /// <summary>GPT-2's &lt;|endoftext|&gt;, its bos and eos token.</summary>
+    public const int Gpt2EndOfText = 50256;
+
+    /// <summary>Creates or replaces <paramref name="path"/> atomically.</summary>
+    public void Save(string path) => AtomicFile.WriteAllText(path, ToJson());
+
+    public static HfConfig Load(string path)
+    {
+        string json;
+        try { json = File.ReadAllText(path, Encoding.UTF8); }
+        catch (FileNotFoundException e) { throw new FileNotFoundException($"{path}: config.json not found", path, e); }
+        return Parse(json, path);
+    }
+
+    public string ToJson()
+    {
+        var m = Model.Validate();
+        var buffer = new MemoryStream();
+        using (var w = new Utf8JsonWriter(buffer, new JsonWriterOptions { Indented = true }))
+        {
+            w.WriteStartObject();
+            w.WriteString("model_type", "gpt2");
+            w.WriteStartArray("architectures"); w.WriteStringValue("GPT2LMHeadModel"); w.WriteEndArray();
+            w.WriteNumber("vocab_size", m.VocabSize);
+            w.WriteNumber("n_positions", m.ContextLength);
+            w.WriteNumber("n_ctx", m.ContextLength);         // legacy alias of n_positions that older readers want
+            w.WriteNumber("n_embd", m.Channels);
+            w.WriteNumber("n_layer", m.Layers);
+            w.WriteNumber("n_head", m.Heads);
+            w.WriteNull("n_inner");                          // null = 4 · n_embd, the only MLP width we build
+            w.WriteString("activation_function", "gelu_new"); // the tanh approximation of IBackend.Gelu
+            // The float's shortest decimal (1e-05, not 9.99999974737875E-06): parses back to the same float.
+            w.WriteNumber("layer_norm_epsilon", double.Parse(m.LayerNormEpsilon.ToString("R", System.Globalization.CultureInfo.InvariantCulture), System.Globalization.CultureInfo.InvariantCulture));
+            w.WriteNumber("initializer_range", 0.02);
+            w.WriteNumber("resid_pdrop", 0.0);               // this library trains without dropout
+            w.WriteNumber("embd_pdrop", 0.0);
+            w.WriteNumber("attn_pdrop", 0.0);
+            w.WriteBoolean("scale_attn_weights", true);
+            w.WriteBoolean("tie_word_embeddings", true);      // the output head is wte
+            if (Tokenizer is null or "gpt2" && m.VocabSize > Gpt2EndOfText)
+            {
+                w.WriteNumber("bos_token_id", Gpt2EndOfText);
+                w.WriteNumber("eos_token_id", Gpt2EndOfText);
+            }
+            if (Tokenizer is not null) w.WriteString(TokenizerField, Tokenizer);
+            w.WriteEndObject();
+        }
+        return Encoding.UTF8.GetString(buffer.ToArray()) + "\n";
+    }
+
+    /// <summary>Reads the fields we need, tolerates any others, and refuses settings this GPT-2 cannot represent.
+    /// <paramref name="source"/> names the file in error messages.</summary>
+    public static HfConfig Parse(string json, string source)
+    {
+        JsonDocument document;
+        try { document = JsonDocument.Parse(json, new JsonDocumentOptions { AllowTrailingCommas = true }); }
+        catch (JsonException e) { throw new InvalidDataException($"{source}: not valid JSON: {e.Message}", e); }
+        using (document)
+        {
+            var root = document.RootElement;
+            if (root.ValueKind != JsonValueKind.Object)
+                throw new InvalidDataException($"{source}: a JSON {root.ValueKind}, expected an object");
+
+            string? modelType = OptionalString(root, "model_type", source);
+            if (modelType is not null and not "gpt2")
+                throw new InvalidDataException($"{source}: model_type \"{modelType}\" is not gpt2");
+            string? activation = OptionalString(root, "activation_function", source);
+            if (activation is not null and not "gelu_new" and not "gelu_pytorch_tanh")
+                throw new InvalidDataException($"{source}: activation_function \"{activation}\" is not supported (only the tanh GeLU, gelu_new)");
+            if (root.TryGetProperty("tie_word_embeddings", out var tie) && tie.ValueKind == JsonValueKind.False)
+                throw new InvalidDataException($"{source}: tie_word_embeddings false is not supported (the output head is wte)");
+
+            int channels = RequiredInt(root, "n_embd", source);
+            // n_ctx is the legacy name of n_positions; HF has written both.
+            int context = root.TryGetProperty("n_positions", out _) ? RequiredInt(root, "n_positions", source) : RequiredInt(root, "n_ctx", source, alias: "n_positions");
+            if (root.TryGetProperty("n_inner", out var inner) && inner.ValueKind != JsonValueKind.Null
+                && RequiredInt(root, "n_inner", source) != 4 * channels)
+                throw new InvalidDataException($"{source}: n_inner {inner.GetRawText()} is not 4 · n_embd = {4 * channels}; only that MLP width is supported");
+
+            float eps = 1e-5f; // HF's default when the field is absent
+            if (root.TryGetProperty("layer_norm_epsilon", out var epsElement))
+                eps = epsElement.ValueKind == JsonValueKind.Number ? (float)epsElement.GetDouble()
+                    : throw new InvalidDataException($"{source}: layer_norm_epsilon is {epsElement.GetRawText()}, not a number");
+
+            var model = new Gpt2Config
+            {
+                VocabSize = RequiredInt(root, "vocab_size", source),
+                ContextLength = context,
+                Channels = channels,
+                Layers = RequiredInt(root, "n_layer", source),
+                Heads = RequiredInt(root, "n_head", source),
+                LayerNormEpsilon = eps,
+            };
+            try { model.Validate(); }
+            catch (ArgumentException e) { throw new InvalidDataException($"{source}: {e.Message}", e); }
+            return new HfConfig(model, OptionalString(root, TokenizerField, source));
+        }
+    }
+
+    private static int RequiredInt(JsonElement root, string field, string source, string? alias = null)
+    {
+        if (!root.TryGetProperty(field, out var e))
+            throw new InvalidDataException($"{source}: missing required field \"{alias ?? field}\"");
+        if (e.ValueKind != JsonValueKind.Number || !e.TryGetInt32(out int value))
+            throw new InvalidDataException($"{source}: field \"{field}\" is {e.GetRawText()}, not an integer");
+        return value;
+    }
+
+    private static string? OptionalString(JsonElement root, string field, string source)
+    {
+        if (!root.TryGetProperty(field, out var e) || e.ValueKind == JsonValueKind.Null) return null;
+        return e.ValueKind == JsonValueKind.String ? e.GetString()
+            : throw new InvalidDataException($"{source}: field \"{field}\" is {e.GetRawText()}, not a string");
+    }
+}

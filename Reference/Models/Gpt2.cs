@@ -1,0 +1,117 @@
+using Llm.Autograd;
+using Llm.Common;
+using Llm.Tensors;
+
+namespace Llm.Models;
+
+/// <summary>
+/// GPT-2 (Radford et al. 2019): learned token and position embeddings, pre-LayerNorm transformer blocks with causal
+/// self-attention and a GeLU MLP, a final LayerNorm, and an output projection tied to the token embedding.
+/// Shapes: B batch, T time, C channels, V vocabulary, NH heads.
+/// </summary>
+public sealed class Gpt2
+{
+    public Gpt2Config Config { get; }
+    public IBackend Backend { get; }
+    public ParameterSet Parameters { get; }
+    private Tensor? _positions;  // [B, T] I32: 0..T-1 in every row, the ids of the learned position embedding
+
+    public Gpt2(IBackend backend, Gpt2Config config, DType dtype = DType.F32)
+        : this(config, new ParameterSet(backend, config.Validate().ParameterSpecs(), dtype)) { }
+
+    /// <summary>A model around parameters that already exist (loaded from a checkpoint).</summary>
+    public Gpt2(Gpt2Config config, ParameterSet parameters)
+    {
+        Config = config.Validate();
+        Parameters = parameters;
+        Backend = parameters.Values.Backend;
+        foreach (var spec in config.ParameterSpecs())
+            if (!parameters.Contains(spec.Name) || !parameters[spec.Name].Shape.SequenceEqual(spec.Shape))
+                throw new ArgumentException($"parameter set does not fit the config: '{spec.Name}' should be {Tensor.ShapeString(spec.Shape)}");
+    }
+
+    /// <summary>Loads a checkpoint folder (ours or a Hugging Face GPT-2 download); returns the model and its tokenizer
+    /// name (config.json's llm_tokenizer; Hugging Face folders without it use GPT-2 BPE).</summary>
+    public static (Gpt2 Model, string Tokenizer) Load(string path, IBackend backend)
+    {
+        var loaded = IO.Checkpoint.LoadModel(path, backend);
+        return (new Gpt2(loaded.Config.Model, loaded.Parameters), loaded.Config.Tokenizer ?? "gpt2");
+    }
+
+    private Var P(string name) => Parameters[name].Var;
+
+    /// <summary>tokens [B, T] I32 → logits [B, T, V].</summary>
+    public Var Forward(Tape tape, Tensor tokens)
+    {
+        if (tokens.Rank != 2 || tokens.DType != DType.I32)
+            throw new ArgumentException($"GPT-2 expects token ids [B, T] I32, got {tokens.Describe()}");
+        int B = tokens.Shape[0], T = tokens.Shape[1];
+        if (T > Config.ContextLength)
+            throw new ArgumentException($"sequence length {T} exceeds the model's context length {Config.ContextLength}");
+
+        var x = tape.Add(tape.Embedding(P("wte.weight"), tokens), tape.Embedding(P("wpe.weight"), Positions(B, T))); // [B, T, C]
+        for (int l = 0; l < Config.Layers; l++)
+            x = Block(tape, x, $"h.{l}.");
+        x = tape.LayerNorm(x, P("ln_f.weight"), P("ln_f.bias"), Config.LayerNormEpsilon);
+        return tape.MatMul(x, P("wte.weight"), transB: true);  // [B, T, V] = x · wteᵀ: the tied output projection
+    }
+
+    /// <summary>x + attn(ln_1(x)), then x + mlp(ln_2(x)): nanoGPT's Block.</summary>
+    private Var Block(Tape tape, Var x, string p)
+    {
+        x = tape.Add(x, Attention(tape, tape.LayerNorm(x, P(p + "ln_1.weight"), P(p + "ln_1.bias"), Config.LayerNormEpsilon), p));
+        x = tape.Add(x, Mlp(tape, tape.LayerNorm(x, P(p + "ln_2.weight"), P(p + "ln_2.bias"), Config.LayerNormEpsilon), p));
+        return x;
+    }
+
+    private Var Attention(Tape tape, Var x, string p)
+    {
+        var qkv = tape.Linear(x, P(p + "attn.c_attn.weight"), P(p + "attn.c_attn.bias"));  // [B, T, 3C]
+        var y = tape.Attention(qkv, Config.Heads);                                           // [B, T, C]
+        return tape.Linear(y, P(p + "attn.c_proj.weight"), P(p + "attn.c_proj.bias"));      // [B, T, C]
+    }
+
+    private Var Mlp(Tape tape, Var x, string p)
+    {
+        var h = tape.Gelu(tape.Linear(x, P(p + "mlp.c_fc.weight"), P(p + "mlp.c_fc.bias")));  // [B, T, 4C]
+        return tape.Linear(h, P(p + "mlp.c_proj.weight"), P(p + "mlp.c_proj.bias"));         // [B, T, C]
+    }
+
+    private Tensor Positions(int B, int T)
+    {
+        if (_positions is { } pos && pos.Shape[0] == B && pos.Shape[1] == T) return pos;
+        var ids = new int[B * T];
+        for (int i = 0; i < ids.Length; i++) ids[i] = i % T;
+        _positions = Backend.Allocate(DType.I32, [B, T], "positions");
+        Backend.Upload<int>(ids, _positions);
+        return _positions;
+    }
+
+    /// <summary>
+    /// GPT-2's initialisation: weights ~ N(0, 0.02), the residual projections (c_proj) scaled by 1/√(2·layers) so the
+    /// residual stream's variance does not grow with depth, biases 0, LayerNorm gains 1. Deterministic in the seed.
+    /// </summary>
+    public void InitializeWeights(ulong seed)
+    {
+        var rng = new Rng(seed);
+        foreach (var p in Parameters.All)
+        {
+            var host = new double[p.Value.Length];
+            if (p.Name.EndsWith("ln_1.weight") || p.Name.EndsWith("ln_2.weight") || p.Name == "ln_f.weight")
+                Array.Fill(host, 1.0);
+            else if (p.Decay)
+            {
+                double std = p.Name.EndsWith("c_proj.weight") ? 0.02 / Math.Sqrt(2.0 * Config.Layers) : 0.02;
+                for (int i = 0; i < host.Length; i++) host[i] = std * rng.NextGaussian();
+            }
+            UploadDoubles(host, p.Value);
+        }
+    }
+
+    /// <summary>Host doubles into a float tensor of either dtype (F32 for training, F64 for gradient checks).</summary>
+    internal static void UploadDoubles(double[] host, Tensor t)
+    {
+        if (t.DType == DType.F64) t.Backend.Upload<double>(host, t);
+        else t.Backend.Upload<float>(Array.ConvertAll(host, x => (float)x), t);
+    }
+}

@@ -1,0 +1,121 @@
+using Llm.Autograd;
+using Llm.Models;
+using Llm.Tensors;
+
+namespace Llm.Training;
+
+/// <summary>Optimisation settings; defaults follow GPT-2/3 practice at a CPU-demo scale.</summary>
+public sealed record OptimizerOptions
+{
+    public float LearningRate { get; init; } = 1e-3f;      // peak rate; small models tolerate more than GPT-3's 6e-4
+    public int WarmupSteps { get; init; } = 20;            // linear warm-up protects Adam's early, noisy v estimates
+    public float MinLearningRateFraction { get; init; } = 0.1f; // cosine decays to 10 % of peak (GPT-3)
+    public float WeightDecay { get; init; } = 0.1f;        // on matrices only
+    public float Beta1 { get; init; } = 0.9f;
+    public float Beta2 { get; init; } = 0.95f;
+    public float Epsilon { get; init; } = 1e-8f;
+    public float GradientClip { get; init; } = 1.0f;       // global L2 norm; 0 turns clipping off
+    public int AccumulationSteps { get; init; } = 1;       // micro-batches summed into one update
+}
+
+/// <summary>What one optimizer step reports.</summary>
+public readonly record struct StepResult(int Step, double Loss, double GradientNorm, float LearningRate, int Tokens, TimeSpan Elapsed);
+
+/// <summary>
+/// One training step on a GPT-2: zero the gradients (visible), for each micro-batch run forward, cross-entropy and
+/// backward on the tape, then clip the global gradient norm and apply AdamW with the scheduled learning rate.
+/// </summary>
+public sealed class Trainer
+{
+    public Gpt2 Model { get; }
+    public AdamW Optimizer { get; }
+    public OptimizerOptions Options { get; }
+    public LearningRateSchedule Schedule { get; }
+    private readonly Tape _tape;
+    private readonly IBackend _backend;
+
+    public Trainer(Gpt2 model, OptimizerOptions options, int totalSteps)
+    {
+        if (options.AccumulationSteps < 1) throw new ArgumentException($"accumulation steps must be ≥ 1, got {options.AccumulationSteps}");
+        if (!(options.LearningRate > 0)) throw new ArgumentException($"learning rate must be positive, got {options.LearningRate}");
+        Model = model;
+        Options = options;
+        _backend = model.Backend;
+        _tape = new Tape(_backend);
+        Optimizer = new AdamW(model.Parameters)
+        {
+            Beta1 = options.Beta1, Beta2 = options.Beta2, Epsilon = options.Epsilon, WeightDecay = options.WeightDecay,
+        };
+        Schedule = new LearningRateSchedule(options.LearningRate, Math.Min(options.WarmupSteps, totalSteps), totalSteps, options.MinLearningRateFraction);
+    }
+
+    /// <summary>One update from <see cref="OptimizerOptions.AccumulationSteps"/> micro-batches, each (inputs, targets)
+    /// of B·T token ids. Returns the mean loss over all non-ignored targets.</summary>
+    public StepResult Step(IReadOnlyList<(int[] Inputs, int[] Targets)> microBatches, int batch, int time)
+    {
+        if (microBatches.Count != Options.AccumulationSteps)
+            throw new ArgumentException($"expected {Options.AccumulationSteps} micro-batches, got {microBatches.Count}");
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        Model.Parameters.ZeroGrad();
+        int counted = microBatches.Sum(mb => mb.Targets.Count(t => t != IgnoreIndex));
+        double lossSum = 0;
+        foreach (var (inputs, targets) in microBatches)
+        {
+            var losses = ForwardLoss(inputs, targets, batch, time, out var hostLosses);
+            lossSum += hostLosses.Sum(x => (double)x);
+            // d(mean loss)/d(loss_n) = 1/count for every counted row (ignored rows get no gradient anyway)
+            var dLosses = _tape.Temp(losses.Value.DType, losses.Shape, "dlosses");
+            _backend.Fill(dLosses, counted == 0 ? 0 : 1.0 / counted);
+            _tape.Backward(losses, dLosses);
+            _tape.Reset();
+        }
+        double norm = AdamW.ClipGradientNorm(Model.Parameters, Options.GradientClip);
+        float lr = Schedule.At(Optimizer.Step);
+        Optimizer.Update(lr);
+        _backend.Synchronize();
+        return new StepResult(Optimizer.Step, counted == 0 ? 0 : lossSum / counted, norm, lr, batch * time * microBatches.Count, clock.Elapsed);
+    }
+
+    /// <summary>Target id that contributes neither loss nor gradient (prompt masking, padding).</summary>
+    public const int IgnoreIndex = -1;
+
+    /// <summary>Mean cross-entropy (nats per token) of the model on the given batches, without gradients.</summary>
+    public static (double MeanLoss, long Tokens) Evaluate(Gpt2 model, IEnumerable<(int[] Inputs, int[] Targets)> batches, int batch, int time)
+    {
+        var tape = new Tape(model.Backend, recording: false);
+        double sum = 0; long count = 0;
+        foreach (var (inputs, targets) in batches)
+        {
+            ForwardLoss(model, tape, inputs, targets, batch, time, out var hostLosses);
+            for (int i = 0; i < targets.Length; i++)
+                if (targets[i] != IgnoreIndex) { sum += hostLosses[i]; count++; }
+            tape.Reset();
+        }
+        return (count == 0 ? double.NaN : sum / count, count);
+    }
+
+    private Var ForwardLoss(int[] inputs, int[] targets, int batch, int time, out float[] hostLosses)
+        => ForwardLoss(Model, _tape, inputs, targets, batch, time, out hostLosses);
+
+    private static Var ForwardLoss(Gpt2 model, Tape tape, int[] inputs, int[] targets, int batch, int time, out float[] hostLosses)
+    {
+        if (inputs.Length != batch * time || targets.Length != batch * time)
+            throw new ArgumentException($"a batch of B={batch}, T={time} needs {batch * time} inputs and targets, got {inputs.Length} and {targets.Length}");
+        var backend = model.Backend;
+        var ids = tape.Temp(DType.I32, [batch, time], "inputs");        // [B, T]
+        var tgt = tape.Temp(DType.I32, [batch, time], "targets");       // [B, T]
+        backend.Upload<int>(inputs, ids);
+        backend.Upload<int>(targets, tgt);
+        var logits = model.Forward(tape, ids);                          // [B, T, V]
+        var losses = tape.CrossEntropy(logits, tgt, IgnoreIndex);       // [B*T]
+        hostLosses = new float[losses.Value.Length];
+        if (losses.Value.DType == DType.F64)
+        {
+            var d = new double[hostLosses.Length];
+            backend.Download<double>(losses.Value, d);
+            for (int i = 0; i < d.Length; i++) hostLosses[i] = (float)d[i];
+        }
+        else backend.Download<float>(losses.Value, hostLosses);
+        return losses;
+    }
+}

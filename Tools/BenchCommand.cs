@@ -1,0 +1,96 @@
+using System.CommandLine;
+using System.Diagnostics;
+using System.Text.Json;
+
+namespace Llm.Tools;
+
+/// <summary>`bench`: matmul GFLOP/s and a GPT-2 training step; with --compare-torch, PyTorch CPU in the same run.</summary>
+internal static class BenchCommand
+{
+    public static Command Create(TextWriter stdout)
+    {
+        var preset = Cli.Opt("--preset", "model for the training-step benchmark", "gpt2");
+        var batch = Cli.Opt("--batch", "B sequences", 4);
+        var seq = Cli.Opt("--seq", "T tokens per sequence", 64);
+        var steps = Cli.Opt("--steps", "timed steps (after one warm-up step); the median is reported", 3);
+        var size = Cli.Opt("--matmul-size", "n for the n×n×n matmul", 1024);
+        var skipNaive = Cli.Opt("--skip-naive", "skip the slow scalar matmul definition", false);
+        var torch = Cli.Opt("--compare-torch", "also run Tools/bench/torch_gpt2_step.py with Debian's python3-torch", false);
+        var json = Cli.Opt("--json", "print one JSON object with every number", false);
+        var table = Cli.Opt<string?>("--write-table", "replace the table between <!-- bench:start --> and <!-- bench:end --> in this file (the README)");
+        var cmd = new Command("bench", "Measure matmul GFLOP/s, a GPT-2 training step and peak memory.")
+        { preset, batch, seq, steps, size, skipNaive, torch, json, table };
+        cmd.SetAction(p =>
+        {
+            var o = new Bench.Options(p.GetValue(preset)!, p.GetValue(batch), p.GetValue(seq), p.GetValue(steps), p.GetValue(size), p.GetValue(skipNaive));
+            bool asJson = p.GetValue(json);
+            var log = asJson ? TextWriter.Null : stdout;
+            using var backend = Cli.CreateBackend();
+            var result = Bench.Run(backend, o, log);
+            JsonElement? torchResult = p.GetValue(torch) ? RunTorch(o, log) : null;
+            if (p.GetValue(table) is { } readme) WriteTable(readme, result, torchResult);
+            if (asJson) stdout.WriteLine(JsonSerializer.Serialize(new { llm = result, torch = torchResult }));
+            return 0;
+        });
+        return cmd;
+    }
+
+    /// <summary>Runs the PyTorch twin of the benchmark; returns its JSON, or null (with the reason printed) when it cannot run.</summary>
+    private static JsonElement? RunTorch(Bench.Options o, TextWriter log)
+    {
+        string script = Path.Combine(AppContext.BaseDirectory, "bench", "torch_gpt2_step.py");
+        var config = Models.Gpt2Config.FromPreset(o.Preset);
+        var psi = new ProcessStartInfo("/usr/bin/python3")
+        {
+            RedirectStandardOutput = true, RedirectStandardError = true,
+            ArgumentList = { script, $"{o.MatMulSize}", $"{o.Batch}", $"{o.Seq}", $"{o.Steps}", $"{config.Layers}", $"{config.Heads}", $"{config.Channels}", $"{config.VocabSize}", $"{config.ContextLength}" },
+        };
+        try
+        {
+            using var proc = Process.Start(psi)!;
+            string output = proc.StandardOutput.ReadToEnd();
+            string error = proc.StandardError.ReadToEnd();
+            proc.WaitForExit();
+            if (proc.ExitCode != 0)
+            {
+                log.WriteLine($"PyTorch comparison failed (install python3-torch libopenblas0-pthread): {error.Trim().Split('\n').LastOrDefault()}");
+                return null;
+            }
+            var doc = JsonDocument.Parse(output).RootElement;
+            log.WriteLine($"PyTorch {doc.GetProperty("torch")} ({doc.GetProperty("threads")} threads): matmul {doc.GetProperty("matmul_gflops").GetDouble():F2} GFLOP/s; " +
+                          $"step {doc.GetProperty("step_ms").GetDouble():F0} ms (forward {doc.GetProperty("forward_ms").GetDouble():F0}, backward {doc.GetProperty("backward_ms").GetDouble():F0}, AdamW {doc.GetProperty("adamw_ms").GetDouble():F0})");
+            return doc;
+        }
+        catch (System.ComponentModel.Win32Exception e)
+        {
+            log.WriteLine($"PyTorch comparison skipped: /usr/bin/python3 not found ({e.Message})");
+            return null;
+        }
+    }
+
+    /// <summary>Replaces the measured table in <paramref name="path"/> so the README's numbers come from a run, not a hand.</summary>
+    private static void WriteTable(string path, Bench.Result r, JsonElement? torch)
+    {
+        const string start = "<!-- bench:start -->", end = "<!-- bench:end -->";
+        string text = File.ReadAllText(path);
+        int i = text.IndexOf(start, StringComparison.Ordinal), j = text.IndexOf(end, StringComparison.Ordinal);
+        if (i < 0 || j < i) throw new InvalidDataException($"{path}: no '{start}' ... '{end}' markers to replace");
+        string cpu = File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("model name"))?.Split(':', 2)[1].Trim() ?? "unknown CPU";
+        string T(string prop, string format) => torch is { } t ? t.GetProperty(prop).GetDouble().ToString(format) : "—";
+        var inv = System.Globalization.CultureInfo.InvariantCulture;
+        string table = string.Join('\n',
+            $"Machine: {cpu}, {Environment.ProcessorCount} cores; {DateTime.UtcNow:yyyy-MM-dd}; {(torch is { } tv ? $"PyTorch {tv.GetProperty("torch")} with {tv.GetProperty("threads")} threads" : "PyTorch not run")}.",
+            "",
+            $"| measure | llm.cs `{r.Backend}` | PyTorch CPU |",
+            "|---|---|---|",
+            $"| matmul {r.MatMulSize}³, scalar definition | {r.NaiveGflops.ToString("F2", inv)} GFLOP/s | — |",
+            $"| matmul {r.MatMulSize}³, fast path | {r.FastGflops.ToString("F1", inv)} GFLOP/s | {T("matmul_gflops", "F1")} GFLOP/s |",
+            $"| {r.Preset} ({r.Parameters / 1e6:F0}M) training step, B={r.Batch} T={r.Seq} | {r.StepMs:F0} ms | {T("step_ms", "F0")} ms |",
+            $"| — forward | {r.ForwardMs:F0} ms | {T("forward_ms", "F0")} ms |",
+            $"| — backward (with gradient clipping) | {r.BackwardMs:F0} ms | {T("backward_ms", "F0")} ms |",
+            $"| — AdamW | {r.AdamWMs:F0} ms | {T("adamw_ms", "F0")} ms |",
+            $"| tokens/s | {r.TokensPerSecond:F0} | {(torch is { } t2 ? (r.Batch * r.Seq / (t2.GetProperty("step_ms").GetDouble() / 1000)).ToString("F0") : "—")} |",
+            $"| peak working set | {r.PeakMemoryMiB:F0} MiB | — |");
+        IO.AtomicFile.WriteAllText(path, text[..(i + start.Length)] + "\n" + table + "\n" + text[j..]);
+    }
+}

@@ -1,0 +1,52 @@
+using System.CommandLine;
+using Llm.Inference;
+using Llm.Text;
+
+namespace Llm.Tools;
+
+/// <summary>`sample`: continue a prompt with a trained model (greedy, temperature, top-k, top-p; seeded).</summary>
+internal static class SampleCommand
+{
+    public static Command Create(TextWriter stdout)
+    {
+        var d = new SamplingOptions();
+        var checkpoint = new Option<string>("--checkpoint") { Description = "a run folder (its latest checkpoint), a step folder, or a Hugging Face GPT-2 folder", Required = true };
+        var prompt = Cli.Opt("--prompt", "text to continue", "");
+        var tokens = Cli.Opt("--tokens", "new tokens to generate", 200);
+        var temperature = Cli.Opt("--temperature", "softmax temperature; 0 = greedy", 0.8f);
+        var topK = Cli.Opt("--top-k", "sample among the k most likely tokens (0: off)", d.TopK);
+        var topP = Cli.Opt("--top-p", "nucleus sampling: the smallest set with probability ≥ p (1: off)", d.TopP);
+        var penalty = Cli.Opt("--repetition-penalty", "CTRL repetition penalty (1: off)", d.RepetitionPenalty);
+        var seed = Cli.Opt("--seed", "sampling seed", d.Seed);
+        var cmd = new Command("sample", "Generate text from a checkpoint.") { checkpoint, prompt, tokens, temperature, topK, topP, penalty, seed };
+        cmd.SetAction(p =>
+        {
+            var options = new SamplingOptions
+            {
+                Temperature = p.GetValue(temperature), TopK = p.GetValue(topK), TopP = p.GetValue(topP),
+                RepetitionPenalty = p.GetValue(penalty), Seed = p.GetValue(seed),
+            }.Validate();
+            int n = p.GetValue(tokens);
+            if (n < 0) throw new ArgumentException($"--tokens must be ≥ 0, got {n}");
+            using var backend = Cli.CreateBackend();
+            var (model, tokenizerName) = Models.Gpt2.Load(p.GetValue(checkpoint)!, backend);
+            var tokenizer = Tokenizers.Create(tokenizerName);
+            string text = p.GetValue(prompt)!;
+            int[] ids = tokenizer.Encode(text);
+            if (ids.Length == 0) ids = [tokenizer.EndOfText ?? '\n'];  // an empty prompt starts a new document
+            stdout.Write(text);
+            var pending = new List<int>();
+            foreach (int id in Generator.Generate(model, ids, n, new Sampler(options)))
+            {
+                // bytes of one UTF-8 character may arrive in several tokens: print only complete characters
+                pending.Add(id);
+                string piece = tokenizer.Decode(pending.ToArray());
+                if (!piece.EndsWith('\uFFFD')) { stdout.Write(piece); pending.Clear(); }
+            }
+            if (pending.Count > 0) stdout.Write(tokenizer.Decode(pending.ToArray()));
+            stdout.WriteLine();
+            return 0;
+        });
+        return cmd;
+    }
+}

@@ -1,0 +1,67 @@
+"""The PyTorch CPU side of `llm bench --compare-torch`: the same measurements with what users would pick instead.
+Run with Debian's interpreter and python3-torch (+ libopenblas0-pthread): /usr/bin/python3 torch_gpt2_step.py.
+Prints one JSON object: matmul GFLOP/s at n^3 and ms per GPT-2 training step (forward, backward, AdamW)."""
+import json, math, os, sys, time
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+n, B, T, steps, layers, heads, C, V, ctx = (int(a) for a in sys.argv[1:10]) if len(sys.argv) > 9 else (1024, 4, 64, 3, 12, 12, 768, 50257, 1024)
+torch.manual_seed(0)
+torch.set_num_threads(os.cpu_count())  # Debian's build starts with 1 OpenMP thread here; use every core, as we do
+
+def best_time(f, repeats=5):
+    f()  # warm-up
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter(); f(); best = min(best, time.perf_counter() - t0)
+    return best
+
+a, b = torch.randn(n, n), torch.randn(n, n)
+best = best_time(lambda: a @ b)
+gflops = 2 * n ** 3 / best / 1e9
+
+mask = torch.tril(torch.ones(T, T)).view(1, 1, T, T)
+
+class Block(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.ln_1, self.ln_2 = nn.LayerNorm(C), nn.LayerNorm(C)
+        self.c_attn, self.c_proj = nn.Linear(C, 3 * C), nn.Linear(C, C)
+        self.c_fc, self.mlp_proj = nn.Linear(C, 4 * C), nn.Linear(4 * C, C)
+    def forward(self, x):
+        q, k, v = self.c_attn(self.ln_1(x)).split(C, dim=2)
+        q, k, v = (t.view(B, T, heads, C // heads).transpose(1, 2) for t in (q, k, v))
+        att = (q @ k.transpose(-2, -1)) / math.sqrt(C // heads)  # torch 1.13 has no scaled_dot_product_attention
+        att = F.softmax(att.masked_fill(mask[:, :, :T, :T] == 0, float("-inf")), dim=-1)
+        y = (att @ v).transpose(1, 2).reshape(B, T, C)
+        x = x + self.c_proj(y)
+        return x + self.mlp_proj(F.gelu(self.c_fc(self.ln_2(x)), approximate="tanh"))
+
+class GPT(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.wte, self.wpe = nn.Embedding(V, C), nn.Embedding(ctx, C)
+        self.h = nn.ModuleList(Block() for _ in range(layers))
+        self.ln_f = nn.LayerNorm(C)
+    def forward(self, idx, targets):
+        x = self.wte(idx) + self.wpe(torch.arange(T))
+        for blk in self.h:
+            x = blk(x)
+        logits = self.ln_f(x) @ self.wte.weight.t()
+        return F.cross_entropy(logits.view(-1, V), targets.view(-1))
+
+model = GPT()
+opt = torch.optim.AdamW(model.parameters(), lr=1e-4, betas=(0.9, 0.95), eps=1e-8, weight_decay=0.1)
+idx, tgt = torch.randint(0, V, (B, T)), torch.randint(0, V, (B, T))
+fw, bw, up = [], [], []
+for s in range(steps + 1):
+    t0 = time.perf_counter(); loss = model(idx, tgt); t1 = time.perf_counter()
+    opt.zero_grad(set_to_none=False); loss.backward(); torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0); t2 = time.perf_counter()
+    opt.step(); t3 = time.perf_counter()
+    if s:
+        fw.append(t1 - t0); bw.append(t2 - t1); up.append(t3 - t2)
+med = lambda xs: sorted(xs)[len(xs) // 2] * 1000
+print(json.dumps({"torch": torch.__version__, "threads": torch.get_num_threads(), "matmul_gflops": gflops,
+                  "forward_ms": med(fw), "backward_ms": med(bw), "adamw_ms": med(up),
+                  "step_ms": med(fw) + med(bw) + med(up)}))
