@@ -124,20 +124,21 @@ public static unsafe class MatMul
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]   // hot loops: skip tier-0 and OSR
     private static void Blocked(int m, int n, int k, Job job)
     {
-        // Start from output (accumulate) or 0, plus bias; every micro-kernel call then only adds.
-        for (int i = 0; i < m; i++)
-        {
-            var row = new Span<float>(job.C + (long)i * job.Ldc, n);
-            if (!job.Accumulate) { if (job.Bias != null) new ReadOnlySpan<float>(job.Bias, n).CopyTo(row); else row.Clear(); }
-            else if (job.Bias != null) TensorPrimitives.Add(row, new ReadOnlySpan<float>(job.Bias, n), row);
-        }
-        if (k == 0) return;
         float* packA = PackBuffers(out float* packB);
         float* edge = stackalloc float[MR * NRMax];   // [MR, NR] scratch for partial tiles at the right/bottom edges
         int nrFull = NR;
         for (int jc = 0; jc < n; jc += NC)
         {
             int nc = Math.Min(NC, n - jc);
+            // Start this column block from output (accumulate) or 0, plus bias; micro-kernels then only add. Done per
+            // block, not for all of C up front, so the M×NC block is still in cache when the kernels update it.
+            for (int i = 0; i < m; i++)
+            {
+                var row = new Span<float>(job.C + (long)i * job.Ldc + jc, nc);
+                var bias = job.Bias == null ? default : new ReadOnlySpan<float>(job.Bias + jc, nc);
+                if (!job.Accumulate) { if (job.Bias != null) bias.CopyTo(row); else row.Clear(); }
+                else if (job.Bias != null) TensorPrimitives.Add(row, bias, row);
+            }
             for (int pc = 0; pc < k; pc += KC)
             {
                 int kc = Math.Min(KC, k - pc);
