@@ -97,6 +97,7 @@ public static unsafe class MatMul
     // pack op(a) block MC×KC (stays in L2) → jr over NR: a KC×NR b-panel (stays in L1) → ir over MR: micro-kernel
     // C[MR×NR] += Apanel[MR×KC]·Bpanel[KC×NR] with MR·NR/vector accumulators held in registers for all KC steps.
 
+    // Hot loops carry [AggressiveOptimization]: fully optimized from the first call (no tier-0 code, no OSR).
     private const int MR = 6;                 // rows of a micro-tile: MR broadcasts of a per k step
     private static int NR => Vector512.IsHardwareAccelerated ? 32 : 16;   // columns: two vectors (JIT-time constant)
     private const int KC = 256, MC = 144, NC = 3072, NRMax = 32;
@@ -121,7 +122,7 @@ public static unsafe class MatMul
         public Job Columns(int j0) => new(A, B.Offset(0, j0), Bias == null ? null : Bias + j0, C + j0, Ldc, Accumulate);
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]   // hot loops: skip tier-0 and OSR
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Blocked(int m, int n, int k, Job job)
     {
         float* packA = PackBuffers(out float* packB);
@@ -167,12 +168,18 @@ public static unsafe class MatMul
     }
 
     /// <summary>packA[panel][p][i] = a(panel·MR + i, p): MR-row panels, k-major; rows past mc are 0.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]   // hot loops: skip tier-0 and OSR
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void PackA(int mc, int kc, Operand a, float* dst)
     {
         for (int i0 = 0; i0 < mc; i0 += MR, dst += kc * MR)
         {
             int mr = Math.Min(MR, mc - i0);
+            if (a.RowStride == 1 && mr == MR)
+            {
+                // Transposed a: the MR rows at column p are contiguous, one short copy per k step.
+                for (int p = 0; p < kc; p++) Buffer.MemoryCopy(a.At(i0, p), dst + p * MR, MR * sizeof(float), MR * sizeof(float));
+                continue;
+            }
             for (int i = 0; i < MR; i++)
             {
                 if (i >= mr) { for (int p = 0; p < kc; p++) dst[p * MR + i] = 0; continue; }
@@ -184,7 +191,7 @@ public static unsafe class MatMul
     }
 
     /// <summary>packB[panel][p][j] = b(p, panel·NR + j): NR-column panels, k-major; columns past nc are 0.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]   // hot loops: skip tier-0 and OSR
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void PackB(int kc, int nc, Operand b, float* dst)
     {
         int nrFull = NR;
@@ -219,7 +226,7 @@ public static unsafe class MatMul
     }
 
     // 6×32 tile: 12 zmm accumulators; per k step 2 loads of b, 6 broadcasts of a, 12 FMAs.
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]   // hot loops: skip tier-0 and OSR
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Kernel512(int kc, float* a, float* b, float* c, int ldc)
     {
         Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default,
@@ -247,7 +254,7 @@ public static unsafe class MatMul
     }
 
     // 6×16 tile: 12 ymm accumulators of the 16 AVX2 registers, same scheme as Kernel512.
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]   // hot loops: skip tier-0 and OSR
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Kernel256(int kc, float* a, float* b, float* c, int ldc)
     {
         Vector256<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default,
@@ -275,7 +282,7 @@ public static unsafe class MatMul
     }
 
     // Any other CPU: the same tile in scalar code (NR = 16 here), accumulating in a stack tile.
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]   // hot loops: skip tier-0 and OSR
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void KernelScalar(int kc, float* a, float* b, float* c, int ldc)
     {
         const int nr = 16;
