@@ -15,9 +15,9 @@ public sealed record MatMulCase(int Form, int Batch, int M, int N, int K, bool T
 {
     int[] BatchShape => Form switch { 0 => [], 4 => [2, Batch], _ => [Batch] };
     static int[] Concat(int[] batch, int rows, int cols) => [.. batch, rows, cols];
-    public int[] AShape => Concat(Form is 0 or 3 ? [] : BatchShape, TransA ? K : M, TransA ? M : K);
-    public int[] BShape => Concat(Form is 0 or 1 ? [] : BatchShape, TransB ? N : K, TransB ? K : N);
-    public int[] OutShape => Concat(BatchShape, M, N);
+    public int[] AShape() => Concat(Form is 0 or 3 ? [] : BatchShape, TransA ? K : M, TransA ? M : K);
+    public int[] BShape() => Concat(Form is 0 or 1 ? [] : BatchShape, TransB ? N : K, TransB ? K : N);
+    public int[] OutShape() => Concat(BatchShape, M, N);
 }
 
 public static class MatMulArbitraries
@@ -72,7 +72,7 @@ public class MatMulKernelTests
     public void Fast_F32_forward_matches_F64_definition(MatMulCase c)
     {
         var rng = new Rng(c.Seed);
-        double[] a = Random(rng, c.AShape), b = Random(rng, c.BShape), bias = Random(rng, [c.N]), output = Random(rng, c.OutShape);
+        double[] a = Random(rng, c.AShape()), b = Random(rng, c.BShape()), bias = Random(rng, [c.N]), output = Random(rng, c.OutShape());
         var expected = Forward(Definition, DType.F64, c, a, b, bias, output);
         var actual = Forward(Fast, DType.F32, c, a, b, bias, output);
         AssertClose(expected, actual, F32Tolerance, $"output of {c}");
@@ -82,9 +82,9 @@ public class MatMulKernelTests
     public void Fast_F32_backward_matches_F64_definition(MatMulCase c)
     {
         var rng = new Rng(c.Seed);
-        double[] a = Random(rng, c.AShape), b = Random(rng, c.BShape), dOut = Random(rng, c.OutShape);
+        double[] a = Random(rng, c.AShape()), b = Random(rng, c.BShape()), dOut = Random(rng, c.OutShape());
         // Non-zero starting gradients: backward must add to them, not overwrite.
-        double[] dA0 = Random(rng, c.AShape), dB0 = Random(rng, c.BShape), dBias0 = Random(rng, [c.N]);
+        double[] dA0 = Random(rng, c.AShape()), dB0 = Random(rng, c.BShape()), dBias0 = Random(rng, [c.N]);
         var expected = Backward(Definition, DType.F64, c, a, b, dOut, dA0, dB0, dBias0);
         var actual = Backward(Fast, DType.F32, c, a, b, dOut, dA0, dB0, dBias0);
         AssertClose(expected.dA, actual.dA, F32Tolerance, $"dA of {c}");
@@ -98,7 +98,7 @@ public class MatMulKernelTests
         // Small sizes: every input element gets two extra forward passes.
         var c = big with { M = 1 + big.M % 5, N = 1 + big.N % 5, K = 1 + big.K % 5, Batch = 1 + big.Batch % 2, Accumulate = false, Bias = true };
         var rng = new Rng(c.Seed);
-        double[] a = Random(rng, c.AShape), b = Random(rng, c.BShape), bias = Random(rng, [c.N]), w = Random(rng, c.OutShape);
+        double[] a = Random(rng, c.AShape()), b = Random(rng, c.BShape()), bias = Random(rng, [c.N]), w = Random(rng, c.OutShape());
         // L = Σ w ⊙ matmul(a, b, bias) ⇒ dL/dOutput = w.
         double Loss() => Forward(Definition, DType.F64, c, a, b, bias, new double[w.Length]).Zip(w, (o, wi) => o * wi).Sum();
         var analytic = Backward(Definition, DType.F64, c, a, b, w, new double[a.Length], new double[b.Length], new double[c.N]);
@@ -157,7 +157,7 @@ public class MatMulKernelTests
 
     static double[] Forward(CpuBackend be, DType dtype, MatMulCase c, double[] a, double[] b, double[] bias, double[] output)
     {
-        Tensor ta = Make(be, dtype, c.AShape, a), tb = Make(be, dtype, c.BShape, b), to = Make(be, dtype, c.OutShape, output);
+        Tensor ta = Make(be, dtype, c.AShape(), a), tb = Make(be, dtype, c.BShape(), b), to = Make(be, dtype, c.OutShape(), output);
         be.MatMul(ta, tb, c.Bias ? Make(be, dtype, [c.N], bias) : null, to, c.TransA, c.TransB, c.Accumulate);
         return Read(be, to);
     }
@@ -165,8 +165,8 @@ public class MatMulKernelTests
     static (double[] dA, double[] dB, double[] dBias) Backward(CpuBackend be, DType dtype, MatMulCase c, double[] a, double[] b,
         double[] dOut, double[] dA0, double[] dB0, double[] dBias0)
     {
-        Tensor dA = Make(be, dtype, c.AShape, dA0), dB = Make(be, dtype, c.BShape, dB0), dBias = Make(be, dtype, [c.N], dBias0);
-        be.MatMulBackward(Make(be, dtype, c.OutShape, dOut), Make(be, dtype, c.AShape, a), Make(be, dtype, c.BShape, b),
+        Tensor dA = Make(be, dtype, c.AShape(), dA0), dB = Make(be, dtype, c.BShape(), dB0), dBias = Make(be, dtype, [c.N], dBias0);
+        be.MatMulBackward(Make(be, dtype, c.OutShape(), dOut), Make(be, dtype, c.AShape(), a), Make(be, dtype, c.BShape(), b),
             dA, dB, dBias, c.TransA, c.TransB);
         return (Read(be, dA), Read(be, dB), Read(be, dBias));
     }

@@ -40,4 +40,56 @@ public static class AdamWKernel
         if (hyper.Step < 1)
             throw new ArgumentOutOfRangeException(nameof(hyper), $"AdamW step is 1-based, got {hyper.Step}");
     }
+
+    // ---- fast path (F32) -------------------------------------------------------------------------------------------
+
+    /// <summary>Equivalent to <see cref="Update{T}"/> (the same float operations, vectorized, no fused multiply-add):
+    /// one pass over memory, fixed chunks in parallel.</summary>
+    public static unsafe void UpdateFast(Span<float> param, ReadOnlySpan<float> grad, Span<float> m, Span<float> v, AdamWParameters hyper)
+    {
+        // param [P], grad [P], m [P], v [P]
+        CheckStep(hyper);
+        int length = param.Length;
+        if (grad.Length != length || m.Length != length || v.Length != length)
+            throw new ArgumentException("adamw: param, grad, m and v lengths differ");
+        float lr = hyper.LearningRate, eps = hyper.Epsilon, wd = hyper.WeightDecay, beta1 = hyper.Beta1, beta2 = hyper.Beta2;
+        float correction1 = (float)(1 - Math.Pow(hyper.Beta1, hyper.Step));
+        float correction2 = (float)(1 - Math.Pow(hyper.Beta2, hyper.Step));
+        fixed (float* pParam = param, pGrad = grad, pM = m, pV = v)
+        {
+            var params_ = new Pinned<float>(pParam, length);
+            var grads = new Pinned<float>(pGrad, length);
+            var ms = new Pinned<float>(pM, length);
+            var vs = new Pinned<float>(pV, length);
+            KernelParallel.For(KernelParallel.Chunks(length), 4L * length, k =>
+            {
+                int start = k * KernelParallel.Chunk, count = Math.Min(KernelParallel.Chunk, length - start);
+                Span<float> p = params_.Slice(start, count), mm = ms.Slice(start, count), vv = vs.Slice(start, count);
+                ReadOnlySpan<float> g = grads.Slice(start, count);
+                int i = 0, width = Vector<float>.Count;
+                var vBeta1 = new Vector<float>(beta1); var vOneMinusBeta1 = new Vector<float>(1f - beta1);
+                var vBeta2 = new Vector<float>(beta2); var vOneMinusBeta2 = new Vector<float>(1f - beta2);
+                var vC1 = new Vector<float>(correction1); var vC2 = new Vector<float>(correction2);
+                var vLr = new Vector<float>(lr); var vEps = new Vector<float>(eps); var vWd = new Vector<float>(wd);
+                for (; i <= count - width; i += width)
+                {
+                    var gi = new Vector<float>(g.Slice(i));
+                    var mi = vBeta1 * new Vector<float>(mm.Slice(i)) + vOneMinusBeta1 * gi;
+                    var vi = vBeta2 * new Vector<float>(vv.Slice(i)) + vOneMinusBeta2 * gi * gi;
+                    var pi = new Vector<float>(p.Slice(i));
+                    pi -= vLr * ((mi / vC1) / (Vector.SquareRoot(vi / vC2) + vEps) + vWd * pi);
+                    mi.CopyTo(mm.Slice(i));
+                    vi.CopyTo(vv.Slice(i));
+                    pi.CopyTo(p.Slice(i));
+                }
+                for (; i < count; i++)
+                {
+                    float gi = g[i];
+                    mm[i] = beta1 * mm[i] + (1f - beta1) * gi;
+                    vv[i] = beta2 * vv[i] + (1f - beta2) * gi * gi;
+                    p[i] -= lr * ((mm[i] / correction1) / (MathF.Sqrt(vv[i] / correction2) + eps) + wd * p[i]);
+                }
+            });
+        }
+    }
 }

@@ -117,4 +117,105 @@ public static class AttentionKernel
                     }
                 }
     }
+
+    // ---- fast path (F32) -------------------------------------------------------------------------------------------
+
+    /// <summary>Equivalent to <see cref="Forward{T}"/> up to float rounding: the B·NH (batch, head) pairs in parallel
+    /// (each writes only its own probs rows and its own hs-wide slice of output), dot products, exp and axpy vectorized.</summary>
+    public static unsafe void ForwardFast(ReadOnlySpan<float> qkv, int batch, int time, int heads, Span<float> output, Span<float> probs)
+    {
+        // qkv [B, T, 3C], output [B, T, C], probs [B, NH, T, T]
+        int c = output.Length / (batch * time), hs = c / heads, c3 = 3 * c;
+        CheckLengths(qkv.Length, output.Length, probs.Length, batch, time, heads, c);
+        float scale = 1f / MathF.Sqrt(hs);
+        fixed (float* pQkv = qkv, pOut = output, pProbs = probs)
+        {
+            var qkvs = new Pinned<float>(pQkv, qkv.Length);
+            var outputs = new Pinned<float>(pOut, output.Length);
+            var probss = new Pinned<float>(pProbs, probs.Length);
+            KernelParallel.For(batch * heads, (long)batch * heads * time * time * hs, bh =>
+            {
+                int b = bh / heads, h = bh % heads;
+                for (int t = 0; t < time; t++)
+                {
+                    ReadOnlySpan<float> query = qkvs.Slice(b * time * c3 + t * c3 + h * hs, hs); // [hs]
+                    Span<float> att = probss.Slice((bh * time + t) * time, time);                // [T]
+                    Span<float> past = att.Slice(0, t + 1);                                      // [t+1] the unmasked part
+                    for (int s = 0; s <= t; s++)
+                        past[s] = TensorPrimitives.Dot(query, qkvs.Slice(b * time * c3 + s * c3 + c + h * hs, hs)) * scale;
+                    float max = TensorPrimitives.Max(past);
+                    TensorPrimitives.Subtract(past, max, past);
+                    TensorPrimitives.Exp(past, past);
+                    TensorPrimitives.Multiply(past, 1f / TensorPrimitives.Sum(past), past);
+                    att.Slice(t + 1).Clear();
+
+                    Span<float> outBth = outputs.Slice(b * time * c + t * c + h * hs, hs); // [hs]
+                    outBth.Clear();
+                    for (int s = 0; s <= t; s++)
+                        TensorPrimitives.MultiplyAdd(qkvs.Slice(b * time * c3 + s * c3 + 2 * c + h * hs, hs), past[s], outBth, outBth);
+                }
+            });
+        }
+    }
+
+    /// <summary>Equivalent to <see cref="Backward{T}"/> up to float rounding: (batch, head) pairs in parallel (each
+    /// accumulates only into its own head's q, k, v slices of dQkv, so there are no races), and the softmax Jacobian
+    /// applied in O(T) per row: dPre[r] = att[r]·(dAtt[r] − Σ_s att[s]·dAtt[s]).</summary>
+    public static unsafe void BackwardFast(ReadOnlySpan<float> dOutput, ReadOnlySpan<float> qkv, ReadOnlySpan<float> probs,
+        int batch, int time, int heads, Span<float> dQkv)
+    {
+        // dOutput [B, T, C], qkv [B, T, 3C], probs [B, NH, T, T], dQkv [B, T, 3C]
+        int c = dOutput.Length / (batch * time), hs = c / heads, c3 = 3 * c;
+        CheckLengths(qkv.Length, dOutput.Length, probs.Length, batch, time, heads, c);
+        if (dQkv.Length != qkv.Length) throw new ArgumentException("attention backward: dQkv and qkv lengths differ");
+        float scale = 1f / MathF.Sqrt(hs);
+        fixed (float* pDy = dOutput, pQkv = qkv, pProbs = probs, pDQkv = dQkv)
+        {
+            var dOutputs = new Pinned<float>(pDy, dOutput.Length);
+            var qkvs = new Pinned<float>(pQkv, qkv.Length);
+            var probss = new Pinned<float>(pProbs, probs.Length);
+            var dQkvs = new Pinned<float>(pDQkv, dQkv.Length);
+            KernelParallel.For(batch * heads, 2L * batch * heads * time * time * hs, bh =>
+            {
+                int b = bh / heads, h = bh % heads;
+                Span<float> dAtt = new float[time]; // [T]
+                Span<float> dPre = new float[time]; // [T]
+                for (int t = 0; t < time; t++)
+                {
+                    ReadOnlySpan<float> att = probss.Slice((bh * time + t) * time, t + 1);   // [t+1]
+                    ReadOnlySpan<float> dOut = dOutputs.Slice(b * time * c + t * c + h * hs, hs);
+                    ReadOnlySpan<float> query = qkvs.Slice(b * time * c3 + t * c3 + h * hs, hs);
+                    Span<float> dQuery = dQkvs.Slice(b * time * c3 + t * c3 + h * hs, hs);
+                    Span<float> dA = dAtt.Slice(0, t + 1), dP = dPre.Slice(0, t + 1);
+
+                    // through out = Σ att[s]·v_s
+                    for (int s = 0; s <= t; s++)
+                    {
+                        dA[s] = TensorPrimitives.Dot(qkvs.Slice(b * time * c3 + s * c3 + 2 * c + h * hs, hs), dOut);
+                        Span<float> dValue = dQkvs.Slice(b * time * c3 + s * c3 + 2 * c + h * hs, hs);
+                        TensorPrimitives.MultiplyAdd(dOut, att[s], dValue, dValue);
+                    }
+                    // through the softmax: dPre = att ⊙ (dAtt − att·dAtt), then the 1/√hs of the scores
+                    float weighted = TensorPrimitives.Dot(att, dA);
+                    TensorPrimitives.Subtract(dA, weighted, dP);
+                    TensorPrimitives.Multiply(dP, att, dP);
+                    TensorPrimitives.Multiply(dP, scale, dP);
+                    // through pre[s] = q·k_s
+                    for (int s = 0; s <= t; s++)
+                    {
+                        ReadOnlySpan<float> key = qkvs.Slice(b * time * c3 + s * c3 + c + h * hs, hs);
+                        Span<float> dKey = dQkvs.Slice(b * time * c3 + s * c3 + c + h * hs, hs);
+                        TensorPrimitives.MultiplyAdd(key, dP[s], dQuery, dQuery);
+                        TensorPrimitives.MultiplyAdd(query, dP[s], dKey, dKey);
+                    }
+                }
+            });
+        }
+    }
+
+    private static void CheckLengths(int qkv, int output, int probs, int batch, int time, int heads, int c)
+    {
+        if (c % heads != 0 || qkv != batch * time * 3 * c || output != batch * time * c || probs != batch * heads * time * time)
+            throw new ArgumentException($"attention: span lengths do not match B={batch}, T={time}, NH={heads}, C={c}");
+    }
 }

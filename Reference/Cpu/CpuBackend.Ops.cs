@@ -23,7 +23,10 @@ public sealed partial class CpuBackend
         switch (table.DType)
         {
             case DType.F64: EmbeddingKernel.Forward(Span<int>(ids), Span<double>(table), c, Span<double>(output)); break;
-            default: EmbeddingKernel.Forward(Span<int>(ids), Span<float>(table), c, Span<float>(output)); break;
+            default:
+                if (FastPaths) EmbeddingKernel.ForwardFast(Span<int>(ids), Span<float>(table), c, Span<float>(output));
+                else EmbeddingKernel.Forward(Span<int>(ids), Span<float>(table), c, Span<float>(output));
+                break;
         }
     }
 
@@ -39,7 +42,10 @@ public sealed partial class CpuBackend
         switch (dTable.DType)
         {
             case DType.F64: EmbeddingKernel.Backward(Span<double>(dOutput), Span<int>(ids), c, Span<double>(dTable)); break;
-            default: EmbeddingKernel.Backward(Span<float>(dOutput), Span<int>(ids), c, Span<float>(dTable)); break;
+            default:
+                if (FastPaths) EmbeddingKernel.BackwardFast(Span<float>(dOutput), Span<int>(ids), c, Span<float>(dTable));
+                else EmbeddingKernel.Backward(Span<float>(dOutput), Span<int>(ids), c, Span<float>(dTable));
+                break;
         }
     }
 
@@ -62,7 +68,9 @@ public sealed partial class CpuBackend
                     Span<double>(output), Span<double>(mean), Span<double>(rstd));
                 break;
             default:
-                LayerNormKernel.Forward(Span<float>(input), Span<float>(weight), Span<float>(bias), eps,
+                if (FastPaths) LayerNormKernel.ForwardFast(Span<float>(input), Span<float>(weight), Span<float>(bias), eps,
+                    Span<float>(output), Span<float>(mean), Span<float>(rstd));
+                else LayerNormKernel.Forward(Span<float>(input), Span<float>(weight), Span<float>(bias), eps,
                     Span<float>(output), Span<float>(mean), Span<float>(rstd));
                 break;
         }
@@ -87,7 +95,9 @@ public sealed partial class CpuBackend
                     Span<double>(rstd), Span<double>(dInput), Span<double>(dWeight), Span<double>(dBias));
                 break;
             default:
-                LayerNormKernel.Backward(Span<float>(dOutput), Span<float>(input), Span<float>(weight), Span<float>(mean),
+                if (FastPaths) LayerNormKernel.BackwardFast(Span<float>(dOutput), Span<float>(input), Span<float>(weight), Span<float>(mean),
+                    Span<float>(rstd), Span<float>(dInput), Span<float>(dWeight), Span<float>(dBias));
+                else LayerNormKernel.Backward(Span<float>(dOutput), Span<float>(input), Span<float>(weight), Span<float>(mean),
                     Span<float>(rstd), Span<float>(dInput), Span<float>(dWeight), Span<float>(dBias));
                 break;
         }
@@ -103,7 +113,10 @@ public sealed partial class CpuBackend
         switch (input.DType)
         {
             case DType.F64: GeluKernel.Forward(Span<double>(input), Span<double>(output)); break;
-            default: GeluKernel.Forward(Span<float>(input), Span<float>(output)); break;
+            default:
+                if (FastPaths) GeluKernel.ForwardFast(Span<float>(input), Span<float>(output));
+                else GeluKernel.Forward(Span<float>(input), Span<float>(output));
+                break;
         }
     }
 
@@ -116,7 +129,10 @@ public sealed partial class CpuBackend
         switch (input.DType)
         {
             case DType.F64: GeluKernel.Backward(Span<double>(dOutput), Span<double>(input), Span<double>(dInput)); break;
-            default: GeluKernel.Backward(Span<float>(dOutput), Span<float>(input), Span<float>(dInput)); break;
+            default:
+                if (FastPaths) GeluKernel.BackwardFast(Span<float>(dOutput), Span<float>(input), Span<float>(dInput));
+                else GeluKernel.Backward(Span<float>(dOutput), Span<float>(input), Span<float>(dInput));
+                break;
         }
     }
 
@@ -131,7 +147,10 @@ public sealed partial class CpuBackend
         switch (a.DType)
         {
             case DType.F64: ResidualKernel.Add(Span<double>(a), Span<double>(b), Span<double>(output)); break;
-            default: ResidualKernel.Add(Span<float>(a), Span<float>(b), Span<float>(output)); break;
+            default:
+                if (FastPaths) ResidualKernel.AddFast(Span<float>(a), Span<float>(b), Span<float>(output));
+                else ResidualKernel.Add(Span<float>(a), Span<float>(b), Span<float>(output));
+                break;
         }
     }
 
@@ -143,7 +162,10 @@ public sealed partial class CpuBackend
         switch (destination.DType)
         {
             case DType.F64: ResidualKernel.Accumulate(Span<double>(source), Span<double>(destination)); break;
-            default: ResidualKernel.Accumulate(Span<float>(source), Span<float>(destination)); break;
+            default:
+                if (FastPaths) ResidualKernel.AccumulateFast(Span<float>(source), Span<float>(destination));
+                else ResidualKernel.Accumulate(Span<float>(source), Span<float>(destination));
+                break;
         }
     }
 
@@ -153,7 +175,10 @@ public sealed partial class CpuBackend
         switch (tensor.DType)
         {
             case DType.F64: ResidualKernel.Scale(Span<double>(tensor), (double)factor); break;
-            default: ResidualKernel.Scale(Span<float>(tensor), factor); break;
+            default:
+                if (FastPaths) ResidualKernel.ScaleFast(Span<float>(tensor), factor);
+                else ResidualKernel.Scale(Span<float>(tensor), factor);
+                break;
         }
     }
 
@@ -163,7 +188,7 @@ public sealed partial class CpuBackend
         return tensor.DType switch
         {
             DType.F64 => ResidualKernel.SumOfSquares<double>(Span<double>(tensor)),
-            _ => ResidualKernel.SumOfSquares<float>(Span<float>(tensor)),
+            _ => FastPaths ? ResidualKernel.SumOfSquaresFast(Span<float>(tensor)) : ResidualKernel.SumOfSquares<float>(Span<float>(tensor)),
         };
     }
 
@@ -176,7 +201,10 @@ public sealed partial class CpuBackend
         switch (qkv.DType)
         {
             case DType.F64: AttentionKernel.Forward(Span<double>(qkv), batch, time, heads, Span<double>(output), Span<double>(probs)); break;
-            default: AttentionKernel.Forward(Span<float>(qkv), batch, time, heads, Span<float>(output), Span<float>(probs)); break;
+            default:
+                if (FastPaths) AttentionKernel.ForwardFast(Span<float>(qkv), batch, time, heads, Span<float>(output), Span<float>(probs));
+                else AttentionKernel.Forward(Span<float>(qkv), batch, time, heads, Span<float>(output), Span<float>(probs));
+                break;
         }
     }
 
@@ -192,7 +220,8 @@ public sealed partial class CpuBackend
                 AttentionKernel.Backward(Span<double>(dOutput), Span<double>(qkv), Span<double>(probs), batch, time, heads, Span<double>(dQkv));
                 break;
             default:
-                AttentionKernel.Backward(Span<float>(dOutput), Span<float>(qkv), Span<float>(probs), batch, time, heads, Span<float>(dQkv));
+                if (FastPaths) AttentionKernel.BackwardFast(Span<float>(dOutput), Span<float>(qkv), Span<float>(probs), batch, time, heads, Span<float>(dQkv));
+                else AttentionKernel.Backward(Span<float>(dOutput), Span<float>(qkv), Span<float>(probs), batch, time, heads, Span<float>(dQkv));
                 break;
         }
     }
@@ -231,7 +260,8 @@ public sealed partial class CpuBackend
                 CrossEntropyKernel.Forward(Span<double>(logits), Span<int>(targets), ignoreIndex, Span<double>(probs), Span<double>(losses));
                 break;
             default:
-                CrossEntropyKernel.Forward(Span<float>(logits), Span<int>(targets), ignoreIndex, Span<float>(probs), Span<float>(losses));
+                if (FastPaths) CrossEntropyKernel.ForwardFast(Span<float>(logits), Span<int>(targets), ignoreIndex, Span<float>(probs), Span<float>(losses));
+                else CrossEntropyKernel.Forward(Span<float>(logits), Span<int>(targets), ignoreIndex, Span<float>(probs), Span<float>(losses));
                 break;
         }
     }
@@ -252,7 +282,8 @@ public sealed partial class CpuBackend
                 CrossEntropyKernel.Backward(Span<double>(dLosses), Span<double>(probs), Span<int>(targets), ignoreIndex, Span<double>(dLogits));
                 break;
             default:
-                CrossEntropyKernel.Backward(Span<float>(dLosses), Span<float>(probs), Span<int>(targets), ignoreIndex, Span<float>(dLogits));
+                if (FastPaths) CrossEntropyKernel.BackwardFast(Span<float>(dLosses), Span<float>(probs), Span<int>(targets), ignoreIndex, Span<float>(dLogits));
+                else CrossEntropyKernel.Backward(Span<float>(dLosses), Span<float>(probs), Span<int>(targets), ignoreIndex, Span<float>(dLogits));
                 break;
         }
     }
@@ -271,7 +302,10 @@ public sealed partial class CpuBackend
         switch (param.DType)
         {
             case DType.F64: AdamWKernel.Update(Span<double>(param), Span<double>(grad), Span<double>(m), Span<double>(v), hyper); break;
-            default: AdamWKernel.Update(Span<float>(param), Span<float>(grad), Span<float>(m), Span<float>(v), hyper); break;
+            default:
+                if (FastPaths) AdamWKernel.UpdateFast(Span<float>(param), Span<float>(grad), Span<float>(m), Span<float>(v), hyper);
+                else AdamWKernel.Update(Span<float>(param), Span<float>(grad), Span<float>(m), Span<float>(v), hyper);
+                break;
         }
     }
 

@@ -65,4 +65,62 @@ public static class CrossEntropyKernel
                 throw new ArgumentOutOfRangeException(nameof(targets),
                     $"{what}: row {n} has target {targets[n]}, outside [0, {vocab}) and not the ignore index {ignoreIndex}");
     }
+
+    // ---- fast path (F32) -------------------------------------------------------------------------------------------
+
+    /// <summary>Equivalent to <see cref="Forward{T}"/> up to float rounding (vectorized exp and sums): rows in
+    /// parallel; per row max, subtract, TensorPrimitives.Exp, sum, scale. Ignored rows' probs are written too.</summary>
+    public static unsafe void ForwardFast(ReadOnlySpan<float> logits, ReadOnlySpan<int> targets, int ignoreIndex, Span<float> probs, Span<float> losses)
+    {
+        // logits [N, V], targets [N], probs [N, V], losses [N]
+        int rows = losses.Length, vocab = logits.Length / rows;
+        if (probs.Length != logits.Length || targets.Length != rows || logits.Length != rows * vocab)
+            throw new ArgumentException("cross-entropy: span lengths do not match [N, V] / [N]");
+        CheckTargets(targets, vocab, ignoreIndex);
+        int[] target = targets.ToArray(); // [N]
+        fixed (float* pLogits = logits, pProbs = probs, pLosses = losses)
+        {
+            var logitss = new Pinned<float>(pLogits, logits.Length);
+            var probss = new Pinned<float>(pProbs, probs.Length);
+            var lossess = new Pinned<float>(pLosses, rows);
+            KernelParallel.For(rows, 4L * rows * vocab, n =>
+            {
+                ReadOnlySpan<float> x = logitss.Slice(n * vocab, vocab); // [V]
+                Span<float> p = probss.Slice(n * vocab, vocab);          // [V]
+                float max = TensorPrimitives.Max(x);
+                TensorPrimitives.Subtract(x, max, p);
+                TensorPrimitives.Exp(p, p);
+                float sum = TensorPrimitives.Sum(p);
+                TensorPrimitives.Multiply(p, 1f / sum, p);
+                lossess.Slice(n, 1)[0] = target[n] == ignoreIndex ? 0f : MathF.Log(sum) - (x[target[n]] - max);
+            });
+        }
+    }
+
+    /// <summary>Equivalent to <see cref="Backward{T}"/> up to float rounding: rows in parallel,
+    /// dLogits += dLoss·probs vectorized, then the target entry gets its −dLoss.</summary>
+    public static unsafe void BackwardFast(ReadOnlySpan<float> dLosses, ReadOnlySpan<float> probs, ReadOnlySpan<int> targets, int ignoreIndex, Span<float> dLogits)
+    {
+        // dLosses [N], probs [N, V], targets [N], dLogits [N, V]
+        int rows = dLosses.Length, vocab = probs.Length / rows;
+        if (dLogits.Length != probs.Length || targets.Length != rows || probs.Length != rows * vocab)
+            throw new ArgumentException("cross-entropy backward: span lengths do not match [N, V] / [N]");
+        CheckTargets(targets, vocab, ignoreIndex);
+        int[] target = targets.ToArray(); // [N]
+        float[] dLoss = dLosses.ToArray(); // [N]
+        fixed (float* pProbs = probs, pDLogits = dLogits)
+        {
+            var probss = new Pinned<float>(pProbs, probs.Length);
+            var dLogitss = new Pinned<float>(pDLogits, dLogits.Length);
+            KernelParallel.For(rows, 3L * rows * vocab, n =>
+            {
+                if (target[n] == ignoreIndex) return;
+                ReadOnlySpan<float> p = probss.Slice(n * vocab, vocab); // [V]
+                Span<float> dx = dLogitss.Slice(n * vocab, vocab);      // [V]
+                float before = dx[target[n]];
+                TensorPrimitives.MultiplyAdd(p, dLoss[n], dx, dx);
+                dx[target[n]] = before + dLoss[n] * (p[target[n]] - 1f); // the one entry where the indicator is 1
+            });
+        }
+    }
 }

@@ -39,4 +39,29 @@ public static class EmbeddingKernel
             if ((uint)ids[n] >= (uint)vocab)
                 throw new ArgumentOutOfRangeException(nameof(ids), $"{what}: id {ids[n]} at position {n} is outside [0, {vocab})");
     }
+
+    // ---- fast path (F32) -------------------------------------------------------------------------------------------
+
+    /// <summary>Equivalent to <see cref="Forward{T}"/> (bit-identical): one block copy per row.</summary>
+    public static void ForwardFast(ReadOnlySpan<int> ids, ReadOnlySpan<float> table, int channels, Span<float> output)
+    {
+        // ids [N], table [V, C], output [N, C]
+        CheckIds(ids, table.Length / channels);
+        for (int n = 0; n < ids.Length; n++)
+            table.Slice(ids[n] * channels, channels).CopyTo(output.Slice(n * channels, channels));
+    }
+
+    /// <summary>Equivalent to <see cref="Backward{T}"/> (bit-identical: the same additions in the same row order),
+    /// one vectorized row add at a time. Sequential on purpose: two positions with the same id write the same
+    /// table row, and a fixed order keeps the result deterministic; at N·C = 200k it is tens of microseconds.</summary>
+    public static void BackwardFast(ReadOnlySpan<float> dOutput, ReadOnlySpan<int> ids, int channels, Span<float> dTable)
+    {
+        // dOutput [N, C], ids [N], dTable [V, C]
+        CheckIds(ids, dTable.Length / channels);
+        for (int n = 0; n < ids.Length; n++)
+        {
+            Span<float> row = dTable.Slice(ids[n] * channels, channels); // [C]
+            TensorPrimitives.Add(row, dOutput.Slice(n * channels, channels), row);
+        }
+    }
 }

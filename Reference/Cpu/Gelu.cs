@@ -44,4 +44,95 @@ public static class GeluKernel
             dInput[i] += local * dOutput[i];
         }
     }
+
+    // ---- fast path (F32) -------------------------------------------------------------------------------------------
+
+    /// <summary>Equivalent to <see cref="Forward{T}"/> up to float rounding (TensorPrimitives.Tanh instead of
+    /// MathF.Tanh): fixed chunks in parallel, the polynomial vectorized.</summary>
+    public static unsafe void ForwardFast(ReadOnlySpan<float> input, Span<float> output)
+    {
+        // input [L], output [L]
+        if (output.Length != input.Length) throw new ArgumentException("gelu: input and output lengths differ");
+        fixed (float* pIn = input, pOut = output)
+        {
+            var inputs = new Pinned<float>(pIn, input.Length);
+            var outputs = new Pinned<float>(pOut, output.Length);
+            int length = input.Length;
+            KernelParallel.For(KernelParallel.Chunks(length), length, k =>
+            {
+                int start = k * KernelParallel.Chunk, count = Math.Min(KernelParallel.Chunk, length - start);
+                ReadOnlySpan<float> x = inputs.Slice(start, count); // [chunk]
+                Span<float> y = outputs.Slice(start, count);        // [chunk]
+                TanhArgument(x, y);
+                TensorPrimitives.Tanh(y, y);
+                // y = ½x(1 + tanh u)
+                TensorPrimitives.AddMultiply(y, 1f, x, y);      // (tanh u + 1)·x
+                TensorPrimitives.Multiply(y, 0.5f, y);
+            });
+        }
+    }
+
+    /// <summary>Equivalent to <see cref="Backward{T}"/> up to float rounding: fixed chunks in parallel, vectorized.</summary>
+    public static unsafe void BackwardFast(ReadOnlySpan<float> dOutput, ReadOnlySpan<float> input, Span<float> dInput)
+    {
+        // dOutput [L], input [L], dInput [L]
+        if (dOutput.Length != input.Length || dInput.Length != input.Length)
+            throw new ArgumentException("gelu backward: dOutput, input and dInput lengths differ");
+        fixed (float* pDy = dOutput, pIn = input, pDx = dInput)
+        {
+            var dOutputs = new Pinned<float>(pDy, dOutput.Length);
+            var inputs = new Pinned<float>(pIn, input.Length);
+            var dInputs = new Pinned<float>(pDx, dInput.Length);
+            int length = input.Length;
+            KernelParallel.For(KernelParallel.Chunks(length), 4L * length, k =>
+            {
+                int start = k * KernelParallel.Chunk, count = Math.Min(KernelParallel.Chunk, length - start);
+                ReadOnlySpan<float> x = inputs.Slice(start, count);   // [chunk]
+                ReadOnlySpan<float> dy = dOutputs.Slice(start, count); // [chunk]
+                Span<float> dx = dInputs.Slice(start, count);         // [chunk]
+                Span<float> tanhU = stackalloc float[count];          // [chunk]
+                TanhArgument(x, tanhU);
+                TensorPrimitives.Tanh(tanhU, tanhU);
+                AccumulateGradient(x, tanhU, dy, dx);
+            });
+        }
+    }
+
+    /// <summary>u[i] = √(2/π)(x[i] + 0.044715·x[i]³).</summary>
+    private static void TanhArgument(ReadOnlySpan<float> x, Span<float> u)
+    {
+        const float scaling = (float)Scaling, cubic = (float)Cubic;
+        int i = 0, width = Vector<float>.Count;
+        var vScaling = new Vector<float>(scaling);
+        var vCubic = new Vector<float>(cubic);
+        for (; i <= x.Length - width; i += width)
+        {
+            var v = new Vector<float>(x.Slice(i));
+            (vScaling * (v + vCubic * v * v * v)).CopyTo(u.Slice(i));
+        }
+        for (; i < x.Length; i++) u[i] = scaling * (x[i] + cubic * x[i] * x[i] * x[i]);
+    }
+
+    /// <summary>dx[i] += dy[i]·(½(1 + t) + ½x(1 − t²)·√(2/π)(1 + 3·0.044715x²)), t = tanh u[i].</summary>
+    private static void AccumulateGradient(ReadOnlySpan<float> x, ReadOnlySpan<float> tanhU, ReadOnlySpan<float> dy, Span<float> dx)
+    {
+        const float scaling = (float)Scaling, cubic3 = 3 * (float)Cubic;
+        int i = 0, width = Vector<float>.Count;
+        var half = new Vector<float>(0.5f);
+        var vScaling = new Vector<float>(scaling);
+        var vCubic3 = new Vector<float>(cubic3);
+        for (; i <= x.Length - width; i += width)
+        {
+            var v = new Vector<float>(x.Slice(i));
+            var t = new Vector<float>(tanhU.Slice(i));
+            var local = half * (Vector<float>.One + t) + v * half * (Vector<float>.One - t * t) * vScaling * (Vector<float>.One + vCubic3 * v * v);
+            (new Vector<float>(dx.Slice(i)) + local * new Vector<float>(dy.Slice(i))).CopyTo(dx.Slice(i));
+        }
+        for (; i < x.Length; i++)
+        {
+            float v = x[i], t = tanhU[i];
+            float local = 0.5f * (1f + t) + v * 0.5f * (1f - t * t) * scaling * (1f + cubic3 * v * v);
+            dx[i] += local * dy[i];
+        }
+    }
 }

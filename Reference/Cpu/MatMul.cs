@@ -97,6 +97,7 @@ public static unsafe class MatMul
     // pack op(a) block MC×KC (stays in L2) → jr over NR: a KC×NR b-panel (stays in L1) → ir over MR: micro-kernel
     // C[MR×NR] += Apanel[MR×KC]·Bpanel[KC×NR] with MR·NR/vector accumulators held in registers for all KC steps.
 
+    // Hot loops carry [AggressiveOptimization]: fully optimized from the first call (no tier-0 code, no OSR).
     private const int MR = 6;                 // rows of a micro-tile: MR broadcasts of a per k step
     private static int NR => Vector512.IsHardwareAccelerated ? 32 : 16;   // columns: two vectors (JIT-time constant)
     private const int KC = 256, MC = 144, NC = 3072, NRMax = 32;
@@ -121,23 +122,24 @@ public static unsafe class MatMul
         public Job Columns(int j0) => new(A, B.Offset(0, j0), Bias == null ? null : Bias + j0, C + j0, Ldc, Accumulate);
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]   // hot loops: skip tier-0 and OSR
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Blocked(int m, int n, int k, Job job)
     {
-        // Start from output (accumulate) or 0, plus bias; every micro-kernel call then only adds.
-        for (int i = 0; i < m; i++)
-        {
-            var row = new Span<float>(job.C + (long)i * job.Ldc, n);
-            if (!job.Accumulate) { if (job.Bias != null) new ReadOnlySpan<float>(job.Bias, n).CopyTo(row); else row.Clear(); }
-            else if (job.Bias != null) TensorPrimitives.Add(row, new ReadOnlySpan<float>(job.Bias, n), row);
-        }
-        if (k == 0) return;
         float* packA = PackBuffers(out float* packB);
         float* edge = stackalloc float[MR * NRMax];   // [MR, NR] scratch for partial tiles at the right/bottom edges
         int nrFull = NR;
         for (int jc = 0; jc < n; jc += NC)
         {
             int nc = Math.Min(NC, n - jc);
+            // Start this column block from output (accumulate) or 0, plus bias; micro-kernels then only add. Done per
+            // block, not for all of C up front, so the M×NC block is still in cache when the kernels update it.
+            for (int i = 0; i < m; i++)
+            {
+                var row = new Span<float>(job.C + (long)i * job.Ldc + jc, nc);
+                var bias = job.Bias == null ? default : new ReadOnlySpan<float>(job.Bias + jc, nc);
+                if (!job.Accumulate) { if (job.Bias != null) bias.CopyTo(row); else row.Clear(); }
+                else if (job.Bias != null) TensorPrimitives.Add(row, bias, row);
+            }
             for (int pc = 0; pc < k; pc += KC)
             {
                 int kc = Math.Min(KC, k - pc);
@@ -166,12 +168,18 @@ public static unsafe class MatMul
     }
 
     /// <summary>packA[panel][p][i] = a(panel·MR + i, p): MR-row panels, k-major; rows past mc are 0.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]   // hot loops: skip tier-0 and OSR
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void PackA(int mc, int kc, Operand a, float* dst)
     {
         for (int i0 = 0; i0 < mc; i0 += MR, dst += kc * MR)
         {
             int mr = Math.Min(MR, mc - i0);
+            if (a.RowStride == 1 && mr == MR)
+            {
+                // Transposed a: the MR rows at column p are contiguous, one short copy per k step.
+                for (int p = 0; p < kc; p++) Buffer.MemoryCopy(a.At(i0, p), dst + p * MR, MR * sizeof(float), MR * sizeof(float));
+                continue;
+            }
             for (int i = 0; i < MR; i++)
             {
                 if (i >= mr) { for (int p = 0; p < kc; p++) dst[p * MR + i] = 0; continue; }
@@ -183,7 +191,7 @@ public static unsafe class MatMul
     }
 
     /// <summary>packB[panel][p][j] = b(p, panel·NR + j): NR-column panels, k-major; columns past nc are 0.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]   // hot loops: skip tier-0 and OSR
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void PackB(int kc, int nc, Operand b, float* dst)
     {
         int nrFull = NR;
@@ -218,7 +226,7 @@ public static unsafe class MatMul
     }
 
     // 6×32 tile: 12 zmm accumulators; per k step 2 loads of b, 6 broadcasts of a, 12 FMAs.
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]   // hot loops: skip tier-0 and OSR
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Kernel512(int kc, float* a, float* b, float* c, int ldc)
     {
         Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default,
@@ -246,7 +254,7 @@ public static unsafe class MatMul
     }
 
     // 6×16 tile: 12 ymm accumulators of the 16 AVX2 registers, same scheme as Kernel512.
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]   // hot loops: skip tier-0 and OSR
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Kernel256(int kc, float* a, float* b, float* c, int ldc)
     {
         Vector256<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default,
@@ -274,7 +282,7 @@ public static unsafe class MatMul
     }
 
     // Any other CPU: the same tile in scalar code (NR = 16 here), accumulating in a stack tile.
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]   // hot loops: skip tier-0 and OSR
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void KernelScalar(int kc, float* a, float* b, float* c, int ldc)
     {
         const int nr = 16;

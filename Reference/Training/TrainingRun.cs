@@ -135,12 +135,15 @@ public sealed class TrainingRun
             double val = double.NaN;
             if (step % o.EvalEvery == 0 || step == o.Steps)
             {
-                val = ValidationLoss();
+                val = ValidationLoss();  // evaluated whether or not anyone listens
                 onEvent?.Invoke(new ValidationEvent(step, val));
             }
             Metrics.Add(new MetricsRow(step, result.Loss, val, result.LearningRate, result.GradientNorm));
             if (step % o.CheckpointEvery == 0 || step == o.Steps)
-                onEvent?.Invoke(new CheckpointEvent(step, SaveCheckpoint()));
+            {
+                string folder = SaveCheckpoint();  // not inside onEvent?.Invoke(...): its arguments are skipped when null
+                onEvent?.Invoke(new CheckpointEvent(step, folder));
+            }
         }
     }
 

@@ -1,0 +1,43 @@
+namespace Llm.Cpu;
+
+/// <summary>
+/// How the fast kernels use several cores without giving up bit-for-bit reproducibility: work is cut into a fixed list
+/// of items (rows, heads, fixed-size chunks) that never depends on the thread count; each item is computed by one
+/// thread, in a fixed order; reductions across items are done afterwards, sequentially, in item order.
+/// </summary>
+internal static class KernelParallel
+{
+    /// <summary>Below about this many elements touched, the thread pool's start-up costs more than it saves.</summary>
+    public const long MinParallelWork = 1 << 15;
+
+    /// <summary>Fixed chunk length of the flat elementwise kernels: 64 KiB of floats, a few per core's L2.</summary>
+    public const int Chunk = 1 << 14;
+
+    /// <summary>body(i) for i in [0, count): on the thread pool when <paramref name="work"/> is large, else inline.</summary>
+    public static void For(int count, long work, Action<int> body)
+    {
+        if (count <= 1 || work < MinParallelWork)
+        {
+            for (int i = 0; i < count; i++) body(i);
+            return;
+        }
+        Parallel.For(0, count, body);
+    }
+
+    /// <summary>Number of <see cref="Chunk"/>-long pieces covering <paramref name="length"/> elements.</summary>
+    public static int Chunks(int length) => (length + Chunk - 1) / Chunk;
+}
+
+/// <summary>The address and length of a span pinned by the caller's <c>fixed</c> statement, so that a Parallel.For
+/// body (a lambda, which cannot capture a span) can slice it. Slices are bounds-checked like the span's own.</summary>
+internal readonly unsafe struct Pinned<T>(T* start, int length) where T : unmanaged
+{
+    public Span<T> Slice(int offset, int count)
+    {
+        if ((uint)offset > (uint)length || (uint)count > (uint)(length - offset))
+            throw new ArgumentOutOfRangeException(nameof(offset), $"slice [{offset}, {offset + count}) of a span of {length}");
+        return new Span<T>(start + offset, count);
+    }
+
+    public int Length => length;
+}
