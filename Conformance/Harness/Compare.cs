@@ -30,7 +30,10 @@ public static class Compare
                 $"(NaN left means never written); first [{first}] = {subject[first]}, oracle {oracle[first]}\n  case: {testCase}");
         double nmse = Nmse(subject, oracle);
         ConformanceLog.Record(op, buffer, nmse);
-        if (!(nmse <= tolerance.Nmse))
+        double sumSq = 0, errSq = 0;
+        for (int i = 0; i < oracle.Length; i++) { sumSq += oracle[i] * oracle[i]; errSq += (subject[i] - oracle[i]) * (subject[i] - oracle[i]); }
+        bool withinFloor = tolerance.Floor > 0 && errSq <= tolerance.Nmse * sumSq + oracle.Length * tolerance.Floor * tolerance.Floor;
+        if (!(nmse <= tolerance.Nmse) && !withinFloor)
         {
             int worst = 0;
             for (int i = 1; i < subject.Length; i++)

@@ -6,12 +6,12 @@ namespace Llm.Conformance.Harness;
 /// <summary>
 /// Generators and shrinkers for tensor dimensions. Kernels break at edges, so sizes are drawn from: 1, primes,
 /// numbers one off a power of two (never a multiple of a SIMD width or tile of 8/16/32/64), sizes that span
-/// several 256-wide workgroups, and uniform sizes; always capped by the caller's maximum.
+/// several 256-wide workgroups or CPU chunks (2¹⁴ elements) and GEMM blocks (3072 columns), and uniform sizes; always capped by the caller's maximum.
 /// </summary>
 public static class Dims
 {
     private static readonly int[] Primes = [2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37, 41, 43, 47, 53, 61, 67, 97, 101, 127, 131, 251, 257, 509, 521, 1021, 1031];
-    private static readonly int[] OffByOne = [7, 9, 15, 17, 31, 33, 63, 65, 127, 129, 255, 257, 511, 513, 767, 769, 1023, 1025];
+    private static readonly int[] OffByOne = [7, 9, 15, 17, 31, 33, 63, 65, 127, 129, 255, 257, 511, 513, 767, 769, 1023, 1025, 3071, 3073, 16383, 16385, 32767, 32769, 65537];
 
     /// <summary>A dimension in [1, max].</summary>
     public static Gen<int> Dim(int max)

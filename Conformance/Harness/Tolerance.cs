@@ -6,7 +6,10 @@ namespace Llm.Conformance.Harness;
 /// NMSE ≈ ε² ≈ 4e-15; each bound below sits several orders of magnitude above what correct f32 code produces
 /// and several below what a wrong formula, a missed term or a skipped element produces (≥ 1e-6, usually ≥ 1e-2).
 /// </summary>
-public readonly record struct Tolerance(double Nmse, string Why)
+/// <param name="Floor">an RMS absolute error always allowed: Σ(a − b)² ≤ Nmse·Σb² + n·Floor². Zero except where
+/// the op's formula itself loses relative precision in f32 on some inputs (see <see cref="Gelu"/>), which would
+/// make a tensor of only such elements fail by NMSE while every element is within a few ulp of its inputs.</param>
+public readonly record struct Tolerance(double Nmse, string Why, double Floor = 0)
 {
     /// <summary>Pure data movement (gather, copy): nothing rounds, so the subject must match bit for bit.</summary>
     public static readonly Tolerance Exact = new(0, "data movement: nothing rounds");
@@ -38,5 +41,11 @@ public readonly record struct Tolerance(double Nmse, string Why)
     /// terms (≈ 1e-3 relative) fails.</summary>
     public static readonly Tolerance GlobalSum = new(1e-11, "global sum of squares: tree/double accumulation");
 
-    public override string ToString() => $"NMSE ≤ {Nmse:0.#E+0} ({Why})";
+    /// <summary>GPT-2's ½x(1 + tanh u) cancels in f32 for x ≲ −3 (1 + tanh u ≈ 1e-7 while tanh u carries an
+    /// absolute error of a few 6e-8), so a tensor whose elements all sit in that tail has NMSE up to 1 in any
+    /// correct f32 implementation of the formula. The floor allows an RMS error of 4e-7 ≈ 6ε·|x| for |x| ≤ ~1
+    /// and the elementwise bound covers the rest; a wrong formula errs by ≥ 1e-3 on ordinary inputs.</summary>
+    public static readonly Tolerance Gelu = Elementwise with { Floor = 4e-7, Why = "elementwise, with an absolute floor for the f32 cancellation of 1 + tanh u at x ≲ −3" };
+
+    public override string ToString() => $"NMSE ≤ {Nmse:0.#E+0}{(Floor > 0 ? $" + RMS floor {Floor:0.#E+0}" : "")} ({Why})";
 }

@@ -13,7 +13,7 @@ public sealed record AdamWCase(int N, int Step, float LearningRate, float Weight
     public override string ToString() => $"param[{N}] step={Step} lr={LearningRate} wd={WeightDecay} seed={Seed}";
 
     public static Arbitrary<AdamWCase> Arbitrary() => Arb.From(
-        from n in Dims.Dim(5000)
+        from n in Dims.Dim(70_000)
         from step in Gen.Frequency((2, Gen.Choose(1, 3)), (1, Gen.Choose(4, 5000)))
         from lr in Gen.Elements(1e-3f, 6e-3f, 3e-2f)
         from wd in Gen.Elements(0f, 0.1f)
@@ -26,9 +26,11 @@ public sealed record AdamWCase(int N, int Step, float LearningRate, float Weight
 public class AdamWTests
 {
     /// <summary>The update δ = −lr(m̂/(√v̂+ε) + λ·param) is ≈ lr, small next to |param| ≈ 1, so a param NMSE alone
-    /// would hide an error in it; δ is compared on its own. f32 rounding of param (ε·|p| ≈ 6e-8) against
-    /// |δ| ≥ 1e-3 gives NMSE ≈ (6e-8/1e-3)²/3 ≈ 1e-9; a wrong bias correction or missing decay gives ≥ 1e-3.</summary>
-    private static readonly Tolerance Update = new(1e-7, "AdamW update δ: param rounding (ε/lr)² ≈ 1e-9");
+    /// would hide an error in it; δ is compared on its own. The subject's δ = fl(p + δ) − p carries param's own
+    /// f32 rounding, ≤ ½ulp(p) ≤ 2.4e-7 for |p| &lt; 8: the RMS floor 3e-7 allows exactly that (it matters when
+    /// m̂ ≈ 0 leaves only the tiny decay term); beyond it NMSE ≤ 1e-7 (measured ≈ 1e-9 typical). A wrong bias
+    /// correction, ε placement or missing decay changes δ by ≥ 1e-4.</summary>
+    private static readonly Tolerance Update = new(1e-7, "AdamW update δ beyond param's own f32 rounding", Floor: 3e-7);
 
     [Property]
     public void Step(AdamWCase c)

@@ -36,7 +36,7 @@ public sealed record MatMulCase(int BatchRank, int B0, int B1, int M, int K, int
         from b1 in Dims.Dim(3)
         from m in Dims.Dim(300)
         from k in Dims.Dim(600)
-        from n in Dims.Dim(300)
+        from n in Dims.Dim(3300)
         from flags in Gen.Choose(0, 15)
         from shared in Gen.Elements(Shared.None, Shared.A, Shared.B, Shared.B)
         from grads in Gen.Choose(1, 7)
