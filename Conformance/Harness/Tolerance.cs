@@ -47,5 +47,10 @@ public readonly record struct Tolerance(double Nmse, string Why, double Floor = 
     /// and the elementwise bound covers the rest; a wrong formula errs by ≥ 1e-3 on ordinary inputs.</summary>
     public static readonly Tolerance Gelu = Elementwise with { Floor = 4e-7, Why = "elementwise, with an absolute floor for the f32 cancellation of 1 + tanh u at x ≲ −3" };
 
+    /// <summary>Cross-entropy losses: a confidently right row has loss ≈ e^−100 ≈ 0 in F64, while any f32
+    /// log-sum-exp returns log(1 + ulp) ≈ 1.2e-7, an infinite NMSE for a one-row batch. The floor allows an RMS
+    /// error of 5e-7 ≈ 8ε absolute, which no wrong loss formula stays within.</summary>
+    public static readonly Tolerance Loss = Normalize with { Floor = 5e-7, Why = "losses: row reduction + log, with an absolute floor of ~8ε for losses near 0" };
+
     public override string ToString() => $"NMSE ≤ {Nmse:0.#E+0}{(Floor > 0 ? $" + RMS floor {Floor:0.#E+0}" : "")} ({Why})";
 }
