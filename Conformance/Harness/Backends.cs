@@ -4,8 +4,10 @@ using Llm.Tensors;
 namespace Llm.Conformance.Harness;
 
 /// <summary>A backend under test: a name for messages and a lazily created, shared instance.</summary>
-public sealed class Subject(string name, Func<IBackend> create)
+/// <param name="available">false where the backend cannot run (no GPU, no driver): it is then left out, not failed.</param>
+public sealed class Subject(string name, Func<IBackend> create, Func<bool>? available = null)
 {
+    public bool Available => available?.Invoke() ?? true;
     private readonly Lazy<IBackend> _instance = new(create, LazyThreadSafetyMode.ExecutionAndPublication);
     public string Name { get; } = name;
     /// <summary>Subjects compute in F32, the training type.</summary>
@@ -21,11 +23,23 @@ public sealed class Subject(string name, Func<IBackend> create)
 /// </summary>
 public static class Backends
 {
-    public static IReadOnlyList<Subject> Subjects { get; } =
+    public static IReadOnlyList<Subject> All { get; } =
     [
         new("cpu-fast", () => new CpuBackend(fastPaths: true)),
-        // new("vulkan", () => new VulkanBackend()),
+        // new("vulkan", () => new VulkanBackend(), available: VulkanBackend.IsSupported),
     ];
+
+    /// <summary>The available backends of <see cref="All"/>; CONFORMANCE_SUBJECTS=name,name narrows them.</summary>
+    public static IReadOnlyList<Subject> Subjects { get; } = Select();
+
+    private static List<Subject> Select()
+    {
+        var only = Environment.GetEnvironmentVariable("CONFORMANCE_SUBJECTS")?.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        var chosen = All.Where(s => (only is null || only.Contains(s.Name)) && s.Available).ToList();
+        if (chosen.Count == 0)
+            throw new InvalidOperationException($"no conformance subject selected: CONFORMANCE_SUBJECTS='{string.Join(",", only ?? [])}', known: {string.Join(", ", All)}");
+        return chosen;
+    }
 
     private static readonly Lazy<CpuBackend> _oracle = new(() => new CpuBackend(fastPaths: false));
 

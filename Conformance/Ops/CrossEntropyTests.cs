@@ -20,7 +20,7 @@ public sealed record CrossEntropyCase(int N, int V, double Scale, int IgnoreInde
         from scale in Gen.Elements(0.5, 3.0, 40.0)
         from ignore in Gen.Elements(-1, -100)
         from seed in Dims.Seed
-        let d = Dims.Fit([n, v], d => (long)d[0] * d[1], 60_000)
+        let d = Dims.Fit([n, v], d => (long)d[0] * d[1], 150_000)
         select new CrossEntropyCase(d[0], d[1], scale, ignore, seed),
         c => Dims.Shrink(c, [c.N, c.V], d => c with { N = d[0], V = d[1] }));
 }

@@ -14,11 +14,11 @@ public sealed record LayerNormCase(int N, int C, double Shift, int Seed)
     public override string ToString() => $"x{Dims.Shape(N, C)} shift={Shift} seed={Seed}";
 
     public static Arbitrary<LayerNormCase> Arbitrary() => Arb.From(
-        from n in Dims.Dim(200)
+        from n in Dims.Dim(400)
         from c in Dims.Dim(1100)
         from shift in Gen.Elements(0.0, 0.5, 30.0)
         from seed in Dims.Seed
-        let d = Dims.Fit([n, c], d => (long)d[0] * d[1], 80_000)
+        let d = Dims.Fit([n, c], d => (long)d[0] * d[1], 300_000)
         select new LayerNormCase(d[0], d[1], shift, seed),
         c => Dims.Shrink(c, [c.N, c.C], d => c with { N = d[0], C = d[1] }));
 }
