@@ -86,8 +86,6 @@ public sealed class OpCheck
     /// <summary>The case's data generator: draw every input from it, in a fixed order, so a seed replays.</summary>
     public Rng Rng { get; }
 
-    public string Describe => $"{_op} {_case}";
-
     public Buf Input(string name, int[] shape, double[] values) => Add(new(name, shape, DType.F32, Role.Input, default, values, null));
     public Buf Ids(string name, int[] shape, int[] values) => Add(new(name, shape, DType.I32, Role.Input, default, null, values));
     public Buf Output(string name, int[] shape, Tolerance tolerance)
