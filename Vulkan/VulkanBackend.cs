@@ -52,6 +52,9 @@ public sealed partial class VulkanBackend : IBackend
     /// <summary>The chosen device, its limits and enabled features (printed by bench and --verbose).</summary>
     public DeviceInfo Info => context.Info;
 
+    /// <summary>The raw handles, for tests and tools that call Vulkan directly.</summary>
+    internal VulkanContext Context => context;
+
     /// <summary>Workgroup size (specialization constant 0) of the 1-D kernels: a power of two ≤ 256 within the limits.</summary>
     public uint LinearWorkgroupSize { get; }
     /// <summary>Most workgroups along x of one dispatch; the 1-D kernels loop (grid-stride) over the rest.</summary>

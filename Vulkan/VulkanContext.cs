@@ -171,7 +171,7 @@ internal sealed unsafe class VulkanContext : IDisposable
             MaxPushConstantsSize = limits.MaxPushConstantsSize,
             DeviceUuid = Convert.ToHexString(new ReadOnlySpan<byte>(v11.DeviceUuid, 16)).ToLowerInvariant(),
             SubgroupSize = v11.SubgroupSize,
-            SubgroupOperations = ops.ToString().Replace("Bit", ""),
+            SubgroupOperations = ops.ToString().Replace("SubgroupFeature", "").Replace("Bit", ""),
             SubgroupArithmeticSupported = subgroups,
             SubgroupsEnabled = subgroups && !options.DisableSubgroups,
             Fp16Supported = fp16,
