@@ -30,16 +30,24 @@ internal sealed unsafe class VulkanContext : IDisposable
             Validation = new ValidationMessenger(Vk);
         }
         Instance = CreateInstance();
-        Validation?.Attach(Instance);
-
-        var candidates = EnumerateDevices();
-        int chosen = Choose(candidates, options.DeviceIndex);
-        PhysicalDevice = candidates[chosen].Device;
-        Info = Probe(PhysicalDevice, chosen, options);
-        MemoryProperties = Vk.GetPhysicalDeviceMemoryProperties(PhysicalDevice);
-        QueueFamily = FindComputeQueueFamily(PhysicalDevice);
-        Device = CreateDevice(Info.Fp16Enabled);
-        Queue = Vk.GetDeviceQueue(Device, QueueFamily, 0);
+        try
+        {
+            Validation?.Attach(Instance);
+            var candidates = EnumerateDevices();
+            int chosen = Choose(candidates, options.DeviceIndex);
+            PhysicalDevice = candidates[chosen].Device;
+            Info = Probe(PhysicalDevice, chosen, options);
+            MemoryProperties = Vk.GetPhysicalDeviceMemoryProperties(PhysicalDevice);
+            QueueFamily = FindComputeQueueFamily(PhysicalDevice);
+            Device = CreateDevice(Info.Fp16Enabled);
+            Queue = Vk.GetDeviceQueue(Device, QueueFamily, 0);
+        }
+        catch
+        {
+            Validation?.Dispose();
+            Vk.DestroyInstance(Instance, null);
+            throw;
+        }
     }
 
     private Instance CreateInstance()

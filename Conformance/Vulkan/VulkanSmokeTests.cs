@@ -123,6 +123,36 @@ public class VulkanSmokeTests(VulkanFixture fixture) : IClassFixture<VulkanFixtu
         VulkanTestDevice.AssertClean(vk);
     }
 
+    [Fact]
+    public void FreedNeighboursCoalesceAndTheirRangeIsReused()
+    {
+        var vk = fixture.Backend;
+        if (vk is null) return;
+        vk.Synchronize();
+        Tensor a = vk.Allocate(DType.F32, [1000]), b = vk.Allocate(DType.F32, [3000]), c = vk.Allocate(DType.F32, [10]);
+        var first = (VulkanBuffer)a.Storage;
+        ulong live = vk.BytesAllocated;
+        vk.Release(b);
+        vk.Release(a);                               // merges with b's free range
+        Assert.Equal(live - ((VulkanBuffer)a.Storage).ByteSize - ((VulkanBuffer)b.Storage).ByteSize, vk.BytesAllocated);
+        var d = vk.Allocate(DType.F32, [3900]);      // fits only in a ∪ b
+        Assert.Equal(first.ByteOffset, ((VulkanBuffer)d.Storage).ByteOffset);
+        vk.Release(c);
+        vk.Release(d);
+        VulkanTestDevice.AssertClean(vk);
+    }
+
+    [Fact]
+    public void DeviceIndexOverrideIsHonouredAndChecked()
+    {
+        if (VulkanTestDevice.Skipped) return;
+        var env = VulkanOptions.FromEnvironment();
+        using (var first = VulkanTestDevice.Open(env with { Validation = true, DeviceIndex = 0 })!)
+            Assert.Equal(0, first.Info.Index);
+        var error = Assert.Throws<ArgumentOutOfRangeException>(() => new VulkanBackend(env with { DeviceIndex = 99 }));
+        Assert.Contains("devices: 0:", error.Message);
+    }
+
     // ---- ops against the Reference -------------------------------------------------------------------------------
 
     [Theory, MemberData(nameof(Sizes))]
