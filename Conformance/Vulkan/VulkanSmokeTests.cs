@@ -1,0 +1,309 @@
+using Llm.Cpu;
+using Llm.Tensors;
+using Llm.Vulkan;
+using Silk.NET.Vulkan;
+using Xunit;
+
+namespace Llm.Conformance.Vulkan;
+
+/// <summary>Opens one validated Vulkan backend for the smoke tests (null when LLM_SKIP_VULKAN=1).</summary>
+public sealed class VulkanFixture : IDisposable
+{
+    public VulkanBackend? Backend { get; } = VulkanTestDevice.Open();
+    public void Dispose() => Backend?.Dispose();
+}
+
+/// <summary>
+/// The Vulkan backend's infrastructure and first ops, on whatever device is chosen (lavapipe in CI) with validation on:
+/// device creation, transfers (slices at odd offsets), each implemented op against the CPU Reference's definitions on
+/// sizes 1, 7 and 1000003, hazard tracking across batches, kill switches, and the validation messenger itself.
+/// </summary>
+public class VulkanSmokeTests(VulkanFixture fixture) : IClassFixture<VulkanFixture>
+{
+    private static readonly CpuBackend Cpu = new(fastPaths: false);
+    public static readonly TheoryData<int> Sizes = new() { 1, 7, 1000003 };
+
+    private static float[] Random(int n, int seed, float scale = 1)
+    {
+        var rng = new Random(seed);
+        var x = new float[n];
+        for (int i = 0; i < n; i++) x[i] = (float)((rng.NextDouble() * 2 - 1) * scale);
+        return x;
+    }
+
+    private static Tensor Put(IBackend backend, float[] data)
+    {
+        var t = backend.Allocate(DType.F32, [data.Length]);
+        backend.Upload<float>(data, t);
+        return t;
+    }
+
+    private static float[] Get(IBackend backend, Tensor t)
+    {
+        var x = new float[t.Length];
+        backend.Download<float>(t, x);
+        return x;
+    }
+
+    /// <summary>Normalized mean squared error Σ(a−e)² / Σe² (absolute when e is all zeros).</summary>
+    private static void AssertClose(float[] expected, float[] actual, double nmse, string what)
+    {
+        Assert.Equal(expected.Length, actual.Length);
+        double error = 0, norm = 0;
+        for (int i = 0; i < expected.Length; i++)
+        {
+            Assert.False(float.IsNaN(actual[i]), $"{what}: NaN at {i}");
+            error += Math.Pow(actual[i] - (double)expected[i], 2);
+            norm += (double)expected[i] * expected[i];
+        }
+        double e = norm > 0 ? error / norm : error;
+        Assert.True(e <= nmse, $"{what}: NMSE {e:E2} > {nmse:E0}");
+    }
+
+    // ---- device and memory ---------------------------------------------------------------------------------------
+
+    [Fact]
+    public void DeviceIsCreatedWithValidationAndReportsItsLimits()
+    {
+        var vk = fixture.Backend;
+        if (vk is null) return;
+        var info = vk.Info;
+        Assert.True(info.ValidationEnabled);
+        Assert.True(info.ApiVersion >= new Version(1, 2));
+        Assert.True(info.MaxComputeWorkGroupInvocations >= 128 && info.MaxStorageBufferRange >= 1 << 27 - 1);
+        Assert.Contains(info.Name, info.ToString());
+        Assert.True(vk.LinearWorkgroupSize is >= 32 and <= 256 && (vk.LinearWorkgroupSize & (vk.LinearWorkgroupSize - 1)) == 0);
+        foreach (var shader in new[] { "fill", "add", "accumulate", "scale", "gelu", "gelu_back", "sum_of_squares.SUBGROUPS", "sum_of_squares.NO_SUBGROUPS" })
+            Assert.Contains(shader, VulkanBackend.EmbeddedShaders);
+        Console.WriteLine(info);
+        VulkanTestDevice.AssertClean(vk);
+    }
+
+    [Fact]
+    public void UploadDownloadRoundTripsWholeTensorsAndOddSlices()
+    {
+        var vk = fixture.Backend;
+        if (vk is null) return;
+        var data = Random(1001, 1);
+        var t = Put(vk, data);
+        Assert.Equal(data, Get(vk, t));
+
+        var slice = t.Slice(3, [7, 11]);             // 12-byte offset: below any storage-buffer alignment
+        var patch = Random(77, 2);
+        vk.Upload<float>(patch, slice);
+        Assert.Equal(patch, Get(vk, slice));
+        var whole = Get(vk, t);
+        Array.Copy(patch, 0, data, 3, 77);
+        Assert.Equal(data, whole);                     // nothing outside the slice was touched
+
+        var ids = vk.Allocate(DType.I32, [13], "ids");
+        int[] values = Enumerable.Range(-6, 13).ToArray();
+        vk.Upload<int>(values, ids);
+        var back = new int[5];
+        vk.Download<int>(ids.Slice(5, [5]), back);
+        Assert.Equal(values[5..10], back);
+        Assert.Throws<ArgumentException>(() => vk.Upload<float>(new float[13], ids));
+        VulkanTestDevice.AssertClean(vk);
+    }
+
+    [Fact]
+    public void AllocationsAreZeroedAlsoWhenMemoryIsReused()
+    {
+        var vk = fixture.Backend;
+        if (vk is null) return;
+        var a = Put(vk, Random(4099, 3));
+        vk.Release(a);
+        var b = vk.Allocate(DType.F32, [4099]);
+        Assert.All(Get(vk, b), x => Assert.Equal(0f, x));
+        Assert.Throws<ObjectDisposedException>(() => Get(vk, a));
+        var f64 = Assert.Throws<NotSupportedException>(() => vk.Allocate(DType.F64, [3], "doubles"));
+        Assert.Contains("doubles", f64.Message);
+        var pending = Assert.Throws<NotSupportedException>(() => vk.MatMul(b, b, null, b));
+        Assert.Equal("MatMul is not implemented on Vulkan yet", pending.Message);
+        VulkanTestDevice.AssertClean(vk);
+    }
+
+    [Fact]
+    public void FreedNeighboursCoalesceAndTheirRangeIsReused()
+    {
+        var vk = fixture.Backend;
+        if (vk is null) return;
+        vk.Synchronize();
+        Tensor a = vk.Allocate(DType.F32, [1000]), b = vk.Allocate(DType.F32, [3000]), c = vk.Allocate(DType.F32, [10]);
+        var first = (VulkanBuffer)a.Storage;
+        ulong live = vk.BytesAllocated;
+        vk.Release(b);
+        vk.Release(a);                               // merges with b's free range
+        Assert.Equal(live - ((VulkanBuffer)a.Storage).ByteSize - ((VulkanBuffer)b.Storage).ByteSize, vk.BytesAllocated);
+        var d = vk.Allocate(DType.F32, [3900]);      // fits only in a ∪ b
+        Assert.Equal(first.ByteOffset, ((VulkanBuffer)d.Storage).ByteOffset);
+        vk.Release(c);
+        vk.Release(d);
+        VulkanTestDevice.AssertClean(vk);
+    }
+
+    [Fact]
+    public void DeviceIndexOverrideIsHonouredAndChecked()
+    {
+        if (VulkanTestDevice.Skipped) return;
+        var env = VulkanOptions.FromEnvironment();
+        using (var first = VulkanTestDevice.Open(env with { Validation = true, DeviceIndex = 0 })!)
+            Assert.Equal(0, first.Info.Index);
+        var error = Assert.Throws<ArgumentOutOfRangeException>(() => new VulkanBackend(env with { DeviceIndex = 99 }));
+        Assert.Contains("devices: 0:", error.Message);
+    }
+
+    // ---- ops against the Reference -------------------------------------------------------------------------------
+
+    [Theory, MemberData(nameof(Sizes))]
+    public void FillAndCopyMatchTheReference(int n)
+    {
+        var vk = fixture.Backend;
+        if (vk is null) return;
+        var t = vk.Allocate(DType.F32, [n + 5]);
+        var view = t.Slice(5, [n]);
+        vk.Fill(view, -1.25);
+        var expected = new float[n + 5];
+        Array.Fill(expected, -1.25f, 5, n);
+        Assert.Equal(expected, Get(vk, t));
+
+        var ids = vk.Allocate(DType.I32, [n]);
+        vk.Fill(ids, -7);
+        var got = new int[n];
+        vk.Download<int>(ids, got);
+        Assert.All(got, x => Assert.Equal(-7, x));
+
+        var source = Put(vk, Random(n, 4));
+        var target = vk.Allocate(DType.F32, [n + 2]);
+        vk.Copy(source, target.Slice(1, [n]));
+        Assert.Equal(Get(vk, source), Get(vk, target)[1..^1]);
+        VulkanTestDevice.AssertClean(vk);
+    }
+
+    [Theory, MemberData(nameof(Sizes))]
+    public void AddAccumulateScaleMatchTheReference(int n)
+    {
+        var vk = fixture.Backend;
+        if (vk is null) return;
+        float[] a = Random(n, 5), b = Random(n, 6);
+        Tensor ga = Put(vk, a), gb = Put(vk, b), gOut = vk.Allocate(DType.F32, [n]);
+        Tensor ca = Put(Cpu, a), cb = Put(Cpu, b), cOut = Cpu.Allocate(DType.F32, [n]);
+        foreach (IBackend backend in new IBackend[] { vk, Cpu })
+        {
+            bool gpu = backend == vk;
+            backend.Add(gpu ? ga : ca, gpu ? gb : cb, gpu ? gOut : cOut);
+            backend.Accumulate(gpu ? ga : ca, gpu ? gOut : cOut);   // out = 2a + b
+            backend.Scale(gpu ? gOut : cOut, -0.5f);                  // out = −a − b/2
+        }
+        AssertClose(Get(Cpu, cOut), Get(vk, gOut), 1e-12, "add/accumulate/scale");
+        VulkanTestDevice.AssertClean(vk);
+    }
+
+    [Theory, MemberData(nameof(Sizes))]
+    public void GeluForwardAndBackwardMatchTheReference(int n)
+    {
+        var vk = fixture.Backend;
+        if (vk is null) return;
+        float[] x = Random(n, 7, 6), dy = Random(n, 8), dx0 = Random(n, 9);
+        x[0] = n > 1 ? 40f : x[0];                   // far in the tail: tanh must not turn into NaN
+        Tensor gx = Put(vk, x), gy = vk.Allocate(DType.F32, [n]), gdy = Put(vk, dy), gdx = Put(vk, dx0);
+        Tensor cx = Put(Cpu, x), cy = Cpu.Allocate(DType.F32, [n]), cdy = Put(Cpu, dy), cdx = Put(Cpu, dx0);
+        vk.Gelu(gx, gy);
+        vk.GeluBackward(gdy, gx, gdx);               // accumulates onto dx0
+        Cpu.Gelu(cx, cy);
+        Cpu.GeluBackward(cdy, cx, cdx);
+        AssertClose(Get(Cpu, cy), Get(vk, gy), 1e-10, "gelu");
+        AssertClose(Get(Cpu, cdx), Get(vk, gdx), 1e-10, "gelu backward");
+        VulkanTestDevice.AssertClean(vk);
+    }
+
+    [Theory, MemberData(nameof(Sizes))]
+    public void SumOfSquaresMatchesTheReference(int n)
+    {
+        var vk = fixture.Backend;
+        if (vk is null) return;
+        var x = Random(n, 10, 3);
+        double expected = Cpu.SumOfSquares(Put(Cpu, x));
+        double got = vk.SumOfSquares(Put(vk, x).Slice(0, [n]));
+        Assert.True(Math.Abs(got - expected) <= 1e-5 * expected, $"sum of squares {got} vs {expected}");
+        VulkanTestDevice.AssertClean(vk);
+    }
+
+    // ---- execution -----------------------------------------------------------------------------------------------
+
+    [Fact]
+    public void BarriersOnlyWhereNeededAndDependentChainsAcrossBatchesAreOrdered()
+    {
+        var vk = fixture.Backend;
+        if (vk is null) return;
+        Tensor a = vk.Allocate(DType.F32, [1000]), b = vk.Allocate(DType.F32, [1000]), c = vk.Allocate(DType.F32, [1000]);
+        vk.Fill(a, 1);                               // after a's zero-fill: one barrier
+        long before = vk.Barriers;
+        vk.Fill(b, 2);                               // independent of a: none
+        Assert.Equal(before, vk.Barriers);
+        vk.Add(a, b, c);                             // reads a and b just written: one
+        Assert.Equal(before + 1, vk.Barriers);
+
+        long submits = vk.Submits;
+        for (int i = 0; i < 600; i++) vk.Accumulate(a, c);   // each waits for the previous (write after write)
+        Assert.True(vk.Submits >= submits + 2, "600 dispatches span more than one batch");
+        Assert.All(Get(vk, c), v => Assert.Equal(603f, v));
+        VulkanTestDevice.AssertClean(vk);
+    }
+
+    [Fact]
+    public void KillSwitchesGiveWorkingBackendsAndThePipelineCacheIsSaved()
+    {
+        if (VulkanTestDevice.Skipped) return;
+        string cache = Path.Combine(Path.GetTempPath(), "llm-vulkan-cache-" + Guid.NewGuid().ToString("N"));
+        var options = VulkanOptions.FromEnvironment() with { Validation = true, DisableFp16 = true, DisableSubgroups = true, CacheDirectory = cache };
+        var x = Random(4097, 11);
+        double expected = Cpu.SumOfSquares(Put(Cpu, x));
+        using (var plain = VulkanTestDevice.Open(options)!)
+        {
+            Assert.False(plain.Info.Fp16Enabled);
+            Assert.False(plain.Info.SubgroupsEnabled);
+            Assert.Equal(expected, plain.SumOfSquares(Put(plain, x)), expected * 1e-5);
+            VulkanTestDevice.AssertClean(plain);
+        }
+        Assert.NotEmpty(Directory.GetFiles(cache, "vulkan-pipelines-*.bin"));
+        using (var full = VulkanTestDevice.Open(options with { DisableFp16 = false, DisableSubgroups = false })!)
+        {
+            Assert.Equal(full.Info.Fp16Supported, full.Info.Fp16Enabled);
+            Assert.Equal(full.Info.SubgroupArithmeticSupported, full.Info.SubgroupsEnabled);
+            Assert.Equal(expected, full.SumOfSquares(Put(full, x)), expected * 1e-5);
+            VulkanTestDevice.AssertClean(full);
+        }
+        Directory.Delete(cache, recursive: true);
+    }
+
+    /// <summary>The messenger works: an invalid (but harmless) call is reported. Fence flags 0x80 is not a valid bit.</summary>
+    [Fact]
+    public unsafe void TheValidationMessengerReportsMisuse()
+    {
+        var vk = fixture.Backend;
+        if (vk is null) return;
+        VulkanTestDevice.AssertClean(vk);
+        var context = vk.Context;
+        var info = new FenceCreateInfo { SType = StructureType.FenceCreateInfo, Flags = (FenceCreateFlags)0x80 };
+        Fence fence;
+        context.Vk.CreateFence(context.Device, &info, null, &fence);
+        context.Vk.DestroyFence(context.Device, fence, null);
+        var messages = vk.TakeValidationMessages();
+        Assert.Contains(messages, m => m.Contains("VkFenceCreateInfo"));
+    }
+
+    [Fact]
+    public void ATensorBeyondMaxStorageBufferRangeIsAClearError()
+    {
+        var vk = fixture.Backend;
+        if (vk is null || vk.Info.MaxStorageBufferRange > 256UL << 20) return;   // would need a huge allocation
+        int n = (int)(vk.Info.MaxStorageBufferRange / 4) + 16;
+        var big = vk.Allocate(DType.F32, [n], "big");
+        var error = Assert.Throws<ArgumentException>(() => vk.Scale(big, 2));
+        Assert.Contains("maxStorageBufferRange", error.Message);
+        vk.Scale(big.Slice(16, [n - 16]), 2);        // a view within the range is fine
+        vk.Release(big);
+        VulkanTestDevice.AssertClean(vk);
+    }
+}

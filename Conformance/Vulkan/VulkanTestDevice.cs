@@ -1,0 +1,47 @@
+using Llm.Vulkan;
+using Xunit;
+using Xunit.Sdk;
+
+namespace Llm.Conformance.Vulkan;
+
+/// <summary>
+/// Opens the Vulkan backend for tests, with the validation layer on. Without a usable device or embedded shaders the
+/// tests FAIL, naming the opt-out LLM_SKIP_VULKAN=1; with it set, <see cref="Open"/> returns null and the test
+/// passes after printing a note. Every Vulkan test file uses this:
+/// <code>using var vk = VulkanTestDevice.Open(); if (vk is null) return; ... VulkanTestDevice.AssertClean(vk);</code>
+/// </summary>
+public static class VulkanTestDevice
+{
+    public const string SkipVariable = "LLM_SKIP_VULKAN";
+
+    public static bool Skipped => VulkanOptions.Flag(SkipVariable);
+
+    /// <summary>A validated backend (environment options, validation forced on unless <paramref name="options"/>
+    /// says otherwise), or null when LLM_SKIP_VULKAN=1.</summary>
+    public static VulkanBackend? Open(VulkanOptions? options = null)
+    {
+        if (Skipped)
+        {
+            Console.WriteLine($"note: {SkipVariable}=1, Vulkan test skipped (passes trivially)");
+            return null;
+        }
+        if (VulkanBackend.EmbeddedShaders.Count == 0)
+            throw new XunitException($"Llm.Vulkan has no embedded shaders (was glslc run at build time?); set {SkipVariable}=1 to skip the Vulkan tests");
+        try
+        {
+            return new VulkanBackend(options ?? VulkanOptions.FromEnvironment() with { Validation = true });
+        }
+        catch (Exception e) when (e is VulkanException or DllNotFoundException or FileNotFoundException or PlatformNotSupportedException)
+        {
+            throw new XunitException($"no usable Vulkan device: {e.Message}\nInstall mesa-vulkan-drivers (lavapipe) and vulkan-validationlayers, or set {SkipVariable}=1 to skip the Vulkan tests");
+        }
+    }
+
+    /// <summary>Fails when the validation layer reported anything since the last call (and clears the list).</summary>
+    public static void AssertClean(VulkanBackend backend)
+    {
+        backend.Synchronize();
+        var messages = backend.TakeValidationMessages();
+        Assert.True(messages.Count == 0, "Vulkan validation messages:\n" + string.Join("\n", messages));
+    }
+}
