@@ -17,16 +17,17 @@ public static class Bench
 
     public sealed record Result(string Backend, int MatMulSize, double NaiveGflops, double FastGflops,
         string Preset, long Parameters, int Batch, int Seq, double ForwardMs, double BackwardMs, double AdamWMs, double StepMs,
-        double TokensPerSecond, double PeakMemoryMiB);
+        double TokensPerSecond, double PeakMemoryMiB, long BytesMovedPerStep);
 
     public static Result Run(IBackend backend, Options o, TextWriter log)
     {
-        log.WriteLine($"backend: {backend.Name}, {Environment.ProcessorCount} cores, Vector512: {System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated}, Vector256: {System.Runtime.Intrinsics.Vector256.IsHardwareAccelerated}");
+        if (backend is Vulkan.VulkanBackend vk) log.WriteLine(vk.Info.ToString());
+        else log.WriteLine($"cpu: {Environment.ProcessorCount} cores, Vector512: {System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated}, Vector256: {System.Runtime.Intrinsics.Vector256.IsHardwareAccelerated}");
         int n = o.MatMulSize;
         double naive = o.SkipNaive ? double.NaN : MatMulGflops(new CpuBackend(fastPaths: false), n, repeats: 1);
         if (!o.SkipNaive) log.WriteLine($"matmul {n}x{n}x{n} scalar definition: {naive,8:F2} GFLOP/s");
         double fast = MatMulGflops(backend, n, repeats: 5);
-        log.WriteLine($"matmul {n}x{n}x{n} {backend.Name} fast path: {fast,8:F2} GFLOP/s");
+        log.WriteLine($"matmul {n}x{n}x{n} {backend.Name}: {fast,8:F2} GFLOP/s");
 
         var config = Gpt2Config.FromPreset(o.Preset);
         var model = new Gpt2(backend, config);
@@ -44,8 +45,10 @@ public static class Bench
         backend.Fill(dLosses, 1.0 / bt);
 
         var fwd = new List<double>(); var bwd = new List<double>(); var upd = new List<double>();
+        long moved = 0;
         for (int s = 0; s < o.Steps + 1; s++)  // step 0 warms up the JIT and the activation pool
         {
+            long before = Transferred(backend);
             var sw = Stopwatch.StartNew();
             var losses = tape.CrossEntropy(model.Forward(tape, ids), tgt);
             backend.Synchronize();
@@ -61,6 +64,7 @@ public static class Bench
             backend.Synchronize();
             double ta = sw.Elapsed.TotalMilliseconds;
             tape.Reset();
+            moved = Transferred(backend) - before;
             if (s == 0) continue;
             fwd.Add(tf); bwd.Add(tb); upd.Add(ta);
             log.WriteLine($"step {s}: forward {tf:F0} ms, backward {tb:F0} ms, AdamW {ta:F0} ms");
@@ -69,7 +73,9 @@ public static class Bench
         double peak = Process.GetCurrentProcess().PeakWorkingSet64 / (1024.0 * 1024.0);
         log.WriteLine($"{o.Preset} ({model.Parameters.Count / 1e6:F1}M parameters) B={o.Batch} T={o.Seq}: forward {f:F0} ms, backward {b:F0} ms, AdamW {a:F0} ms, step {step:F0} ms, {bt / (step / 1000):F0} tokens/s");
         log.WriteLine($"peak memory (working set): {peak:F0} MiB");
-        return new Result(backend.Name, n, naive, fast, o.Preset, model.Parameters.Count, o.Batch, o.Seq, f, b, a, step, bt / (step / 1000), peak);
+        if (backend is Vulkan.VulkanBackend v)
+            log.WriteLine($"device memory allocated: {v.BytesAllocated / (1024.0 * 1024.0):F0} MiB; host<->device per step: {moved:N0} bytes (bench uploads its batch once; training adds 2·B·T·4 bytes of ids and targets)");
+        return new Result(backend.Name, n, naive, fast, o.Preset, model.Parameters.Count, o.Batch, o.Seq, f, b, a, step, bt / (step / 1000), peak, moved);
     }
 
     /// <summary>Best of <paramref name="repeats"/> timings of C = A·B at n³ through the backend's MatMul op.</summary>
@@ -94,6 +100,9 @@ public static class Bench
         }
         return 2.0 * n * n * n / best / 1e9;
     }
+
+    /// <summary>Host↔device bytes so far (0 on the CPU, where nothing moves).</summary>
+    private static long Transferred(IBackend backend) => backend is Vulkan.VulkanBackend v ? v.BytesUploaded + v.BytesDownloaded : 0;
 
     private static double Median(List<double> xs)
     {

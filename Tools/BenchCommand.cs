@@ -25,7 +25,7 @@ internal static class BenchCommand
             var o = new Bench.Options(p.GetValue(preset)!, p.GetValue(batch), p.GetValue(seq), p.GetValue(steps), p.GetValue(size), p.GetValue(skipNaive));
             bool asJson = p.GetValue(json);
             var log = asJson ? TextWriter.Null : stdout;
-            using var backend = Cli.CreateBackend();
+            using var backend = Cli.CreateBackend(p, log);
             var result = Bench.Run(backend, o, log);
             JsonElement? torchResult = p.GetValue(torch) ? RunTorch(o, log) : null;
             if (p.GetValue(table) is { } readme) WriteTable(readme, result, torchResult);

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Text.Json;
+using Llm.IO;
 using Llm.Text;
 using Llm.Training;
 
@@ -18,8 +19,10 @@ internal static class EvalCommand
         var cmd = new Command("eval", "Score a text file: mean cross-entropy in nats per token, and perplexity.") { checkpoint, data, batch, seq, json };
         cmd.SetAction(p =>
         {
-            using var backend = Cli.CreateBackend();
-            var (model, tokenizerName) = Models.Gpt2.Load(p.GetValue(checkpoint)!, backend);
+            string folder = Checkpoint.ResolveModelFolder(p.GetValue(checkpoint)!);
+            bool asJson = p.GetValue(json);
+            using var backend = Cli.CreateBackend(p, asJson ? TextWriter.Null : stdout);
+            var (model, tokenizerName) = Models.Gpt2.Load(folder, backend);
             var tokenizer = Tokenizers.Create(tokenizerName);
             string path = p.GetValue(data)!;
             string text = Corpus.Load(path);
@@ -32,8 +35,8 @@ internal static class EvalCommand
             var (loss, count) = Trainer.Evaluate(model, Windows(tokens, B, T), B, T);
             double perplexity = Math.Exp(loss);
             double bitsPerByte = loss * count / Math.Log(2) / System.Text.Encoding.UTF8.GetByteCount(text);
-            if (p.GetValue(json))
-                stdout.WriteLine(JsonSerializer.Serialize(new { loss, perplexity, tokens = count, bits_per_byte = bitsPerByte, file = path }));
+            if (asJson)
+                stdout.WriteLine(JsonSerializer.Serialize(new { loss, perplexity, tokens = count, bits_per_byte = bitsPerByte, file = path, backend = backend.Name }));
             else
                 stdout.WriteLine($"{path}: loss {loss:F4} nats/token, perplexity {perplexity:F3}, {count:N0} tokens, {bitsPerByte:F3} bits/byte");
             return 0;

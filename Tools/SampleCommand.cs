@@ -1,5 +1,6 @@
 using System.CommandLine;
 using Llm.Inference;
+using Llm.IO;
 using Llm.Text;
 
 namespace Llm.Tools;
@@ -28,8 +29,10 @@ internal static class SampleCommand
             }.Validate();
             int n = p.GetValue(tokens);
             if (n < 0) throw new ArgumentException($"--tokens must be ≥ 0, got {n}");
-            using var backend = Cli.CreateBackend();
-            var (model, tokenizerName) = Models.Gpt2.Load(p.GetValue(checkpoint)!, backend);
+            string folder = Checkpoint.ResolveModelFolder(p.GetValue(checkpoint)!);  // a missing folder fails before any device opens
+            // stdout carries only the text: the backend choice goes to stderr, and only with --verbose
+            using var backend = Cli.CreateBackend(p, p.GetValue(Cli.VerboseOption) ? Console.Error : TextWriter.Null);
+            var (model, tokenizerName) = Models.Gpt2.Load(folder, backend);
             var tokenizer = Tokenizers.Create(tokenizerName);
             string text = p.GetValue(prompt)!;
             int[] ids = tokenizer.Encode(text);

@@ -35,7 +35,7 @@ internal static class TrainCommand
         { preset, tokenizer, data, steps, batch, seq, lr, warmup, accumulate, clip, decay, evalEvery, evalBatches, ckptEvery, seed, output, resume };
         cmd.SetAction(p =>
         {
-            using var backend = Cli.CreateBackend();
+            using var backend = Cli.CreateBackend(p, stdout);
             TrainingRun run;
             if (p.GetResult(resume) is not null)
             {

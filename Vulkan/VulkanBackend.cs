@@ -78,6 +78,9 @@ public sealed partial class VulkanBackend : IBackend
     /// <summary>Names of the shaders embedded at build time ("gelu", "sum_of_squares.SUBGROUPS", ...).</summary>
     public static IReadOnlyList<string> EmbeddedShaders => Pipelines.EmbeddedShaders();
 
+    /// <summary>The physical devices Vulkan sees (index, name, type), without opening one.</summary>
+    public static IReadOnlyList<DeviceSummary> ListDevices() => VulkanContext.ListDevices();
+
     // ---- memory ------------------------------------------------------------------------------------------------------
 
     public Tensor Allocate(DType dtype, int[] shape, string? name = null)

@@ -124,6 +124,35 @@ internal sealed unsafe class VulkanContext : IDisposable
         return best;
     }
 
+    /// <summary>Every physical device, without creating a logical one: what `--device N` can choose from.
+    /// Throws VulkanException (or DllNotFoundException without libvulkan) when Vulkan cannot start at all.</summary>
+    public static IReadOnlyList<DeviceSummary> ListDevices()
+    {
+        var vk = Vk.GetApi();
+        var app = new ApplicationInfo { SType = StructureType.ApplicationInfo, ApiVersion = Vk.Version12 };
+        var info = new InstanceCreateInfo { SType = StructureType.InstanceCreateInfo, PApplicationInfo = &app };
+        Instance instance;
+        VulkanException.Check(vk.CreateInstance(&info, null, &instance), "vkCreateInstance");
+        try
+        {
+            uint count = 0;
+            VulkanException.Check(vk.EnumeratePhysicalDevices(instance, &count, null), "vkEnumeratePhysicalDevices");
+            var devices = new PhysicalDevice[count];
+            fixed (PhysicalDevice* p = devices)
+                if (count > 0) VulkanException.Check(vk.EnumeratePhysicalDevices(instance, &count, p), "vkEnumeratePhysicalDevices");
+            return devices.Select((d, i) =>
+            {
+                var props = vk.GetPhysicalDeviceProperties(d);
+                return new DeviceSummary(i, NameOf(props), props.DeviceType.ToString(), VersionOf(props.ApiVersion),
+                    IsGpu: props.DeviceType is PhysicalDeviceType.DiscreteGpu or PhysicalDeviceType.IntegratedGpu or PhysicalDeviceType.VirtualGpu);
+            }).ToList();
+        }
+        finally
+        {
+            vk.DestroyInstance(instance, null);
+        }
+    }
+
     private static int Rank(PhysicalDeviceType type) => type switch
     {
         PhysicalDeviceType.DiscreteGpu => 0,
@@ -255,4 +284,10 @@ internal sealed unsafe class VulkanContext : IDisposable
         Vk.DestroyInstance(Instance, null);
         Vk.Dispose();
     }
+}
+
+/// <summary>One physical device as enumerated: index for --device, name, type, API version, and whether it is a GPU.</summary>
+public sealed record DeviceSummary(int Index, string Name, string Type, Version ApiVersion, bool IsGpu)
+{
+    public override string ToString() => $"{Index}: {Name} ({Type}, Vulkan {ApiVersion})";
 }

@@ -142,6 +142,9 @@ public sealed class OpCheck
             {
                 returned[s] = op(_sides[s].Backend, b => b.Sides[side].View);
                 _sides[s].Backend.Synchronize();
+                // the Khronos validation layer is on for the whole suite: anything it says fails the op that caused it
+                if (_sides[s].Backend is Llm.Vulkan.VulkanBackend vk && vk.TakeValidationMessages() is { Count: > 0 } messages)
+                    throw new OpCheckException($"{_op} on {_sides[s].Name}: the Vulkan validation layer reported:\n  {string.Join("\n  ", messages)}\n  case: {_case}");
             }
             catch (Exception e) when (e is not OpCheckException)
             {
