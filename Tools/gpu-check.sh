@@ -12,7 +12,6 @@ unset VK_DRIVER_FILES VK_ICD_FILENAMES
 dotnet build Reference.sln -c Release > "$log/build.txt" 2>&1 || { tail -20 "$log/build.txt"; echo "build failed"; exit 1; }
 llm() { dotnet Tools/bin/Release/net10.0/llm.dll "$@"; }
 
-device="$(llm bench --backend vulkan --verbose --device-info 2>&1 | head -40)"
 # the conformance suite on the GPU alone, validation on, then with each feature switched off
 LLM_VULKAN_VALIDATION=1 CONFORMANCE_SUBJECTS=vulkan dotnet test Conformance -c Release --no-build \
   --filter "FullyQualifiedName~Ops|FullyQualifiedName~Vulkan|FullyQualifiedName~Model" > "$log/conformance.txt" 2>&1
@@ -20,12 +19,11 @@ conformance=$?
 LLM_VULKAN_NO_FP16=1 LLM_VULKAN_NO_SUBGROUPS=1 CONFORMANCE_SUBJECTS=vulkan dotnet test Conformance -c Release --no-build \
   --filter "FullyQualifiedName~Ops" > "$log/conformance-off.txt" 2>&1
 conformance_off=$?
-llm bench --backend vulkan --skip-naive > "$log/bench-vulkan.txt" 2>&1
+llm bench --backend vulkan --verbose --skip-naive > "$log/bench-vulkan.txt" 2>&1
 llm bench --backend cpu --skip-naive > "$log/bench-cpu.txt" 2>&1
 
 {
   echo "# GPU check, $(date -u +%Y-%m-%d)"
-  echo; echo '## Device'; echo; echo '```'; echo "$device"; echo '```'
   echo; echo "## Conformance (exit $conformance; features off: exit $conformance_off)"; echo
   echo '```'; grep -E "Passed!|Failed!|\[FAIL\]" "$log/conformance.txt" | head -30; grep -E "Passed!|Failed!" "$log/conformance-off.txt"; echo '```'
   echo; echo '## bench --backend vulkan'; echo; echo '```'; cat "$log/bench-vulkan.txt"; echo '```'
