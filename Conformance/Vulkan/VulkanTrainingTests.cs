@@ -1,0 +1,48 @@
+using Llm.Conformance.Harness;
+using Llm.Cpu;
+using Llm.Models;
+using Llm.Tensors;
+using Llm.Text;
+using Llm.Training;
+using Xunit;
+
+namespace Llm.Conformance.Vulkan;
+
+/// <summary>End to end: the tiny GPT-2 trained on Vulkan follows the Reference's loss curve and lands on its weights.</summary>
+public sealed class VulkanTrainingTests
+{
+    [Fact]
+    public void TwentyStepsOfTinyGpt2MatchTheReference()
+    {
+        using var vk = VulkanTestDevice.Open();
+        if (vk is null) return;
+        const int B = 4, T = 64, Steps = 20;
+        var tokens = new ByteTokenizer().Encode(Corpus.PrideAndPrejudice[..20_000]);
+        var data = new TokenDataset(tokens, B, T, validationFraction: 0.1);
+        var batches = Enumerable.Range(0, Steps).Select(_ => data.NextTrainBatch()).ToList();
+
+        (List<double> Losses, float[] Weights) Train(IBackend backend)
+        {
+            var model = new Gpt2(backend, Gpt2Config.Tiny);
+            model.InitializeWeights(42);
+            var trainer = new Trainer(model, new OptimizerOptions { WarmupSteps = 5 }, Steps);
+            var losses = batches.Select(b => trainer.Step([(b.Inputs, b.Targets)], B, T).Loss).ToList();
+            var weights = new float[model.Parameters.Count];
+            backend.Download<float>(model.Parameters.Values, weights);
+            return (losses, weights);
+        }
+
+        var reference = Train(new CpuBackend());
+        var vulkan = Train(vk);
+        VulkanTestDevice.AssertClean(vk);
+
+        for (int s = 0; s < Steps; s++)
+        {
+            double relative = Math.Abs(vulkan.Losses[s] - reference.Losses[s]) / Math.Abs(reference.Losses[s]);
+            Assert.True(relative < 1e-4, $"step {s + 1}: Vulkan loss {vulkan.Losses[s]:R} vs Reference {reference.Losses[s]:R} (relative {relative:E2} ≥ 1e-4)");
+        }
+        Assert.True(reference.Losses[^1] < reference.Losses[0] - 0.5, "the run should learn something in 20 steps");
+        Compare.Nmse("20 training steps on vulkan", "weights", vulkan.Weights.Select(x => (double)x).ToArray(),
+            reference.Weights.Select(x => (double)x).ToArray(), Tolerance.MatMul, "tiny GPT-2, B=4, T=64, seed 42");
+    }
+}
