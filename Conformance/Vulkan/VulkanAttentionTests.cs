@@ -131,6 +131,43 @@ public class VulkanAttentionTests(VulkanFixture fixture) : IClassFixture<VulkanF
         VulkanTestDevice.AssertClean(vk);
     }
 
+    /// <summary>Probs too large for one descriptor run in slices (of heads, of batches); the results are bit for bit
+    /// those of one dispatch, since every workgroup computes the same.</summary>
+    [Theory]
+    [InlineData(2 * 9 * 9 * 4)]       // two (b, h) rows of probs: heads in groups of 2, one batch at a time
+    [InlineData(2 * 5 * 9 * 9 * 4)]   // two whole batches per slice
+    public void SlicedCallsMatchOneDispatch(long sliceBytes)
+    {
+        var vk = fixture.Backend;
+        if (vk is null) return;
+        const int b = 3, t = 9, nh = 5, hs = 3, c = nh * hs;
+        var qkv = Put(vk, Random(b * t * 3 * c, 7, 2), [b, t, 3 * c]);
+        var dOutput = Put(vk, Random(b * t * c, 8), [b, t, c]);
+        var prefill = Random(b * t * 3 * c, 9);
+        (float[] Output, float[] Probs, float[] DQkv, long Dispatches) Run()
+        {
+            long before = vk.Dispatches;
+            var output = vk.Allocate(DType.F32, [b, t, c]);
+            var probs = vk.Allocate(DType.F32, [b, nh, t, t]);
+            var dQkv = Put(vk, prefill, [b, t, 3 * c]);
+            vk.Attention(qkv, output, probs, nh);
+            vk.AttentionBackward(dOutput, qkv, probs, dQkv, nh);
+            return (Get(vk, output), Get(vk, probs), Get(vk, dQkv), vk.Dispatches - before);
+        }
+        var whole = Run();
+        vk.AttentionSliceBytes = sliceBytes;
+        try
+        {
+            var sliced = Run();
+            Assert.True(sliced.Dispatches > whole.Dispatches, $"not split: {sliced.Dispatches} dispatches, {whole.Dispatches} unsplit");
+            Assert.Equal(whole.Output, sliced.Output);
+            Assert.Equal(whole.Probs, sliced.Probs);
+            Assert.Equal(whole.DQkv, sliced.DQkv);
+        }
+        finally { vk.AttentionSliceBytes = -1; }
+        VulkanTestDevice.AssertClean(vk);
+    }
+
     [Fact]
     public void BadShapesAreRejectedNamingTheTensor()
     {

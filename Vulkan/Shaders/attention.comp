@@ -11,6 +11,7 @@ layout(push_constant) uniform PushConstants {
     uint T;
     uint C;
     uint hs;       // C / NH
+    uint firstHead;   // the dispatch covers heads [firstHead, firstHead + NH') of batches [0, B') of its slice
     float scale;   // 1/√hs
 } pc;
 
@@ -36,12 +37,14 @@ float reduceWorkgroup(float x, bool maximum) {
 }
 
 void main() {
-    uint t = gl_WorkGroupID.x, h = gl_WorkGroupID.y, b = gl_WorkGroupID.z, heads = gl_NumWorkGroups.y;
+    uint t = gl_WorkGroupID.x, b = gl_WorkGroupID.z;
+    uint h = pc.firstHead + gl_WorkGroupID.y;   // head in qkv; the slice's probs hold heads [firstHead, firstHead + NH')
+    uint slot = b * gl_NumWorkGroups.y + gl_WorkGroupID.y;   // (b, h) in the slice's probs [B', NH', T, T]
     uint lane = gl_LocalInvocationID.x, W = gl_WorkGroupSize.x, T = pc.T, C3 = 3u * pc.C;
     uint query = b * T * C3 + t * C3 + h * pc.hs;   // q_t; k_s at keys + s·3C, v_s at values + s·3C
     uint keys = b * T * C3 + pc.C + h * pc.hs;
     uint values = keys + pc.C;
-    uint row = ((b * heads + h) * T + t) * T;        // probs[b, h, t, :]
+    uint row = (slot * T + t) * T;        // probs[b, h, t, :]
 
     // scores q_t·k_s/√hs for s ≤ t, and their maximum
     float maximum = uintBitsToFloat(0xff800000u);    // −∞

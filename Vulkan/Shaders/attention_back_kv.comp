@@ -11,6 +11,7 @@ layout(push_constant) uniform PushConstants {
     uint T;
     uint C;
     uint hs;   // C / NH
+    uint firstHead;   // the dispatch covers heads [firstHead, firstHead + NH') of batches [0, B') of its slice
 } pc;
 
 READONLY_BUFFER(0, float, dOutput);  // [B, T, C]
@@ -20,12 +21,14 @@ READONLY_BUFFER(3, float, dPre);     // [B, NH, T, T], valid for s ≤ t
 BUFFER(4, float, dQkv);              // [B, T, 3C]
 
 void main() {
-    uint s = gl_WorkGroupID.x, h = gl_WorkGroupID.y, b = gl_WorkGroupID.z, heads = gl_NumWorkGroups.y;
+    uint s = gl_WorkGroupID.x, b = gl_WorkGroupID.z;
+    uint h = pc.firstHead + gl_WorkGroupID.y;   // head in qkv; the slice's probs hold heads [firstHead, firstHead + NH')
+    uint slot = b * gl_NumWorkGroups.y + gl_WorkGroupID.y;   // (b, h) in the slice's probs [B', NH', T, T]
     uint T = pc.T, C3 = 3u * pc.C;
     uint queries = b * T * C3 + h * pc.hs;               // q_t at queries + t·3C
     uint key = b * T * C3 + s * C3 + pc.C + h * pc.hs;    // k_s (and dk_s); v_s at key + C
     uint dOuts = b * T * pc.C + h * pc.hs;               // dOut_t at dOuts + t·C
-    uint column = (b * heads + h) * T * T + s;           // [b, h, t, s] at column + t·T
+    uint column = slot * T * T + s;           // [b, h, t, s] at column + t·T
 
     for (uint d = gl_LocalInvocationID.x; d < 2u * pc.hs; d += gl_WorkGroupSize.x) {
         float acc = 0.0;
