@@ -10,9 +10,9 @@ layout(push_constant) uniform PushConstants {
     uint offsets[5];
     uint T;
     uint C;
-    uint hs;       // C / NH
+    uint hs;          // C / NH
     uint firstHead;   // the dispatch covers heads [firstHead, firstHead + NH') of batches [0, B') of its slice
-    float scale;   // 1/√hs
+    float scale;      // 1/√hs
 } pc;
 
 READONLY_BUFFER(0, float, dOutput);  // [B, T, C]

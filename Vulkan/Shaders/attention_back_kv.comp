@@ -10,8 +10,9 @@ layout(push_constant) uniform PushConstants {
     uint offsets[5];
     uint T;
     uint C;
-    uint hs;   // C / NH
+    uint hs;          // C / NH
     uint firstHead;   // the dispatch covers heads [firstHead, firstHead + NH') of batches [0, B') of its slice
+    float scale;      // 1/√hs, unused: pass 1 folded it into dPre
 } pc;
 
 READONLY_BUFFER(0, float, dOutput);  // [B, T, C]
@@ -28,7 +29,7 @@ void main() {
     uint queries = b * T * C3 + h * pc.hs;               // q_t at queries + t·3C
     uint key = b * T * C3 + s * C3 + pc.C + h * pc.hs;    // k_s (and dk_s); v_s at key + C
     uint dOuts = b * T * pc.C + h * pc.hs;               // dOut_t at dOuts + t·C
-    uint column = slot * T * T + s;           // [b, h, t, s] at column + t·T
+    uint column = slot * T * T + s;                      // [b, h, t, s] at column + t·T
 
     for (uint d = gl_LocalInvocationID.x; d < 2u * pc.hs; d += gl_WorkGroupSize.x) {
         float acc = 0.0;
