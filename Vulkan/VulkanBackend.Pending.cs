@@ -23,9 +23,6 @@ public sealed partial class VulkanBackend
     public void LayerNormBackward(Tensor dOutput, Tensor input, Tensor weight, Tensor mean, Tensor rstd, Tensor dInput, Tensor dWeight, Tensor dBias) =>
         throw Pending("LayerNormBackward");
 
-    public void Attention(Tensor qkv, Tensor output, Tensor probs, int heads) => throw Pending("Attention");
-    public void AttentionBackward(Tensor dOutput, Tensor qkv, Tensor probs, Tensor dQkv, int heads) => throw Pending("AttentionBackward");
-
     public void CrossEntropy(Tensor logits, Tensor targets, Tensor probs, Tensor losses, int ignoreIndex = -1) =>
         throw Pending("CrossEntropy");
     public void CrossEntropyBackward(Tensor dLosses, Tensor probs, Tensor targets, Tensor dLogits, int ignoreIndex = -1) =>
