@@ -1,0 +1,123 @@
+// Shapes: a [batch.., M, K] ([batch.., K, M] transA), b [batch.., K, N] ([batch.., N, K] transB), bias [N], output [batch.., M, N].
+using Llm.Cpu;
+using Llm.Tensors;
+
+namespace Llm.Vulkan;
+
+/// <summary>
+/// MatMul and its backward on one tiled GEMM shader (Shaders/matmul.comp) that reads both operands through strides,
+/// exactly as <see cref="Llm.Cpu.MatMul.Definition{T}"/> does: every transpose, batch layout and gradient of
+/// <see cref="CpuBackend.MatMul"/> becomes one <see cref="Gemm"/> call with other strides. dBias is a column sum
+/// (Shaders/matmul_back.comp). Tile sizes are specialization constants chosen from the device (<see cref="MatMulTiles"/>).
+/// </summary>
+public sealed partial class VulkanBackend
+{
+    /// <summary>A BM×BN output tile per workgroup, K in BK slices, a TM×TN register tile per invocation.</summary>
+    public readonly record struct MatMulTile(uint BM, uint BN, uint BK, uint TM, uint TN)
+    {
+        public uint Invocations => BM / TM * (BN / TN);
+        public uint SharedBytes => 4 * BK * (BM + BN);
+        public override string ToString() => $"{BM}×{BN}×{BK} tiles, {TM}×{TN} per invocation, {Invocations} invocations";
+    }
+
+    /// <summary>The GEMM tiling of this device: 64×64×16 with 4×4 per invocation (256 invocations, 8 KiB shared) on
+    /// GPUs; 32×32×16 with 4×4 (64 invocations) on CPU devices (lavapipe), where each invocation is a SIMD lane
+    /// and a barrier switches between all of them, so fewer invocations per workgroup run faster.</summary>
+    public MatMulTile MatMulTiles => matMulTiles ??= ChooseMatMulTiles(Info);
+    private MatMulTile? matMulTiles;
+
+    internal static MatMulTile ChooseMatMulTiles(DeviceInfo info)
+    {
+        MatMulTile[] candidates = info.Type == "CPU"
+            ? [new(32, 32, 16, 4, 4), new(16, 16, 16, 2, 2)]
+            : [new(64, 64, 16, 4, 4), new(32, 32, 16, 4, 4), new(16, 16, 16, 2, 2)];
+        foreach (var t in candidates)
+            if (t.Invocations <= info.MaxComputeWorkGroupInvocations && t.Invocations <= info.MaxComputeWorkGroupSize[0] &&
+                t.SharedBytes <= info.MaxComputeSharedMemorySize)
+                return t;
+        throw new NotSupportedException($"matmul: no tiling fits '{info.Name}' (invocations ≤ {info.MaxComputeWorkGroupInvocations}, shared memory {info.MaxComputeSharedMemorySize} B)");
+    }
+
+    /// <summary>matmul.comp's push constants after the binding offsets; see the shader for their meaning.</summary>
+    private readonly record struct GemmPush(uint M, uint N, uint K, uint ARow, uint ACol, uint BRow, uint BCol,
+        uint Z, uint AZ, uint BZ, uint OutZ, uint R, uint AR, uint BR, uint Flags);
+
+    /// <summary>An operand of <see cref="Gemm"/>: op(x)(i, p) = x[z·ZStride + r·RStride + i·Row + p·Col].</summary>
+    private readonly record struct Operand(Tensor Tensor, int Row, int Col, int ZStride = 0, int RStride = 0);
+
+    public void MatMul(Tensor a, Tensor b, Tensor? bias, Tensor output, bool transA = false, bool transB = false, bool accumulate = false)
+    {
+        var s = MatMulShapes.Of(a, b, bias, output, transA, transB, "output");
+        RequireF32("matmul", a, b, output);
+        if (bias is not null) RequireF32("matmul", bias);
+        if (s.RowsCollapse)   // x [batch.., M, K] · W: one GEMM over batch·M rows (the Linear layer)
+            Gemm(s.Batch * s.M, s.N, s.K, new(a, s.ARow, s.ACol), new(b, s.BRow, s.BCol), bias, output, accumulate);
+        else
+            Gemm(s.M, s.N, s.K, new(a, s.ARow, s.ACol, ZStride: s.ABatch), new(b, s.BRow, s.BCol, ZStride: s.BBatch),
+                 bias, output, accumulate, batches: s.Batch);
+    }
+
+    // op(a)·op(b) = C ⇒ d op(a) = dC·op(b)ᵀ, d op(b) = op(a)ᵀ·dC; a transposed operand stores the transposed gradient,
+    // computed directly as a product of strided views so that every gradient lands row-major in its own layout.
+    // A shared (rank-2) operand's gradient sums over the batches: rows flattened into K when they are contiguous,
+    // else the shader's R loop (batches reduced into one output, in order: deterministic).
+    public void MatMulBackward(Tensor dOutput, Tensor a, Tensor b, Tensor? dA, Tensor? dB, Tensor? dBias, bool transA = false, bool transB = false)
+    {
+        var s = MatMulShapes.Of(a, b, null, dOutput, transA, transB, "dOutput");
+        MatMulShapes.CheckGradient(dA, a, "dA");
+        MatMulShapes.CheckGradient(dB, b, "dB");
+        if (dBias is not null && (dBias.Rank != 1 || dBias.Shape[0] != s.N || dBias.DType != a.DType))
+            throw new ArgumentException($"matmul backward: dBias {dBias.Describe()} must be [{s.N}] {a.DType} (N of {dOutput.Describe()})");
+        RequireF32("matmul backward", dOutput, a, b);
+        int m = s.M, n = s.N, k = s.K, mn = m * n, rows = s.Batch * m;
+        if (dA is not null)
+        {
+            // Per batch: dA [M, K] += dC · op(b)ᵀ, or dA [K, M] += op(b) · dCᵀ when transA; summed over batches when a is shared.
+            bool shared = s.ABatch == 0;
+            int batches = shared ? 1 : s.Batch, reduced = shared ? s.Batch : 1;
+            Operand Batched(Tensor t, int row, int col, int batch) => shared ? new(t, row, col, RStride: batch) : new(t, row, col, ZStride: batch);
+            if (s.RowsCollapse)   // dA [batch·M, K] += dC [batch·M, N] · op(b)ᵀ
+                Gemm(rows, k, n, new(dOutput, n, 1), new(b, s.BCol, s.BRow), null, dA, true);
+            else if (!s.TransA)
+                Gemm(m, k, n, Batched(dOutput, n, 1, mn), Batched(b, s.BCol, s.BRow, s.BBatch), null, dA, true, batches, reduced);
+            else
+                Gemm(k, m, n, Batched(b, s.BRow, s.BCol, s.BBatch), Batched(dOutput, 1, n, mn), null, dA, true, batches, reduced);
+        }
+        if (dB is not null)
+        {
+            bool shared = s.BBatch == 0;
+            int batches = shared ? 1 : s.Batch, reduced = shared ? s.Batch : 1;
+            Operand Batched(Tensor t, int row, int col, int batch) => shared ? new(t, row, col, RStride: batch) : new(t, row, col, ZStride: batch);
+            if (s.RowsCollapse && !s.TransB)   // dB [K, N] += aᵀ [K, batch·M] · dC [batch·M, N]: the weight gradient
+                Gemm(k, n, rows, new(a, 1, k), new(dOutput, n, 1), null, dB, true);
+            else if (s.RowsCollapse)           // dB [N, K] += dCᵀ [N, batch·M] · a [batch·M, K]
+                Gemm(n, k, rows, new(dOutput, 1, n), new(a, k, 1), null, dB, true);
+            else if (!s.TransB)                // per batch: dB [K, N] += op(a)ᵀ · dC
+                Gemm(k, n, m, Batched(a, s.ACol, s.ARow, s.ABatch), Batched(dOutput, n, 1, mn), null, dB, true, batches, reduced);
+            else                               // per batch: dB [N, K] += dCᵀ · op(a)
+                Gemm(n, k, m, Batched(dOutput, 1, n, mn), Batched(a, s.ARow, s.ACol, s.ABatch), null, dB, true, batches, reduced);
+        }
+        if (dBias is not null)   // dBias[j] += Σ_rows dC[row, j]
+            Dispatch("matmul_back", LinearGroups(n), 1, 1, new MatMulBiasPush((uint)rows, (uint)n), reads: [dOutput], writes: [dBias]);
+    }
+
+    private readonly record struct MatMulBiasPush(uint Rows, uint N);
+
+    /// <summary>
+    /// output[z] (+)= Σ_{r &lt; reduced} op(a)[z, r] · op(b)[z, r] + bias for z &lt; batches; output row-major [batches, m, n].
+    /// Groups: x over N tiles, y over M tiles, z over batches, each capped at the device limit (the shader loops over the rest).
+    /// </summary>
+    private void Gemm(int m, int n, int k, Operand a, Operand b, Tensor? bias, Tensor output, bool accumulate, int batches = 1, int reduced = 1)
+    {
+        var tile = MatMulTiles;
+        uint tilesM = ((uint)m + tile.BM - 1) / tile.BM, tilesN = ((uint)n + tile.BN - 1) / tile.BN;
+        var limits = Info.MaxComputeWorkGroupCount;
+        var push = new GemmPush((uint)m, (uint)n, (uint)k, (uint)a.Row, (uint)a.Col, (uint)b.Row, (uint)b.Col,
+            (uint)batches, (uint)a.ZStride, (uint)b.ZStride, (uint)(m * n), (uint)reduced, (uint)a.RStride, (uint)b.RStride,
+            (bias is null ? 0u : 1u) | (accumulate ? 2u : 0u));
+        Dispatch("matmul", Math.Min(tilesN, Math.Min(limits[0], 65535u)), Math.Min(tilesM, Math.Min(limits[1], 65535u)),
+            Math.Min((uint)batches, Math.Min(limits[2], 65535u)), push,
+            reads: [a.Tensor, b.Tensor, bias ?? a.Tensor], writes: [output],
+            specialization: [tile.Invocations, 1, 1, tile.BM, tile.BN, tile.BK, tile.TM, tile.TN]);
+    }
+}
