@@ -17,6 +17,8 @@ public sealed partial class VulkanBackend
     {
         public uint Invocations => BM / TM * (BN / TN);
         public uint SharedBytes => 4 * BK * (BM + BN);
+        /// <summary>matmul.comp stages a slice in whole rounds of the workgroup and splits a tile evenly.</summary>
+        public bool Valid => BM % TM == 0 && BN % TN == 0 && BM * BK % Invocations == 0 && BK * BN % Invocations == 0;
         public override string ToString() => $"{BM}×{BN}×{BK} tiles, {TM}×{TN} per invocation, {Invocations} invocations";
     }
 
@@ -32,7 +34,7 @@ public sealed partial class VulkanBackend
             ? [new(32, 32, 16, 4, 4), new(16, 16, 16, 2, 2)]
             : [new(64, 64, 16, 4, 4), new(32, 32, 16, 4, 4), new(16, 16, 16, 2, 2)];
         foreach (var t in candidates)
-            if (t.Invocations <= info.MaxComputeWorkGroupInvocations && t.Invocations <= info.MaxComputeWorkGroupSize[0] &&
+            if (t.Valid && t.Invocations <= info.MaxComputeWorkGroupInvocations && t.Invocations <= info.MaxComputeWorkGroupSize[0] &&
                 t.SharedBytes <= info.MaxComputeSharedMemorySize)
                 return t;
         throw new NotSupportedException($"matmul: no tiling fits '{info.Name}' (invocations ≤ {info.MaxComputeWorkGroupInvocations}, shared memory {info.MaxComputeSharedMemorySize} B)");
@@ -40,7 +42,12 @@ public sealed partial class VulkanBackend
 
     /// <summary>matmul.comp's push constants after the binding offsets; see the shader for their meaning.</summary>
     private readonly record struct GemmPush(uint M, uint N, uint K, uint ARow, uint ACol, uint BRow, uint BCol,
-        uint Z, uint AZ, uint BZ, uint OutZ, uint R, uint AR, uint BR, uint Flags);
+        uint AZ, uint BZ, uint OutZ, uint AR, uint BR, uint Flags, uint StepBegin, uint StepEnd, uint TileN0, uint TileM0, uint Z0);
+
+    /// <summary>Most K-slice steps (of BK) one matmul dispatch runs, and most rows one dBias dispatch sums: lavapipe
+    /// (llvmpipe) ends an invocation's loops after 65535 iterations in all, so longer reductions are split into
+    /// dispatches that accumulate in order (deterministic; the sum is the same up to f32 rounding).</summary>
+    internal const int MaxStepsPerDispatch = 2048, MaxRowsPerDispatch = 32768;
 
     /// <summary>An operand of <see cref="Gemm"/>: op(x)(i, p) = x[z·ZStride + r·RStride + i·Row + p·Col].</summary>
     private readonly record struct Operand(Tensor Tensor, int Row, int Col, int ZStride = 0, int RStride = 0);
@@ -97,27 +104,39 @@ public sealed partial class VulkanBackend
             else                               // per batch: dB [N, K] += dCᵀ · op(a)
                 Gemm(n, k, m, Batched(dOutput, 1, n, mn), Batched(a, s.ARow, s.ACol, s.ABatch), null, dB, true, batches, reduced);
         }
-        if (dBias is not null)   // dBias[j] += Σ_rows dC[row, j]
-            Dispatch("matmul_back", LinearGroups(n), 1, 1, new MatMulBiasPush((uint)rows, (uint)n), reads: [dOutput], writes: [dBias]);
+        if (dBias is not null)   // dBias[j] += Σ_rows dC[row, j], in row ranges of at most MaxRowsPerDispatch
+            for (int row0 = 0; row0 < rows; row0 += MaxRowsPerDispatch)
+                Dispatch("matmul_back", LinearGroups(n), 1, 1, new MatMulBiasPush((uint)row0, (uint)Math.Min(row0 + MaxRowsPerDispatch, rows), (uint)n),
+                    reads: [dOutput], writes: [dBias]);
     }
 
-    private readonly record struct MatMulBiasPush(uint Rows, uint N);
+    private readonly record struct MatMulBiasPush(uint RowBegin, uint RowEnd, uint N);
 
     /// <summary>
     /// output[z] (+)= Σ_{r &lt; reduced} op(a)[z, r] · op(b)[z, r] + bias for z &lt; batches; output row-major [batches, m, n].
-    /// Groups: x over N tiles, y over M tiles, z over batches, each capped at the device limit (the shader loops over the rest).
+    /// One workgroup per output tile (x: N tiles, y: M tiles, z: batches); grids beyond the device's group-count limit
+    /// and reductions beyond <see cref="MaxStepsPerDispatch"/> are split into several dispatches.
     /// </summary>
     private void Gemm(int m, int n, int k, Operand a, Operand b, Tensor? bias, Tensor output, bool accumulate, int batches = 1, int reduced = 1)
     {
         var tile = MatMulTiles;
         uint tilesM = ((uint)m + tile.BM - 1) / tile.BM, tilesN = ((uint)n + tile.BN - 1) / tile.BN;
+        uint steps = (uint)reduced * (((uint)k + tile.BK - 1) / tile.BK);
         var limits = Info.MaxComputeWorkGroupCount;
-        var push = new GemmPush((uint)m, (uint)n, (uint)k, (uint)a.Row, (uint)a.Col, (uint)b.Row, (uint)b.Col,
-            (uint)batches, (uint)a.ZStride, (uint)b.ZStride, (uint)(m * n), (uint)reduced, (uint)a.RStride, (uint)b.RStride,
-            (bias is null ? 0u : 1u) | (accumulate ? 2u : 0u));
-        Dispatch("matmul", Math.Min(tilesN, Math.Min(limits[0], 65535u)), Math.Min(tilesM, Math.Min(limits[1], 65535u)),
-            Math.Min((uint)batches, Math.Min(limits[2], 65535u)), push,
-            reads: [a.Tensor, b.Tensor, bias ?? a.Tensor], writes: [output],
-            specialization: [tile.Invocations, 1, 1, tile.BM, tile.BN, tile.BK, tile.TM, tile.TN]);
+        uint maxX = Math.Min(limits[0], 65535u), maxY = Math.Min(limits[1], 65535u), maxZ = Math.Min(limits[2], 65535u);
+        ReadOnlySpan<uint> specialization = [tile.Invocations, 1, 1, tile.BM, tile.BN, tile.BK, tile.TM, tile.TN];
+        for (uint z0 = 0; z0 < (uint)batches; z0 += maxZ)
+        for (uint tm0 = 0; tm0 < tilesM; tm0 += maxY)
+        for (uint tn0 = 0; tn0 < tilesN; tn0 += maxX)
+        for (uint s0 = 0; s0 == 0 || s0 < steps; s0 += MaxStepsPerDispatch)   // once even when K = 0: output = bias
+        {
+            bool first = s0 == 0;   // later step ranges add onto what the first wrote
+            var push = new GemmPush((uint)m, (uint)n, (uint)k, (uint)a.Row, (uint)a.Col, (uint)b.Row, (uint)b.Col,
+                (uint)a.ZStride, (uint)b.ZStride, (uint)(m * n), (uint)a.RStride, (uint)b.RStride,
+                (first && bias is not null ? 1u : 0u) | (!first || accumulate ? 2u : 0u),
+                s0, Math.Min(s0 + MaxStepsPerDispatch, steps), tn0, tm0, z0);
+            Dispatch("matmul", Math.Min(tilesN - tn0, maxX), Math.Min(tilesM - tm0, maxY), Math.Min((uint)batches - z0, maxZ), push,
+                reads: [a.Tensor, b.Tensor, bias ?? a.Tensor], writes: [output], specialization: specialization);
+        }
     }
 }
