@@ -41,7 +41,7 @@ public sealed partial class VulkanBackend
     }
 
     /// <summary>matmul.comp's push constants after the binding offsets; see the shader for their meaning.</summary>
-    private readonly record struct GemmPush(uint M, uint N, uint K, uint ARow, uint ACol, uint BRow, uint BCol,
+    private readonly record struct GemmPush(uint M, uint N, uint K, uint OutRow, uint AOrigin, uint BOrigin, uint OutOrigin, uint ARow, uint ACol, uint BRow, uint BCol,
         uint AZ, uint BZ, uint OutZ, uint AR, uint BR, uint Flags, uint StepBegin, uint StepEnd, uint TileN0, uint TileM0, uint Z0);
 
     /// <summary>Most K-slice steps (of BK) one matmul dispatch runs, and most rows one dBias dispatch sums: lavapipe
@@ -114,29 +114,87 @@ public sealed partial class VulkanBackend
 
     /// <summary>
     /// output[z] (+)= Σ_{r &lt; reduced} op(a)[z, r] · op(b)[z, r] + bias for z &lt; batches; output row-major [batches, m, n].
-    /// One workgroup per output tile (x: N tiles, y: M tiles, z: batches); grids beyond the device's group-count limit
-    /// and reductions beyond <see cref="MaxStepsPerDispatch"/> are split into several dispatches.
+    /// One workgroup per output tile (x: N tiles, y: M tiles, z: batches). <see cref="GemmRegion"/> splits the output
+    /// where the grid passes the device's group-count limit or an operand passes maxStorageBufferRange (the tied LM
+    /// head's [50257, 768] weight is 147 MiB; lavapipe binds at most 128 MiB).
     /// </summary>
     private void Gemm(int m, int n, int k, Operand a, Operand b, Tensor? bias, Tensor output, bool accumulate, int batches = 1, int reduced = 1)
     {
+        if (m > 0 && n > 0 && batches > 0)
+            GemmRegion(new GemmProblem(m, n, k, a, b, bias, output, accumulate, batches, reduced), 0, batches, 0, m, 0, n);
+    }
+
+    private sealed record GemmProblem(int M, int N, int K, Operand A, Operand B, Tensor? Bias, Tensor Output, bool Accumulate, int Batches, int Reduced);
+
+    /// <summary>Elements [lo, hi] of an operand that rows/columns [i0, i1) (stride iStride) of batches [z0, z1) read in
+    /// steps [s0, s1) (K slices of BK; one batch r's slice range, or whole batches r0..r1 when the range crosses one).</summary>
+    private static (long Lo, long Hi) Reach(Operand x, long iStride, long pStride, int k, uint bk, long z0, long z1, long i0, long i1, long s0, long s1)
+    {
+        long slices = Math.Max((k + bk - 1) / bk, 1), r0 = s0 / slices, r1 = (s1 - 1) / slices;
+        long k0 = r0 == r1 ? s0 % slices * bk : 0, k1 = r0 == r1 ? Math.Min(k, ((s1 - 1) % slices + 1) * bk) : k;
+        return (z0 * x.ZStride + r0 * x.RStride + i0 * iStride + k0 * pStride,
+                (z1 - 1) * x.ZStride + r1 * x.RStride + (i1 - 1) * iStride + Math.Max(k1 - 1, k0) * pStride);
+    }
+
+    /// <summary>Output batches [z0, z1), rows [m0, m1), columns [n0, n1) (m0, n0 on tile boundaries): halved until the
+    /// grid, the output range and the operands' ranges for one K step fit, then dispatched in step ranges of at most
+    /// <see cref="MaxStepsPerDispatch"/>, shortened further where an operand's range for them would not fit.</summary>
+    private void GemmRegion(GemmProblem g, int z0, int z1, int m0, int m1, int n0, int n1)
+    {
         var tile = MatMulTiles;
-        uint tilesM = ((uint)m + tile.BM - 1) / tile.BM, tilesN = ((uint)n + tile.BN - 1) / tile.BN;
-        uint steps = (uint)reduced * (((uint)k + tile.BK - 1) / tile.BK);
+        int tilesM = (m1 - m0 + (int)tile.BM - 1) / (int)tile.BM, tilesN = (n1 - n0 + (int)tile.BN - 1) / (int)tile.BN;
         var limits = Info.MaxComputeWorkGroupCount;
-        uint maxX = Math.Min(limits[0], 65535u), maxY = Math.Min(limits[1], 65535u), maxZ = Math.Min(limits[2], 65535u);
-        ReadOnlySpan<uint> specialization = [tile.Invocations, 1, 1, tile.BM, tile.BN, tile.BK, tile.TM, tile.TN];
-        for (uint z0 = 0; z0 < (uint)batches; z0 += maxZ)
-        for (uint tm0 = 0; tm0 < tilesM; tm0 += maxY)
-        for (uint tn0 = 0; tn0 < tilesN; tn0 += maxX)
-        for (uint s0 = 0; s0 == 0 || s0 < steps; s0 += MaxStepsPerDispatch)   // once even when K = 0: output = bias
+        // Dispatch binds from the alignment boundary at or below a range's first byte: leave room for that.
+        long room = (long)(Math.Min(Info.MaxStorageBufferRange, int.MaxValue) - Math.Max(Info.MinStorageBufferOffsetAlignment, 4)) / 4;
+        long steps = (long)g.Reduced * ((g.K + tile.BK - 1) / tile.BK);
+        (long Lo, long Hi) ReachA(long s0, long s1) => Reach(g.A, g.A.Row, g.A.Col, g.K, tile.BK, z0, z1, m0, m1, s0, s1);
+        (long Lo, long Hi) ReachB(long s0, long s1) => Reach(g.B, g.B.Col, g.B.Row, g.K, tile.BK, z0, z1, n0, n1, s0, s1);
+        bool Fits((long Lo, long Hi) r) => r.Hi - r.Lo < room;
+        long outLo = (long)z0 * g.M * g.N + (long)m0 * g.N + n0, outHi = (z1 - 1L) * g.M * g.N + (m1 - 1L) * g.N + n1 - 1;
+        bool aFits = steps == 0 || Fits(ReachA(0, 1)), bFits = steps == 0 || Fits(ReachB(0, 1)), outFits = outHi - outLo < room;
+        if (z1 - z0 > Math.Min(limits[2], 65535u) || (!(aFits && bFits && outFits) && z1 - z0 > 1))
         {
-            bool first = s0 == 0;   // later step ranges add onto what the first wrote
-            var push = new GemmPush((uint)m, (uint)n, (uint)k, (uint)a.Row, (uint)a.Col, (uint)b.Row, (uint)b.Col,
-                (uint)a.ZStride, (uint)b.ZStride, (uint)(m * n), (uint)a.RStride, (uint)b.RStride,
-                (first && bias is not null ? 1u : 0u) | (!first || accumulate ? 2u : 0u),
-                s0, Math.Min(s0 + MaxStepsPerDispatch, steps), tn0, tm0, z0);
-            Dispatch("matmul", Math.Min(tilesN - tn0, maxX), Math.Min(tilesM - tm0, maxY), Math.Min((uint)batches - z0, maxZ), push,
-                reads: [a.Tensor, b.Tensor, bias ?? a.Tensor], writes: [output], specialization: specialization);
+            int half = z0 + (z1 - z0) / 2;
+            GemmRegion(g, z0, half, m0, m1, n0, n1);
+            GemmRegion(g, half, z1, m0, m1, n0, n1);
+        }
+        else if (tilesM > Math.Min(limits[1], 65535u) || ((!aFits || !outFits) && tilesM > 1))
+        {
+            int half = m0 + tilesM / 2 * (int)tile.BM;
+            GemmRegion(g, z0, z1, m0, half, n0, n1);
+            GemmRegion(g, z0, z1, half, m1, n0, n1);
+        }
+        else if (tilesN > Math.Min(limits[0], 65535u) || ((!bFits || !outFits) && tilesN > 1))
+        {
+            int half = n0 + tilesN / 2 * (int)tile.BN;
+            GemmRegion(g, z0, z1, m0, m1, n0, half);
+            GemmRegion(g, z0, z1, m0, m1, half, n1);
+        }
+        else if (!(aFits && bFits && outFits))
+            throw new ArgumentException($"matmul: one {tile.BM}×{tile.BN}×{tile.BK} tile of {g.Output.Describe()} reads more than " +
+                $"maxStorageBufferRange ({Info.MaxStorageBufferRange} B) of '{Info.Name}' from {(aFits ? bFits ? g.Output : g.B.Tensor : g.A.Tensor).Describe()}");
+        else
+        {
+            Tensor output = g.Output.Slice((int)outLo, [(int)(outHi - outLo + 1)]);
+            ReadOnlySpan<uint> specialization = [tile.Invocations, 1, 1, tile.BM, tile.BN, tile.BK, tile.TM, tile.TN];
+            for (long s0 = 0, s1; s0 == 0 || s0 < steps; s0 = s1)   // once even when K = 0: output = bias
+            {
+                s1 = Math.Min(s0 + MaxStepsPerDispatch, steps);
+                while (s1 - s0 > 1 && !(Fits(ReachA(s0, s1)) && Fits(ReachB(s0, s1)))) s1 = s0 + (s1 - s0) / 2;
+                // Nothing is read when there are no steps (K = 0): the operands are bound whole.
+                var (aLo, aHi) = steps == 0 ? (0, -1) : ReachA(s0, s1);
+                var (bLo, bHi) = steps == 0 ? (0, -1) : ReachB(s0, s1);
+                Tensor a = steps == 0 ? g.A.Tensor : g.A.Tensor.Slice((int)aLo, [(int)(aHi - aLo + 1)]);
+                Tensor b = steps == 0 ? g.B.Tensor : g.B.Tensor.Slice((int)bLo, [(int)(bHi - bLo + 1)]);
+                bool first = s0 == 0;   // later step ranges add onto what the first wrote
+                var push = new GemmPush((uint)m1, (uint)n1, (uint)g.K, (uint)g.N, (uint)aLo, (uint)bLo, (uint)outLo,
+                    (uint)g.A.Row, (uint)g.A.Col, (uint)g.B.Row, (uint)g.B.Col,
+                    (uint)g.A.ZStride, (uint)g.B.ZStride, (uint)(g.M * g.N), (uint)g.A.RStride, (uint)g.B.RStride,
+                    (first && g.Bias is not null ? 1u : 0u) | (!first || g.Accumulate ? 2u : 0u),
+                    (uint)s0, (uint)s1, (uint)n0 / tile.BN, (uint)m0 / tile.BM, (uint)z0);
+                Dispatch("matmul", (uint)tilesN, (uint)tilesM, (uint)(z1 - z0), push,
+                    reads: [a, b, g.Bias ?? a], writes: [output], specialization: specialization);
+            }
         }
     }
 }

@@ -145,6 +145,20 @@ public class VulkanMatMulTests(VulkanFixture fixture) : IClassFixture<VulkanFixt
         VulkanTestDevice.AssertClean(vk);
     }
 
+    /// <summary>An operand larger than maxStorageBufferRange (lavapipe: 128 MiB, less than the tied LM head's
+    /// [50257, 768] weight): the output is split into regions whose operand ranges each fit one descriptor.</summary>
+    [Fact]
+    public void OperandsBeyondMaxStorageBufferRangeAreSplit()
+    {
+        var vk = fixture.Backend;
+        if (vk is null || vk.Info.MaxStorageBufferRange > 256UL << 20) return;   // would need a huge allocation
+        int k = 4, n = (int)(vk.Info.MaxStorageBufferRange / 4 / (ulong)k) + 1001, m = 2;   // b [N, K] spans range + 16 KB
+        var expected = Run(Cpu, "", "", m, k, n, false, true, true, true);
+        var actual = Run(vk, "", "", m, k, n, false, true, true, true);
+        foreach (var (name, values) in expected) AssertClose(values, actual[name], name);
+        VulkanTestDevice.AssertClean(vk);
+    }
+
     [Fact]
     public void TilesAreChosenFromTheDeviceLimits()
     {

@@ -4,9 +4,10 @@
 // op(x)(i, p) = x[z·zStride + r·rStride + i·rowStride + p·colStride]: transposes, batches and shared operands are strides.
 // One workgroup computes a BM×BN tile of output, stepping over K in BK slices staged in shared memory; each of its
 // (BM/TM)·(BN/TN) invocations keeps a TM×TN register tile (rows ty + i·BM/TM, columns tx + j·BN/TN) in fp32.
-// The host splits the work: groups (x: N tiles, y: M tiles, z: batches) start at tile0/z0, and each dispatch does the
-// K-slice steps [stepBegin, stepEnd) of R·⌈K/BK⌉, later ones accumulating: lavapipe (llvmpipe) ends a shader
-// invocation's loops after 65535 iterations in all, and no group count may pass the device limit.
+// The host splits the work into regions of output (groups x: N tiles, y: M tiles, z: batches, from tileN0/tileM0/z0,
+// rows < M, columns < N) so that no group count passes the device limit and each operand's range fits one descriptor
+// (bound from element *Origin on), and into K-slice steps [stepBegin, stepEnd) of R·⌈K/BK⌉, later ones accumulating:
+// lavapipe (llvmpipe) ends a shader invocation's loops after 65535 iterations in all.
 #include "common.glsl"
 
 layout(constant_id = 3) const uint BM = 64;   // tile rows
@@ -17,7 +18,9 @@ layout(constant_id = 7) const uint TN = 4;    // register tile columns per invoc
 
 layout(push_constant) uniform PushConstants {
     uint offsets[4];
-    uint M, N, K;
+    uint M, N, K;                  // ends of this region's rows and columns; K
+    uint outRow;                   // output row stride (the whole N)
+    uint aOrigin, bOrigin, outOrigin;   // first element of each operand's bound range
     uint aRow, aCol, bRow, bCol;   // element strides of op(a)(m, k) and op(b)(k, n)
     uint aZ, bZ, outZ;             // strides of the output batches (0 = shared operand)
     uint aR, bR;                   // strides of the batches summed into one output (a shared operand's gradient)
@@ -52,13 +55,13 @@ void main() {
             uint e = tid + i * THREADS;
             uint m = aAlongK ? e / BK : e % BM, k = aAlongK ? e % BK : e / BM;
             bool inside = m0 + m < pc.M && k0 + k < pc.K;
-            aTile[k * BM + m] = inside ? a[aBase + (m0 + m) * pc.aRow + (k0 + k) * pc.aCol] : 0.0;
+            aTile[k * BM + m] = inside ? a[aBase + (m0 + m) * pc.aRow + (k0 + k) * pc.aCol - pc.aOrigin] : 0.0;
         }
         for (uint i = 0u; i < BK * BN / THREADS; i++) {
             uint e = tid + i * THREADS;
             uint n = bAlongK ? e / BK : e % BN, k = bAlongK ? e % BK : e / BN;
             bool inside = k0 + k < pc.K && n0 + n < pc.N;
-            bTile[k * BN + n] = inside ? b[bBase + (k0 + k) * pc.bRow + (n0 + n) * pc.bCol] : 0.0;
+            bTile[k * BN + n] = inside ? b[bBase + (k0 + k) * pc.bRow + (n0 + n) * pc.bCol - pc.bOrigin] : 0.0;
         }
         barrier();
         // acc[i, j] += Σ_k aTile[k, ty + i·WM] · bTile[k, tx + j·WN]
@@ -81,7 +84,7 @@ void main() {
             if (n >= pc.N) continue;
             float sum = acc[i * TN + j];
             if ((pc.flags & 1u) != 0u) sum += bias[AT(2, n)];
-            uint o = AT(3, z * pc.outZ + m * pc.N + n);
+            uint o = AT(3, z * pc.outZ + m * pc.outRow + n - pc.outOrigin);
             output_[o] = (pc.flags & 2u) != 0u ? output_[o] + sum : sum;
         }
     }
