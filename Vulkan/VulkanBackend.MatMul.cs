@@ -23,15 +23,15 @@ public sealed partial class VulkanBackend
     }
 
     /// <summary>The GEMM tiling of this device: 64×64×16 with 4×4 per invocation (256 invocations, 8 KiB shared) on
-    /// GPUs; 32×32×16 with 4×4 (64 invocations) on CPU devices (lavapipe), where each invocation is a SIMD lane
-    /// and a barrier switches between all of them, so fewer invocations per workgroup run faster.</summary>
+    /// GPUs; 64×64×16 with 8×8 (64 invocations) on CPU devices (lavapipe), where invocations are SIMD lanes of a few
+    /// threads and a barrier switches between all of them: ≈ 4 GFLOP/s there against 2.4 for 32×32×16 with 4×4.</summary>
     public MatMulTile MatMulTiles => matMulTiles ??= ChooseMatMulTiles(Info);
     private MatMulTile? matMulTiles;
 
     internal static MatMulTile ChooseMatMulTiles(DeviceInfo info)
     {
         MatMulTile[] candidates = info.Type == "CPU"
-            ? [new(32, 32, 16, 4, 4), new(16, 16, 16, 2, 2)]
+            ? [new(64, 64, 16, 8, 8), new(32, 32, 16, 4, 4), new(16, 16, 16, 2, 2)]
             : [new(64, 64, 16, 4, 4), new(32, 32, 16, 4, 4), new(16, 16, 16, 2, 2)];
         foreach (var t in candidates)
             if (t.Valid && t.Invocations <= info.MaxComputeWorkGroupInvocations && t.Invocations <= info.MaxComputeWorkGroupSize[0] &&

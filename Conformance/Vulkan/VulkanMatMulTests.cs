@@ -152,7 +152,7 @@ public class VulkanMatMulTests(VulkanFixture fixture) : IClassFixture<VulkanFixt
     {
         var vk = fixture.Backend;
         if (vk is null || vk.Info.MaxStorageBufferRange > 256UL << 20) return;   // would need a huge allocation
-        int k = 4, n = (int)(vk.Info.MaxStorageBufferRange / 4 / (ulong)k) + 1001, m = 2;   // b [N, K] spans range + 16 KB
+        int k = 32, n = (int)(vk.Info.MaxStorageBufferRange / 4 / (ulong)k) + 129, m = 2;   // b [N, K] spans range + 16 KB
         var expected = Run(Cpu, "", "", m, k, n, false, true, true, true);
         var actual = Run(vk, "", "", m, k, n, false, true, true, true);
         foreach (var (name, values) in expected) AssertClose(values, actual[name], name);
@@ -170,7 +170,7 @@ public class VulkanMatMulTests(VulkanFixture fixture) : IClassFixture<VulkanFixt
         Assert.Equal(0u, tile.BM % tile.TM + tile.BN % tile.TN);
         var gpu = info with { Type = "discrete GPU", MaxComputeWorkGroupInvocations = 1024, MaxComputeSharedMemorySize = 48 << 10, MaxComputeWorkGroupSize = [1024, 1024, 64] };
         Assert.Equal(new VulkanBackend.MatMulTile(64, 64, 16, 4, 4), VulkanBackend.ChooseMatMulTiles(gpu));
-        Assert.Equal(new VulkanBackend.MatMulTile(32, 32, 16, 4, 4), VulkanBackend.ChooseMatMulTiles(gpu with { Type = "CPU" }));
+        Assert.Equal(new VulkanBackend.MatMulTile(64, 64, 16, 8, 8), VulkanBackend.ChooseMatMulTiles(gpu with { Type = "CPU" }));
         Assert.Equal(new VulkanBackend.MatMulTile(32, 32, 16, 4, 4), VulkanBackend.ChooseMatMulTiles(gpu with { MaxComputeWorkGroupInvocations = 128 }));
         Assert.Equal(new VulkanBackend.MatMulTile(16, 16, 16, 2, 2), VulkanBackend.ChooseMatMulTiles(gpu with { MaxComputeSharedMemorySize = 3 << 10 }));
         var none = Assert.Throws<NotSupportedException>(() => VulkanBackend.ChooseMatMulTiles(gpu with { MaxComputeWorkGroupInvocations = 32 }));
