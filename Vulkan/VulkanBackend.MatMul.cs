@@ -41,8 +41,8 @@ public sealed partial class VulkanBackend
     }
 
     /// <summary>matmul.comp's push constants after the binding offsets; see the shader for their meaning.</summary>
-    private readonly record struct GemmPush(uint M, uint N, uint K, uint OutRow, uint AOrigin, uint BOrigin, uint OutOrigin, uint ARow, uint ACol, uint BRow, uint BCol,
-        uint AZ, uint BZ, uint OutZ, uint AR, uint BR, uint Flags, uint StepBegin, uint StepEnd, uint TileN0, uint TileM0, uint Z0);
+    private readonly record struct GemmPush(uint M, uint N, uint K, uint OutRow, uint AOrigin, uint BOrigin, uint OutOrigin,
+        uint ARow, uint ACol, uint BRow, uint BCol, uint AZ, uint BZ, uint OutZ, uint AR, uint BR, uint Flags, uint StepBegin, uint StepEnd, uint TileN0, uint TileM0, uint Z0);
 
     /// <summary>Most K-slice steps (of BK) one matmul dispatch runs, and most rows one dBias dispatch sums: lavapipe
     /// (llvmpipe) ends an invocation's loops after 65535 iterations in all, so longer reductions are split into
@@ -67,7 +67,7 @@ public sealed partial class VulkanBackend
     // op(a)·op(b) = C ⇒ d op(a) = dC·op(b)ᵀ, d op(b) = op(a)ᵀ·dC; a transposed operand stores the transposed gradient,
     // computed directly as a product of strided views so that every gradient lands row-major in its own layout.
     // A shared (rank-2) operand's gradient sums over the batches: rows flattened into K when they are contiguous,
-    // else the shader's R loop (batches reduced into one output, in order: deterministic).
+    // else the shader's steps over R batches (reduced into one output, in order: deterministic).
     public void MatMulBackward(Tensor dOutput, Tensor a, Tensor b, Tensor? dA, Tensor? dB, Tensor? dBias, bool transA = false, bool transB = false)
     {
         var s = MatMulShapes.Of(a, b, null, dOutput, transA, transB, "dOutput");
