@@ -13,11 +13,6 @@ public sealed partial class VulkanBackend
     public void Embedding(Tensor ids, Tensor table, Tensor output) => throw Pending("Embedding");
     public void EmbeddingBackward(Tensor dOutput, Tensor ids, Tensor dTable) => throw Pending("EmbeddingBackward");
 
-    public void MatMul(Tensor a, Tensor b, Tensor? bias, Tensor output, bool transA = false, bool transB = false, bool accumulate = false) =>
-        throw Pending("MatMul");
-    public void MatMulBackward(Tensor dOutput, Tensor a, Tensor b, Tensor? dA, Tensor? dB, Tensor? dBias, bool transA = false, bool transB = false) =>
-        throw Pending("MatMulBackward");
-
     public void LayerNorm(Tensor input, Tensor weight, Tensor bias, Tensor output, Tensor mean, Tensor rstd, float eps = 1e-5f) =>
         throw Pending("LayerNorm");
     public void LayerNormBackward(Tensor dOutput, Tensor input, Tensor weight, Tensor mean, Tensor rstd, Tensor dInput, Tensor dWeight, Tensor dBias) =>
