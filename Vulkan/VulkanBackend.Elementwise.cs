@@ -21,8 +21,8 @@ public sealed partial class VulkanBackend
             DType.I32 => unchecked((uint)checked((int)value)),
             _ => throw new NotSupportedException($"fill: {destination.Describe()} is not F32 or I32"),
         };
-        int n = destination.Length;
-        Dispatch("fill", LinearGroups(n), 1, 1, new FillPush((uint)n, bits), reads: [], writes: [destination]);
+        foreach (var (start, n) in Chunks(destination.Length))
+            Dispatch("fill", LinearGroups(n), 1, 1, new FillPush((uint)n, bits), reads: [], writes: [Part(destination, start, n)]);
     }
 
     public void Add(Tensor a, Tensor b, Tensor output)
@@ -31,8 +31,8 @@ public sealed partial class VulkanBackend
         RequireF32(op, a, b, output);
         RequireSameLength(op, a, output);
         RequireSameLength(op, b, output);
-        int n = output.Length;
-        Dispatch("add", LinearGroups(n), 1, 1, new LengthPush((uint)n), reads: [a, b], writes: [output]);
+        foreach (var (start, n) in Chunks(output.Length))
+            Dispatch("add", LinearGroups(n), 1, 1, new LengthPush((uint)n), reads: [Part(a, start, n), Part(b, start, n)], writes: [Part(output, start, n)]);
     }
 
     public void Accumulate(Tensor source, Tensor destination)
@@ -40,15 +40,15 @@ public sealed partial class VulkanBackend
         const string op = "accumulate";
         RequireF32(op, source, destination);
         RequireSameLength(op, source, destination);
-        int n = destination.Length;
-        Dispatch("accumulate", LinearGroups(n), 1, 1, new LengthPush((uint)n), reads: [source], writes: [destination]);
+        foreach (var (start, n) in Chunks(destination.Length))
+            Dispatch("accumulate", LinearGroups(n), 1, 1, new LengthPush((uint)n), reads: [Part(source, start, n)], writes: [Part(destination, start, n)]);
     }
 
     public void Scale(Tensor tensor, float factor)
     {
         RequireF32("scale", tensor);
-        int n = tensor.Length;
-        Dispatch("scale", LinearGroups(n), 1, 1, new ScalePush((uint)n, factor), reads: [], writes: [tensor]);
+        foreach (var (start, n) in Chunks(tensor.Length))
+            Dispatch("scale", LinearGroups(n), 1, 1, new ScalePush((uint)n, factor), reads: [], writes: [Part(tensor, start, n)]);
     }
 
     public void Gelu(Tensor input, Tensor output)
@@ -56,8 +56,8 @@ public sealed partial class VulkanBackend
         const string op = "gelu";
         RequireF32(op, input, output);
         RequireSameLength(op, input, output);
-        int n = input.Length;
-        Dispatch("gelu", LinearGroups(n), 1, 1, new LengthPush((uint)n), reads: [input], writes: [output]);
+        foreach (var (start, n) in Chunks(input.Length))
+            Dispatch("gelu", LinearGroups(n), 1, 1, new LengthPush((uint)n), reads: [Part(input, start, n)], writes: [Part(output, start, n)]);
     }
 
     public void GeluBackward(Tensor dOutput, Tensor input, Tensor dInput)
@@ -66,7 +66,20 @@ public sealed partial class VulkanBackend
         RequireF32(op, dOutput, input, dInput);
         RequireSameLength(op, input, dOutput);
         RequireSameLength(op, input, dInput);
-        int n = input.Length;
-        Dispatch("gelu_back", LinearGroups(n), 1, 1, new LengthPush((uint)n), reads: [dOutput, input], writes: [dInput]);
+        foreach (var (start, n) in Chunks(input.Length))
+            Dispatch("gelu_back", LinearGroups(n), 1, 1, new LengthPush((uint)n), reads: [Part(dOutput, start, n), Part(input, start, n)], writes: [Part(dInput, start, n)]);
     }
+
+    /// <summary>[0, n) in runs whose bytes fit one descriptor (maxStorageBufferRange less the alignment slack), so a
+    /// 1-D op on a tensor larger than the device lets one binding see (lavapipe: 128 MiB) runs as several dispatches.</summary>
+    internal IEnumerable<(int Start, int Count)> Chunks(int n)
+    {
+        long most = (long)((Info.MaxStorageBufferRange - Math.Max(Info.MinStorageBufferOffsetAlignment, 4)) / 4) / 1024 * 1024;
+        if (n == 0) yield return (0, 0);
+        for (long start = 0; start < n; start += most) yield return ((int)start, (int)Math.Min(most, n - start));
+    }
+
+    /// <summary>Elements [start, start + count) of a tensor, flattened.</summary>
+    internal static Tensor Part(Tensor t, int start, int count) =>
+        start == 0 && count == t.Length ? t : t.Reshape(t.Length).Slice(start, [count]);
 }

@@ -21,13 +21,18 @@ public sealed partial class VulkanBackend
         RequireF32("sum of squares", tensor);
         if (tensor.Length == 0) return 0;
         partials ??= Allocate(DType.F32, [MaxPartials + 1], "sum-of-squares partials");
-        uint groups = Math.Min(LinearGroups(tensor.Length), MaxPartials);
-        var partial = partials.Slice(0, [(int)groups]);
-        var total = partials.Slice(MaxPartials, [1]);
-        Dispatch("sum_of_squares", groups, 1, 1, new SumPush((uint)tensor.Length, 1), reads: [tensor], writes: [partial], variant: ReductionVariant);
-        Dispatch("sum_of_squares", 1, 1, 1, new SumPush(groups, 0), reads: [partial], writes: [total], variant: ReductionVariant);
+        double sum = 0;  // one total per descriptor-sized chunk (a single one unless the tensor exceeds maxStorageBufferRange)
         Span<float> result = stackalloc float[1];
-        Download<float>(total, result);
-        return result[0];
+        foreach (var (start, n) in Chunks(tensor.Length))
+        {
+            uint groups = Math.Min(LinearGroups(n), MaxPartials);
+            var partial = partials.Slice(0, [(int)groups]);
+            var total = partials.Slice(MaxPartials, [1]);
+            Dispatch("sum_of_squares", groups, 1, 1, new SumPush((uint)n, 1), reads: [Part(tensor, start, n)], writes: [partial], variant: ReductionVariant);
+            Dispatch("sum_of_squares", 1, 1, 1, new SumPush(groups, 0), reads: [partial], writes: [total], variant: ReductionVariant);
+            Download<float>(total, result);
+            sum += result[0];
+        }
+        return sum;
     }
 }
