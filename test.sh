@@ -3,6 +3,22 @@
 # Usage: ./test.sh [extra dotnet test arguments, e.g. --filter FullyQualifiedName~LayerNorm]
 set -uo pipefail
 cd "$(dirname "$0")"
+
+# The Vulkan tests run on Mesa's software device (lavapipe) with the Khronos validation layer, and the shaders are
+# compiled at build time by glslc: install what is missing (Debian/Ubuntu).
+packages=(libvulkan1 mesa-vulkan-drivers vulkan-validationlayers glslc)
+missing=()
+for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing ${missing[*]}"
+  sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null \
+    || { echo "could not install ${missing[*]}; install them, or set LLM_SKIP_VULKAN=1 to run without the Vulkan tests"; }
+fi
+# lavapipe's ICD alone: starting only the software driver is faster than probing every installed one
+lvp=/usr/share/vulkan/icd.d/lvp_icd.x86_64.json
+if [ -z "${VK_DRIVER_FILES:-}" ] && [ -f "$lvp" ] && [ "${LLM_VULKAN_ANY_DRIVER:-0}" != 1 ]; then export VK_DRIVER_FILES="$lvp"; fi
+export LLM_VULKAN_VALIDATION="${LLM_VULKAN_VALIDATION:-1}"
 results="$(mktemp -d)"
 trap 'rm -rf "$results"' EXIT
 dotnet test Reference.sln -c Release --logger "trx;LogFileName=results.trx" --results-directory "$results" "$@"

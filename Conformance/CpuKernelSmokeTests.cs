@@ -151,6 +151,7 @@ public class CpuKernelSmokeTests
     [InlineData(3, 7)]
     [InlineData(97, 67)]
     [InlineData(33, 768)]
+    [InlineData(401, 768)] // large enough for the parallel path
     public void LayerNormFastMatchesDefinition(int n, int c)
     {
         CompareFast("layernorm", be =>
@@ -199,7 +200,7 @@ public class CpuKernelSmokeTests
     [InlineData(1)]
     [InlineData(7)]
     [InlineData(97)]
-    [InlineData(100_003)]
+    [InlineData(300_007)] // large enough for the parallel path
     public void GeluFastMatchesDefinition(int n)
     {
         CompareFast("gelu", be =>

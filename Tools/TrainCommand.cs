@@ -83,7 +83,8 @@ internal static class TrainCommand
             {
                 case StepEvent { Result: var r } se:
                     double tps = r.Tokens / Math.Max(1e-9, r.Elapsed.TotalSeconds);
-                    string line = $"step {r.Step}/{se.TotalSteps}  loss {r.Loss:F4}  val {lastVal:F4}  lr {r.LearningRate:E2}  {tps:N0} tok/s";
+                    string val = double.IsNaN(lastVal) ? "—" : lastVal.ToString("F4");
+                    string line = $"step {r.Step}/{se.TotalSteps}  loss {r.Loss:F4}  val {val}  lr {r.LearningRate:E2}  {tps:N0} tok/s";
                     if (task is not null) { task.Description = Markup.Escape(line); task.Value = r.Step; }
                     else if (r.Step == 1 || r.Step % 50 == 0 || r.Step == se.TotalSteps) stdout.WriteLine(line);
                     break;

@@ -72,6 +72,24 @@ public sealed class TrainingTests
     }
 
     [Fact]
+    public void DefaultRunBeatsTheUnigramBaselineQuickly()
+    {
+        string root = Path.Combine(Path.GetTempPath(), "llm-default-" + Guid.NewGuid().ToString("N")[..8]);
+        try
+        {
+            // the `train` defaults (tiny preset, byte tokenizer, Pride and Prejudice), cut to 300 steps
+            var run = TrainingRun.Start(new CpuBackend(), new TrainOptions { Steps = 300, EvalBatches = 8, Out = root });
+            run.Run();
+            double val = run.ValidationLoss(), unigram = run.Data.TrainUnigramEntropy;
+            Assert.True(val < 0.85 * unigram, $"validation loss {val:F3} after 300 steps is not well below the unigram baseline {unigram:F3}");
+        }
+        finally
+        {
+            if (Directory.Exists(root)) Directory.Delete(root, recursive: true);
+        }
+    }
+
+    [Fact]
     public void ScheduleWarmsUpThenDecaysToTheFloor()
     {
         var s = new LearningRateSchedule(1e-3f, WarmupSteps: 10, TotalSteps: 110);

@@ -1,5 +1,5 @@
 using System.Numerics;
-using System.Numerics.Tensors;
+using System.Runtime.CompilerServices;
 using Llm.Tensors;
 
 namespace Llm.Cpu;
@@ -64,32 +64,40 @@ public static class AdamWKernel
             KernelParallel.For(KernelParallel.Chunks(length), 4L * length, k =>
             {
                 int start = k * KernelParallel.Chunk, count = Math.Min(KernelParallel.Chunk, length - start);
-                Span<float> p = params_.Slice(start, count), mm = ms.Slice(start, count), vv = vs.Slice(start, count);
-                ReadOnlySpan<float> g = grads.Slice(start, count);
-                int i = 0, width = Vector<float>.Count;
-                var vBeta1 = new Vector<float>(beta1); var vOneMinusBeta1 = new Vector<float>(1f - beta1);
-                var vBeta2 = new Vector<float>(beta2); var vOneMinusBeta2 = new Vector<float>(1f - beta2);
-                var vC1 = new Vector<float>(correction1); var vC2 = new Vector<float>(correction2);
-                var vLr = new Vector<float>(lr); var vEps = new Vector<float>(eps); var vWd = new Vector<float>(wd);
-                for (; i <= count - width; i += width)
-                {
-                    var gi = new Vector<float>(g.Slice(i));
-                    var mi = vBeta1 * new Vector<float>(mm.Slice(i)) + vOneMinusBeta1 * gi;
-                    var vi = vBeta2 * new Vector<float>(vv.Slice(i)) + vOneMinusBeta2 * gi * gi;
-                    var pi = new Vector<float>(p.Slice(i));
-                    pi -= vLr * ((mi / vC1) / (Vector.SquareRoot(vi / vC2) + vEps) + vWd * pi);
-                    mi.CopyTo(mm.Slice(i));
-                    vi.CopyTo(vv.Slice(i));
-                    pi.CopyTo(p.Slice(i));
-                }
-                for (; i < count; i++)
-                {
-                    float gi = g[i];
-                    mm[i] = beta1 * mm[i] + (1f - beta1) * gi;
-                    vv[i] = beta2 * vv[i] + (1f - beta2) * gi * gi;
-                    p[i] -= lr * ((mm[i] / correction1) / (MathF.Sqrt(vv[i] / correction2) + eps) + wd * p[i]);
-                }
+                UpdateChunk(params_.Slice(start, count), grads.Slice(start, count), ms.Slice(start, count), vs.Slice(start, count),
+                    lr, beta1, beta2, eps, wd, correction1, correction2);
             });
+        }
+    }
+
+    /// <summary>One chunk of <see cref="UpdateFast"/>; the float bias corrections 1 − βᵗ are precomputed.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // hot SIMD loop: skip the unoptimized first JIT tier
+    private static void UpdateChunk(Span<float> p, ReadOnlySpan<float> g, Span<float> m, Span<float> v,
+        float lr, float beta1, float beta2, float eps, float wd, float correction1, float correction2)
+    {
+        // p, g, m, v [chunk]
+        int i = 0, width = Vector<float>.Count, count = p.Length;
+        var vBeta1 = new Vector<float>(beta1); var vOneMinusBeta1 = new Vector<float>(1f - beta1);
+        var vBeta2 = new Vector<float>(beta2); var vOneMinusBeta2 = new Vector<float>(1f - beta2);
+        var vC1 = new Vector<float>(correction1); var vC2 = new Vector<float>(correction2);
+        var vLr = new Vector<float>(lr); var vEps = new Vector<float>(eps); var vWd = new Vector<float>(wd);
+        for (; i <= count - width; i += width)
+        {
+            var gi = new Vector<float>(g.Slice(i));
+            var mi = vBeta1 * new Vector<float>(m.Slice(i)) + vOneMinusBeta1 * gi;
+            var vi = vBeta2 * new Vector<float>(v.Slice(i)) + vOneMinusBeta2 * gi * gi;
+            var pi = new Vector<float>(p.Slice(i));
+            pi -= vLr * ((mi / vC1) / (Vector.SquareRoot(vi / vC2) + vEps) + vWd * pi);
+            mi.CopyTo(m.Slice(i));
+            vi.CopyTo(v.Slice(i));
+            pi.CopyTo(p.Slice(i));
+        }
+        for (; i < count; i++)
+        {
+            float gi = g[i];
+            m[i] = beta1 * m[i] + (1f - beta1) * gi;
+            v[i] = beta2 * v[i] + (1f - beta2) * gi * gi;
+            p[i] -= lr * ((m[i] / correction1) / (MathF.Sqrt(v[i] / correction2) + eps) + wd * p[i]);
         }
     }
 }

@@ -1,5 +1,6 @@
 using System.Numerics;
 using System.Numerics.Tensors;
+using System.Runtime.CompilerServices;
 
 namespace Llm.Cpu;
 
@@ -133,28 +134,33 @@ public static class AttentionKernel
             var qkvs = new Pinned<float>(pQkv, qkv.Length);
             var outputs = new Pinned<float>(pOut, output.Length);
             var probss = new Pinned<float>(pProbs, probs.Length);
-            KernelParallel.For(batch * heads, (long)batch * heads * time * time * hs, bh =>
-            {
-                int b = bh / heads, h = bh % heads;
-                for (int t = 0; t < time; t++)
-                {
-                    ReadOnlySpan<float> query = qkvs.Slice(b * time * c3 + t * c3 + h * hs, hs); // [hs]
-                    Span<float> att = probss.Slice((bh * time + t) * time, time);                // [T]
-                    Span<float> past = att.Slice(0, t + 1);                                      // [t+1] the unmasked part
-                    for (int s = 0; s <= t; s++)
-                        past[s] = TensorPrimitives.Dot(query, qkvs.Slice(b * time * c3 + s * c3 + c + h * hs, hs)) * scale;
-                    float max = TensorPrimitives.Max(past);
-                    TensorPrimitives.Subtract(past, max, past);
-                    TensorPrimitives.Exp(past, past);
-                    TensorPrimitives.Multiply(past, 1f / TensorPrimitives.Sum(past), past);
-                    att.Slice(t + 1).Clear();
+            KernelParallel.For(batch * heads, (long)batch * heads * time * time * hs,
+                bh => ForwardHead(qkvs, outputs, probss, bh / heads, bh % heads, time, heads, c, scale));
+        }
+    }
 
-                    Span<float> outBth = outputs.Slice(b * time * c + t * c + h * hs, hs); // [hs]
-                    outBth.Clear();
-                    for (int s = 0; s <= t; s++)
-                        TensorPrimitives.MultiplyAdd(qkvs.Slice(b * time * c3 + s * c3 + 2 * c + h * hs, hs), past[s], outBth, outBth);
-                }
-            });
+    /// <summary>One (batch, head) pair of <see cref="ForwardFast"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // hot SIMD loop: skip the unoptimized first JIT tier
+    private static void ForwardHead(Pinned<float> qkv, Pinned<float> output, Pinned<float> probs, int b, int h, int time, int heads, int c, float scale)
+    {
+        int hs = c / heads, c3 = 3 * c, bh = b * heads + h;
+        for (int t = 0; t < time; t++)
+        {
+            ReadOnlySpan<float> query = qkv.Slice(b * time * c3 + t * c3 + h * hs, hs); // [hs]
+            Span<float> att = probs.Slice((bh * time + t) * time, time);                // [T]
+            Span<float> past = att.Slice(0, t + 1);                                     // [t+1] the unmasked part
+            for (int s = 0; s <= t; s++)
+                past[s] = TensorPrimitives.Dot(query, qkv.Slice(b * time * c3 + s * c3 + c + h * hs, hs)) * scale;
+            float max = TensorPrimitives.Max(past);
+            TensorPrimitives.Subtract(past, max, past);
+            TensorPrimitives.Exp(past, past);
+            TensorPrimitives.Multiply(past, 1f / TensorPrimitives.Sum(past), past);
+            att.Slice(t + 1).Clear();
+
+            Span<float> outBth = output.Slice(b * time * c + t * c + h * hs, hs); // [hs]
+            outBth.Clear();
+            for (int s = 0; s <= t; s++)
+                TensorPrimitives.MultiplyAdd(qkv.Slice(b * time * c3 + s * c3 + 2 * c + h * hs, hs), past[s], outBth, outBth);
         }
     }
 
@@ -175,41 +181,47 @@ public static class AttentionKernel
             var qkvs = new Pinned<float>(pQkv, qkv.Length);
             var probss = new Pinned<float>(pProbs, probs.Length);
             var dQkvs = new Pinned<float>(pDQkv, dQkv.Length);
-            KernelParallel.For(batch * heads, 2L * batch * heads * time * time * hs, bh =>
-            {
-                int b = bh / heads, h = bh % heads;
-                Span<float> dAtt = new float[time]; // [T]
-                Span<float> dPre = new float[time]; // [T]
-                for (int t = 0; t < time; t++)
-                {
-                    ReadOnlySpan<float> att = probss.Slice((bh * time + t) * time, t + 1);   // [t+1]
-                    ReadOnlySpan<float> dOut = dOutputs.Slice(b * time * c + t * c + h * hs, hs);
-                    ReadOnlySpan<float> query = qkvs.Slice(b * time * c3 + t * c3 + h * hs, hs);
-                    Span<float> dQuery = dQkvs.Slice(b * time * c3 + t * c3 + h * hs, hs);
-                    Span<float> dA = dAtt.Slice(0, t + 1), dP = dPre.Slice(0, t + 1);
+            KernelParallel.For(batch * heads, 2L * batch * heads * time * time * hs,
+                bh => BackwardHead(dOutputs, qkvs, probss, bh / heads, bh % heads, time, heads, c, scale, dQkvs));
+        }
+    }
 
-                    // through out = Σ att[s]·v_s
-                    for (int s = 0; s <= t; s++)
-                    {
-                        dA[s] = TensorPrimitives.Dot(qkvs.Slice(b * time * c3 + s * c3 + 2 * c + h * hs, hs), dOut);
-                        Span<float> dValue = dQkvs.Slice(b * time * c3 + s * c3 + 2 * c + h * hs, hs);
-                        TensorPrimitives.MultiplyAdd(dOut, att[s], dValue, dValue);
-                    }
-                    // through the softmax: dPre = att ⊙ (dAtt − att·dAtt), then the 1/√hs of the scores
-                    float weighted = TensorPrimitives.Dot(att, dA);
-                    TensorPrimitives.Subtract(dA, weighted, dP);
-                    TensorPrimitives.Multiply(dP, att, dP);
-                    TensorPrimitives.Multiply(dP, scale, dP);
-                    // through pre[s] = q·k_s
-                    for (int s = 0; s <= t; s++)
-                    {
-                        ReadOnlySpan<float> key = qkvs.Slice(b * time * c3 + s * c3 + c + h * hs, hs);
-                        Span<float> dKey = dQkvs.Slice(b * time * c3 + s * c3 + c + h * hs, hs);
-                        TensorPrimitives.MultiplyAdd(key, dP[s], dQuery, dQuery);
-                        TensorPrimitives.MultiplyAdd(query, dP[s], dKey, dKey);
-                    }
-                }
-            });
+    /// <summary>One (batch, head) pair of <see cref="BackwardFast"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void BackwardHead(Pinned<float> dOutput, Pinned<float> qkv, Pinned<float> probs, int b, int h, int time, int heads, int c,
+        float scale, Pinned<float> dQkv)
+    {
+        int hs = c / heads, c3 = 3 * c, bh = b * heads + h;
+        Span<float> dAtt = new float[time]; // [T]
+        Span<float> dPre = new float[time]; // [T]
+        for (int t = 0; t < time; t++)
+        {
+            ReadOnlySpan<float> att = probs.Slice((bh * time + t) * time, t + 1);      // [t+1]
+            ReadOnlySpan<float> dOut = dOutput.Slice(b * time * c + t * c + h * hs, hs); // [hs]
+            ReadOnlySpan<float> query = qkv.Slice(b * time * c3 + t * c3 + h * hs, hs);  // [hs]
+            Span<float> dQuery = dQkv.Slice(b * time * c3 + t * c3 + h * hs, hs);        // [hs]
+            Span<float> dA = dAtt.Slice(0, t + 1), dP = dPre.Slice(0, t + 1);            // [t+1]
+
+            // through out = Σ att[s]·v_s
+            for (int s = 0; s <= t; s++)
+            {
+                dA[s] = TensorPrimitives.Dot(qkv.Slice(b * time * c3 + s * c3 + 2 * c + h * hs, hs), dOut);
+                Span<float> dValue = dQkv.Slice(b * time * c3 + s * c3 + 2 * c + h * hs, hs);
+                TensorPrimitives.MultiplyAdd(dOut, att[s], dValue, dValue);
+            }
+            // through the softmax: dPre = att ⊙ (dAtt − att·dAtt), then the 1/√hs of the scores
+            float weighted = TensorPrimitives.Dot(att, dA);
+            TensorPrimitives.Subtract(dA, weighted, dP);
+            TensorPrimitives.Multiply(dP, att, dP);
+            TensorPrimitives.Multiply(dP, scale, dP);
+            // through pre[s] = q·k_s
+            for (int s = 0; s <= t; s++)
+            {
+                ReadOnlySpan<float> key = qkv.Slice(b * time * c3 + s * c3 + c + h * hs, hs);
+                Span<float> dKey = dQkv.Slice(b * time * c3 + s * c3 + c + h * hs, hs);
+                TensorPrimitives.MultiplyAdd(key, dP[s], dQuery, dQuery);
+                TensorPrimitives.MultiplyAdd(query, dP[s], dKey, dKey);
+            }
         }
     }
 

@@ -1,5 +1,6 @@
 using System.Numerics;
 using System.Numerics.Tensors;
+using System.Runtime.CompilerServices;
 
 namespace Llm.Cpu;
 
@@ -99,6 +100,7 @@ public static class GeluKernel
     }
 
     /// <summary>u[i] = √(2/π)(x[i] + 0.044715·x[i]³).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void TanhArgument(ReadOnlySpan<float> x, Span<float> u)
     {
         const float scaling = (float)Scaling, cubic = (float)Cubic;
@@ -114,6 +116,7 @@ public static class GeluKernel
     }
 
     /// <summary>dx[i] += dy[i]·(½(1 + t) + ½x(1 − t²)·√(2/π)(1 + 3·0.044715x²)), t = tanh u[i].</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void AccumulateGradient(ReadOnlySpan<float> x, ReadOnlySpan<float> tanhU, ReadOnlySpan<float> dy, Span<float> dx)
     {
         const float scaling = (float)Scaling, cubic3 = 3 * (float)Cubic;

@@ -8,7 +8,7 @@ namespace Llm.Cpu;
 internal static class KernelParallel
 {
     /// <summary>Below about this many elements touched, the thread pool's start-up costs more than it saves.</summary>
-    public const long MinParallelWork = 1 << 15;
+    public const long MinParallelWork = 1 << 18;
 
     /// <summary>Fixed chunk length of the flat elementwise kernels: 64 KiB of floats, a few per core's L2.</summary>
     public const int Chunk = 1 << 14;

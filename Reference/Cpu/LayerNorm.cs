@@ -1,5 +1,6 @@
 using System.Numerics;
 using System.Numerics.Tensors;
+using System.Runtime.CompilerServices;
 
 namespace Llm.Cpu;
 
@@ -139,6 +140,7 @@ public static class LayerNormKernel
     }
 
     /// <summary>Σ_i (x[i] − m)².</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static float SumOfSquaredDeviations(ReadOnlySpan<float> x, float m)
     {
         var acc = Vector<float>.Zero;
@@ -155,6 +157,7 @@ public static class LayerNormKernel
     }
 
     /// <summary>y[i] = (x[i] − m)·s·w[i] + b[i].</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Normalize(ReadOnlySpan<float> x, float m, float s, ReadOnlySpan<float> w, ReadOnlySpan<float> b, Span<float> y)
     {
         var vm = new Vector<float>(m);
@@ -166,6 +169,7 @@ public static class LayerNormKernel
     }
 
     /// <summary>One row of dx += s·(g − mean(g) − x̂·mean(g·x̂)), g = w·dy, x̂ = (x − m)·s.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void RowInputGradient(ReadOnlySpan<float> x, ReadOnlySpan<float> dy, ReadOnlySpan<float> w, float m, float s, Span<float> dx)
     {
         int c = x.Length, i = 0, width = Vector<float>.Count;
@@ -204,6 +208,7 @@ public static class LayerNormKernel
     }
 
     /// <summary>dWeight[i] += (x[i] − m)·s·dy[i].</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void AccumulateNormalizedTimes(ReadOnlySpan<float> x, float m, float s, ReadOnlySpan<float> dy, Span<float> dWeight)
     {
         int i = 0, width = Vector<float>.Count;

@@ -205,6 +205,15 @@ public static unsafe class MatMul
                     Buffer.MemoryCopy(b.At(p, j0), dst + p * nrFull, nrFull * sizeof(float), nrFull * sizeof(float));
                 continue;
             }
+            if (Avx2.IsSupported && b.RowStride == 1 && nr == nrFull && b.ColStride <= int.MaxValue / 32)
+            {
+                // Transposed b: each k step gathers 8 columns at a time (column j lies j·ColStride further on).
+                var columns = Vector256.CreateSequence(0, b.ColStride);
+                for (int p = 0; p < kc; p++)
+                    for (int j = 0; j < nrFull; j += 8)
+                        Avx2.GatherVector256(b.At(p, j0 + j), columns, 4).Store(dst + p * nrFull + j);
+                continue;
+            }
             // Columns (transposed b) or the ragged last panel: walk each column down k, writing with stride NR.
             for (int j = 0; j < nrFull; j++)
             {

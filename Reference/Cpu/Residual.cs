@@ -1,5 +1,6 @@
 using System.Numerics;
 using System.Numerics.Tensors;
+using System.Runtime.CompilerServices;
 
 namespace Llm.Cpu;
 
@@ -108,6 +109,7 @@ public static class ResidualKernel
         return sum;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static double ChunkSumOfSquares(ReadOnlySpan<float> x)
     {
         var acc = Vector<double>.Zero;

@@ -7,8 +7,8 @@ namespace Llm.Training;
 /// <summary>Optimisation settings; defaults follow GPT-2/3 practice at a CPU-demo scale.</summary>
 public sealed record OptimizerOptions
 {
-    public float LearningRate { get; init; } = 1e-3f;      // peak rate; small models tolerate more than GPT-3's 6e-4
-    public int WarmupSteps { get; init; } = 20;            // linear warm-up protects Adam's early, noisy v estimates
+    public float LearningRate { get; init; } = 2e-3f;      // peak rate for the tiny preset; GPT-2 124M wants ~6e-4
+    public int WarmupSteps { get; init; } = 100;           // linear warm-up protects Adam's early, noisy v estimates
     public float MinLearningRateFraction { get; init; } = 0.1f; // cosine decays to 10 % of peak (GPT-3)
     public float WeightDecay { get; init; } = 0.1f;        // on matrices only
     public float Beta1 { get; init; } = 0.9f;

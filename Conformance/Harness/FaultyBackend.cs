@@ -1,0 +1,67 @@
+using Llm.Cpu;
+using Llm.Tensors;
+
+namespace Llm.Conformance.Harness;
+
+/// <summary>The kinds of bug the harness must catch, injected into GeLU.</summary>
+public enum Fault { None, WritesPastEnd, LeavesLastUnwritten, ReadsBeforeStart, ModifiesInput, SlightlyWrong, IgnoresOffset }
+
+/// <summary>
+/// A CPU backend whose Gelu has one deliberate <see cref="Fault"/>: the harness's own test subject, proving that a
+/// conformance failure is reported for each kind of bug rather than assumed. Every other member delegates.
+/// </summary>
+public sealed class FaultyBackend(Fault fault) : IBackend
+{
+    private readonly CpuBackend _cpu = new(fastPaths: true);
+
+    public string Name => $"faulty({fault})";
+
+    public void Gelu(Tensor input, Tensor output)
+    {
+        var x = CpuBackend.Span<float>(input);
+        var whole = (float[])output.Storage;
+        var temp = _cpu.Allocate(DType.F32, output.Shape);
+        _cpu.Gelu(input, temp);
+        var y = CpuBackend.Span<float>(temp);
+        switch (fault)
+        {
+            case Fault.WritesPastEnd: y.CopyTo(CpuBackend.Span<float>(output)); whole[output.Offset + output.Length] = 0; break;
+            case Fault.LeavesLastUnwritten: y[..^1].CopyTo(CpuBackend.Span<float>(output)); break;
+            case Fault.ReadsBeforeStart:
+                y.CopyTo(CpuBackend.Span<float>(output));
+                whole[output.Offset] = ((float[])input.Storage)[input.Offset - 1]; // an off-by-one read of the first row
+                break;
+            case Fault.ModifiesInput: y.CopyTo(CpuBackend.Span<float>(output)); x[0] += 1; break;
+            case Fault.SlightlyWrong:
+                y.CopyTo(CpuBackend.Span<float>(output));
+                foreach (ref float v in CpuBackend.Span<float>(output)) v *= 1.0001f; // relative 1e-4: NMSE 1e-8
+                break;
+            case Fault.IgnoresOffset: y.CopyTo(whole.AsSpan(0, output.Length)); break; // writes at the storage start
+            default: y.CopyTo(CpuBackend.Span<float>(output)); break;
+        }
+    }
+
+    public Tensor Allocate(DType dtype, int[] shape, string? name = null) => _cpu.Allocate(dtype, shape, name);
+    public void Upload<T>(ReadOnlySpan<T> source, Tensor destination) where T : unmanaged => _cpu.Upload(source, destination);
+    public void Download<T>(Tensor source, Span<T> destination) where T : unmanaged => _cpu.Download(source, destination);
+    public void Copy(Tensor source, Tensor destination) => _cpu.Copy(source, destination);
+    public void Fill(Tensor destination, double value) => _cpu.Fill(destination, value);
+    public void Synchronize() => _cpu.Synchronize();
+    public void Dispose() => _cpu.Dispose();
+    public void Embedding(Tensor ids, Tensor table, Tensor output) => _cpu.Embedding(ids, table, output);
+    public void EmbeddingBackward(Tensor dOutput, Tensor ids, Tensor dTable) => _cpu.EmbeddingBackward(dOutput, ids, dTable);
+    public void MatMul(Tensor a, Tensor b, Tensor? bias, Tensor output, bool transA = false, bool transB = false, bool accumulate = false) => _cpu.MatMul(a, b, bias, output, transA, transB, accumulate);
+    public void MatMulBackward(Tensor dOutput, Tensor a, Tensor b, Tensor? dA, Tensor? dB, Tensor? dBias, bool transA = false, bool transB = false) => _cpu.MatMulBackward(dOutput, a, b, dA, dB, dBias, transA, transB);
+    public void LayerNorm(Tensor input, Tensor weight, Tensor bias, Tensor output, Tensor mean, Tensor rstd, float eps = 1e-5f) => _cpu.LayerNorm(input, weight, bias, output, mean, rstd, eps);
+    public void LayerNormBackward(Tensor dOutput, Tensor input, Tensor weight, Tensor mean, Tensor rstd, Tensor dInput, Tensor dWeight, Tensor dBias) => _cpu.LayerNormBackward(dOutput, input, weight, mean, rstd, dInput, dWeight, dBias);
+    public void GeluBackward(Tensor dOutput, Tensor input, Tensor dInput) => _cpu.GeluBackward(dOutput, input, dInput);
+    public void Add(Tensor a, Tensor b, Tensor output) => _cpu.Add(a, b, output);
+    public void Accumulate(Tensor source, Tensor destination) => _cpu.Accumulate(source, destination);
+    public void Scale(Tensor tensor, float factor) => _cpu.Scale(tensor, factor);
+    public double SumOfSquares(Tensor tensor) => _cpu.SumOfSquares(tensor);
+    public void Attention(Tensor qkv, Tensor output, Tensor probs, int heads) => _cpu.Attention(qkv, output, probs, heads);
+    public void AttentionBackward(Tensor dOutput, Tensor qkv, Tensor probs, Tensor dQkv, int heads) => _cpu.AttentionBackward(dOutput, qkv, probs, dQkv, heads);
+    public void CrossEntropy(Tensor logits, Tensor targets, Tensor probs, Tensor losses, int ignoreIndex = -1) => _cpu.CrossEntropy(logits, targets, probs, losses, ignoreIndex);
+    public void CrossEntropyBackward(Tensor dLosses, Tensor probs, Tensor targets, Tensor dLogits, int ignoreIndex = -1) => _cpu.CrossEntropyBackward(dLosses, probs, targets, dLogits, ignoreIndex);
+    public void AdamW(Tensor param, Tensor grad, Tensor m, Tensor v, AdamWParameters hyper) => _cpu.AdamW(param, grad, m, v, hyper);
+}

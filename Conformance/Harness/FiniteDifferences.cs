@@ -1,0 +1,94 @@
+using Llm.Common;
+using Llm.Tensors;
+
+namespace Llm.Conformance.Harness;
+
+/// <summary>
+/// Checks the definition's backward against its forward, in F64 on the oracle: for a random linear functional
+/// L(x) = Σ w ⊙ forward(x), the analytic gradient (backward with dOutput = w) must match central differences
+/// (L(x + h eᵢ) − L(x − h eᵢ)) / 2h. With h = 1e-5 the truncation error is h²·f‴/6 ≈ 1e-10 relative and the
+/// round-off ε·Σ|w ⊙ y|/h ≈ 1e-11·scale, so a relative error of 1e-6 separates a right gradient from a wrong one
+/// (a missing term or factor is ≥ 1e-3).
+/// </summary>
+public static class FiniteDifferences
+{
+    public const double Step = 1e-5;
+    public const double RelativeTolerance = 1e-6;
+
+    /// <summary>
+    /// Compares <paramref name="analytic"/> = ∂L/∂x with central differences at up to <paramref name="maxCoords"/>
+    /// randomly chosen coordinates of <paramref name="x"/> (all of them when x is small).
+    /// <paramref name="forward"/> maps x to the op's outputs (concatenated), <paramref name="w"/> weights them.
+    /// Passes when ‖a − fd‖ ≤ 1e-6·max(‖a‖, ‖fd‖) + round-off floor (√k · 10 ε Σ|w ⊙ y| / h).
+    /// </summary>
+    public static void Check(string op, string wrt, object testCase, double[] x, Func<double[], double[]> forward,
+        double[] w, double[] analytic, Rng rng, int maxCoords = 40)
+    {
+        if (analytic.Length != x.Length) throw new ArgumentException($"{op}: ∂L/∂{wrt} has {analytic.Length} elements, x {x.Length}");
+        int[] coords = x.Length <= maxCoords
+            ? Enumerable.Range(0, x.Length).ToArray()
+            : Enumerable.Range(0, maxCoords).Select(_ => rng.NextInt(x.Length)).Distinct().ToArray();
+
+        var y0 = forward(x);
+        if (y0.Length != w.Length) throw new ArgumentException($"{op}: forward gave {y0.Length} values, w has {w.Length}");
+        double magnitude = 0;
+        for (int i = 0; i < w.Length; i++) magnitude += Math.Abs(w[i] * y0[i]);
+
+        double diff2 = 0, fd2 = 0, an2 = 0, worst = -1;
+        int worstAt = -1;
+        double worstFd = 0;
+        var xp = (double[])x.Clone();
+        foreach (int i in coords)
+        {
+            xp[i] = x[i] + Step;
+            double lp = Values.Dot(forward(xp), w);
+            xp[i] = x[i] - Step;
+            double lm = Values.Dot(forward(xp), w);
+            xp[i] = x[i];
+            double fd = (lp - lm) / (2 * Step);
+            double d = analytic[i] - fd;
+            diff2 += d * d; fd2 += fd * fd; an2 += analytic[i] * analytic[i];
+            if (Math.Abs(d) > worst) { worst = Math.Abs(d); worstAt = i; worstFd = fd; }
+        }
+        double floor = Math.Sqrt(coords.Length) * 10 * 1.1e-16 * magnitude / Step;
+        double error = Math.Sqrt(diff2), scale = Math.Max(Math.Sqrt(fd2), Math.Sqrt(an2));
+        if (!(error <= RelativeTolerance * scale + floor))
+            throw new OpCheckException($"{op}: ∂L/∂{wrt} disagrees with central differences: relative error " +
+                $"{error / Math.Max(scale, double.MinValue):E3} > {RelativeTolerance:E0} (floor {floor:E1}); worst [{worstAt}] analytic " +
+                $"{analytic[worstAt]:R} vs finite difference {worstFd:R} over {coords.Length} coordinates\n  case: {testCase}");
+    }
+}
+
+/// <summary>Small helpers for running the definition directly in F64.</summary>
+public static class Oracle
+{
+    public static IBackend Backend => Backends.Oracle;
+
+    public static Tensor Tensor(double[] values, params int[] shape)
+    {
+        var t = Backend.Allocate(DType.F64, shape);
+        Backend.Upload<double>(values, t);
+        return t;
+    }
+
+    public static Tensor Ids(int[] values, params int[] shape)
+    {
+        var t = Backend.Allocate(DType.I32, shape);
+        Backend.Upload<int>(values, t);
+        return t;
+    }
+
+    public static Tensor Zeros(params int[] shape) => Backend.Allocate(DType.F64, shape);
+
+    public static double[] Read(Tensor t)
+    {
+        var d = new double[t.Length];
+        Backend.Download<double>(t, d);
+        return d;
+    }
+
+    public static void Write(Tensor t, double[] values) => Backend.Upload<double>(values, t);
+
+    /// <summary>after − before, elementwise: what a backward accumulated into a pre-filled gradient.</summary>
+    public static double[] Delta(double[] after, double[] before) => after.Select((a, i) => a - before[i]).ToArray();
+}

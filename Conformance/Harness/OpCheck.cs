@@ -1,0 +1,236 @@
+using Llm.Common;
+using Llm.Tensors;
+
+namespace Llm.Conformance.Harness;
+
+/// <summary>What an op does with a buffer, which decides how it is prepared and checked.</summary>
+public enum Role
+{
+    /// <summary>Read only: guards are NaN (an out-of-bounds read poisons the result); contents must not change.</summary>
+    Input,
+    /// <summary>Written: pre-filled with NaN so every element must be written; compared with the oracle.</summary>
+    Output,
+    /// <summary>Read and written (gradients that accumulate, in-place updates): pre-filled with the given values; compared.</summary>
+    InOut,
+}
+
+/// <summary>One logical tensor of an op under test, materialized on the oracle and on every subject.</summary>
+public sealed class Buf
+{
+    internal Buf(string name, int[] shape, DType kind, Role role, Tolerance tolerance, double[]? floats, int[]? ints)
+    {
+        Name = name; Shape = shape; Kind = kind; Role = role; Tolerance = tolerance; Floats = floats; Ints = ints;
+    }
+
+    public string Name { get; }
+    public int[] Shape { get; }
+    /// <summary>F32 for float data (F64 on the oracle), I32 for ids and targets.</summary>
+    public DType Kind { get; }
+    public Role Role { get; }
+    public Tolerance Tolerance { get; }
+    /// <summary>Initial float contents (NaN for outputs); null for I32 buffers.</summary>
+    public double[]? Floats { get; }
+    public int[]? Ints { get; }
+    public int Length => Tensor.ElementCount(Shape);
+    internal readonly List<Guarded> Sides = [];
+    public override string ToString() => $"{Name}{Dims.Shape(Shape)}";
+}
+
+/// <summary>
+/// A view in the middle of a larger allocation. Before the op the guard elements on both sides hold a marker;
+/// afterwards they must still hold it (an out-of-bounds write changes them, an out-of-bounds read of an input's
+/// NaN guard poisons the result). Views also exercise the Tensor.Offset path of every kernel.
+/// </summary>
+internal sealed class Guarded
+{
+    public const float OutputGuard = -31337.25f;  // finite, so accumulating into it (x += g) is visible
+    public const int IdGuard = -1234567;          // an id no kernel may use
+
+    public required IBackend Backend { get; init; }
+    public required Tensor Whole { get; init; }
+    public required Tensor View { get; init; }
+    public required int Before { get; init; }
+    public required int After { get; init; }
+}
+
+/// <summary>
+/// Runs one op on the oracle (scalar definition, F64) and on every subject backend (F32) with identical inputs,
+/// then checks: guards untouched, inputs unchanged, outputs fully written and finite, and every output or
+/// in-out buffer within its <see cref="Tolerance"/> of the oracle.
+/// <code>
+/// var check = new OpCheck("Gelu", c, c.Seed);
+/// var x = check.Input("input", [n], Values.Normal(check.Rng, n));
+/// var y = check.Output("output", [n], Tolerance.Elementwise);
+/// check.Run((b, t) => b.Gelu(t(x), t(y)));
+/// </code>
+/// </summary>
+public sealed class OpCheck
+{
+    private readonly string _op;
+    private readonly object _case;
+    private readonly List<Buf> _bufs = [];
+    private readonly List<(IBackend Backend, DType Float, string Name)> _sides;
+    private readonly Rng _guardRng;
+
+    /// <param name="subjects">the backends under test; <see cref="Backends.Subjects"/> unless a test injects its own.</param>
+    public OpCheck(string op, object testCase, int seed, IReadOnlyList<Subject>? subjects = null)
+    {
+        _op = op;
+        _case = testCase;
+        Rng = new Rng((ulong)seed);
+        _guardRng = new Rng((ulong)seed ^ 0x5DEECE66DUL);
+        _sides = [(Backends.Oracle, DType.F64, "oracle")];
+        foreach (var s in subjects ?? Backends.Subjects) _sides.Add((s.Backend, s.DType, s.Name));
+    }
+
+    /// <summary>The case's data generator: draw every input from it, in a fixed order, so a seed replays.</summary>
+    public Rng Rng { get; }
+
+    public Buf Input(string name, int[] shape, double[] values) => Add(new(name, shape, DType.F32, Role.Input, default, values, null));
+    public Buf Ids(string name, int[] shape, int[] values) => Add(new(name, shape, DType.I32, Role.Input, default, null, values));
+    public Buf Output(string name, int[] shape, Tolerance tolerance)
+    {
+        var nan = new double[Tensor.ElementCount(shape)];
+        Array.Fill(nan, double.NaN);
+        return Add(new(name, shape, DType.F32, Role.Output, tolerance, nan, null));
+    }
+    /// <summary>A buffer the op reads and updates: an accumulating gradient (pre-fill nonzero) or in-place state.</summary>
+    public Buf InOut(string name, int[] shape, double[] initial, Tolerance tolerance) =>
+        Add(new(name, shape, DType.F32, Role.InOut, tolerance, initial, null));
+
+    private Buf Add(Buf buf)
+    {
+        if (buf.Floats is { } f && f.Length != buf.Length || buf.Ints is { } i && i.Length != buf.Length)
+            throw new ArgumentException($"{_op}: initial data for {buf} has the wrong length");
+        foreach (var (backend, floatType, _) in _sides)
+        {
+            int before = 1 + _guardRng.NextInt(13), after = 1 + _guardRng.NextInt(13); // odd offsets: no alignment luck
+            DType dtype = buf.Kind == DType.I32 ? DType.I32 : floatType;
+            var whole = backend.Allocate(dtype, [before + buf.Length + after], buf.Name + "+guards");
+            if (dtype == DType.I32)
+            {
+                var all = new int[whole.Length];
+                Array.Fill(all, Guarded.IdGuard);
+                buf.Ints!.CopyTo(all, before);
+                backend.Upload<int>(all, whole);
+            }
+            else
+            {
+                var all = new double[whole.Length];
+                Array.Fill(all, buf.Role == Role.Input ? double.NaN : Guarded.OutputGuard);
+                buf.Floats!.CopyTo(all, before);
+                UploadFloats(backend, whole, all);
+            }
+            buf.Sides.Add(new Guarded { Backend = backend, Whole = whole, View = whole.Slice(before, buf.Shape, buf.Name), Before = before, After = after });
+        }
+        _bufs.Add(buf);
+        return buf;
+    }
+
+    /// <summary>Runs <paramref name="op"/> on every side (t maps a Buf to that side's tensor) and checks everything.</summary>
+    public void Run(Action<IBackend, Func<Buf, Tensor>> op) => Run((b, t) => { op(b, t); return 0.0; }, null);
+
+    /// <summary>As <see cref="Run(Action{IBackend, Func{Buf, Tensor}})"/> for an op that returns a number, compared
+    /// like a one-element output named <paramref name="result"/>.</summary>
+    public void Run(Func<IBackend, Func<Buf, Tensor>, double> op, (string Name, Tolerance Tolerance)? result)
+    {
+        var returned = new double[_sides.Count];
+        for (int s = 0; s < _sides.Count; s++)
+        {
+            int side = s;
+            try
+            {
+                returned[s] = op(_sides[s].Backend, b => b.Sides[side].View);
+                _sides[s].Backend.Synchronize();
+            }
+            catch (Exception e) when (e is not OpCheckException)
+            {
+                throw new OpCheckException($"{_op} threw on {_sides[s].Name}: {e.GetType().Name}: {e.Message}\n  case: {_case}", e);
+            }
+        }
+        for (int s = 0; s < _sides.Count; s++) CheckGuardsAndInputs(s);
+
+        var oracle = new Dictionary<Buf, double[]>();
+        foreach (var buf in _bufs.Where(b => b.Role != Role.Input))
+        {
+            oracle[buf] = OracleValues(buf);
+            Compare.RequireFinite($"{_op} oracle", buf.Name, oracle[buf], _case);
+        }
+        for (int s = 1; s < _sides.Count; s++)
+        {
+            foreach (var buf in _bufs.Where(b => b.Role != Role.Input))
+                Compare.Nmse($"{_op} on {_sides[s].Name}", buf.Name, SubjectValues(buf, s), oracle[buf], buf.Tolerance, _case);
+            if (result is { } r)
+                Compare.Nmse($"{_op} on {_sides[s].Name}", r.Name, [returned[s]], [returned[0]], r.Tolerance, _case);
+        }
+    }
+
+    /// <summary>The oracle's contents of a float buffer after <see cref="Run"/>.</summary>
+    public double[] OracleValues(Buf buf) => Download(buf.Sides[0].Backend, buf.Sides[0].View);
+
+    /// <summary>Subject number <paramref name="subject"/> (1-based, as in the side list)'s contents of a float buffer, widened.</summary>
+    public double[] SubjectValues(Buf buf, int subject) => Download(buf.Sides[subject].Backend, buf.Sides[subject].View);
+
+    public int SubjectCount => _sides.Count - 1;
+    public string SideName(int side) => _sides[side].Name;
+    public object Case => _case;
+
+    private void CheckGuardsAndInputs(int s)
+    {
+        string who = $"{_op} on {_sides[s].Name}";
+        foreach (var buf in _bufs)
+        {
+            var g = buf.Sides[s];
+            if (buf.Kind == DType.I32)
+            {
+                var all = new int[g.Whole.Length];
+                g.Backend.Download<int>(g.Whole, all);
+                for (int i = 0; i < all.Length; i++)
+                {
+                    bool guard = i < g.Before || i >= g.Before + buf.Length;
+                    int expected = guard ? Guarded.IdGuard : buf.Ints![i - g.Before];
+                    if (all[i] != expected)
+                        throw new OpCheckException($"{who}: {(guard ? "guard" : "input")} element {i - g.Before} of {buf} changed from {expected} to {all[i]}\n  case: {_case}");
+                }
+                continue;
+            }
+            var values = Download(g.Backend, g.Whole);
+            for (int i = 0; i < values.Length; i++)
+            {
+                bool guard = i < g.Before || i >= g.Before + buf.Length;
+                if (guard)
+                {
+                    double expected = buf.Role == Role.Input ? double.NaN : Guarded.OutputGuard;
+                    if (!Same(values[i], expected))
+                        throw new OpCheckException($"{who}: wrote out of bounds: guard element {i - g.Before} (valid 0..{buf.Length - 1}) of {buf} is {values[i]}, was {expected}\n  case: {_case}");
+                }
+                else if (buf.Role == Role.Input && !Same(values[i], buf.Floats![i - g.Before]))
+                    throw new OpCheckException($"{who}: modified its input {buf} at {i - g.Before}: {buf.Floats![i - g.Before]} → {values[i]}\n  case: {_case}");
+            }
+        }
+    }
+
+    private static bool Same(double a, double b) => a.Equals(b); // NaN equals NaN here
+
+    internal static double[] Download(IBackend backend, Tensor t)
+    {
+        var d = new double[t.Length];
+        if (t.DType == DType.F64) backend.Download<double>(t, d);
+        else
+        {
+            var f = new float[t.Length];
+            backend.Download<float>(t, f);
+            for (int i = 0; i < f.Length; i++) d[i] = f[i];
+        }
+        return d;
+    }
+
+    internal static void UploadFloats(IBackend backend, Tensor t, double[] values)
+    {
+        if (t.DType == DType.F64) backend.Upload<double>(values, t);
+        else backend.Upload<float>(Array.ConvertAll(values, v => (float)v), t);
+    }
+}
+
+/// <summary>A conformance failure: the message names the op, backend, buffer, error and case.</summary>
+public sealed class OpCheckException(string message, Exception? inner = null) : Exception(message, inner);

@@ -1,0 +1,105 @@
+using FsCheck;
+using FsCheck.Fluent;
+using FsCheck.Xunit;
+using Llm.Common;
+using Llm.Conformance.Harness;
+using Llm.Tensors;
+
+namespace Llm.Conformance.Ops;
+
+/// <summary>[N, C] rows with mean Shift: a large shift relative to the unit spread exposes a one-pass
+/// E[x²] − E[x]² variance in f32 (catastrophic cancellation).</summary>
+public sealed record LayerNormCase(int N, int C, double Shift, int Seed)
+{
+    public override string ToString() => $"x{Dims.Shape(N, C)} shift={Shift} seed={Seed}";
+
+    public static Arbitrary<LayerNormCase> Arbitrary() => Arb.From(
+        from n in Dims.Dim(400)
+        from c in Dims.Dim(1100)
+        from shift in Gen.Elements(0.0, 0.5, 30.0)
+        from seed in Dims.Seed
+        let d = Dims.Fit([n, c], d => (long)d[0] * d[1], 300_000)
+        select new LayerNormCase(d[0], d[1], shift, seed),
+        c => Dims.Shrink(c, [c.N, c.C], d => c with { N = d[0], C = d[1] }));
+}
+
+[Properties(Arbitrary = [typeof(LayerNormCase)], MaxTest = 100, QuietOnSuccess = true)]
+public class LayerNormTests
+{
+    private const float Eps = 1e-5f;
+
+    [Property]
+    public void Forward(LayerNormCase c)
+    {
+        var check = new OpCheck("LayerNorm", c, c.Seed);
+        var input = check.Input("input", [c.N, c.C], Values.Normal(check.Rng, c.N * c.C, 1.0, c.Shift));
+        var weight = check.Input("weight", [c.C], Values.Normal(check.Rng, c.C, 0.5, 1.0));
+        var bias = check.Input("bias", [c.C], Values.Normal(check.Rng, c.C, 0.5));
+        var output = check.Output("output", [c.N, c.C], Tolerance.Normalize);
+        var mean = check.Output("mean", [c.N], Tolerance.Normalize);
+        var rstd = check.Output("rstd", [c.N], Tolerance.Normalize);
+        check.Run((b, t) => b.LayerNorm(t(input), t(weight), t(bias), t(output), t(mean), t(rstd), Eps));
+    }
+
+    /// <summary>Both sides get the same saved mean and rstd (the oracle's, rounded to f32), so only backward is compared.</summary>
+    [Property]
+    public void Backward(LayerNormCase c)
+    {
+        var check = new OpCheck("LayerNormBackward", c, c.Seed);
+        var x = Values.Normal(check.Rng, c.N * c.C, 1.0, c.Shift);
+        var w = Values.Normal(check.Rng, c.C, 0.5, 1.0);
+        var (meanValues, rstdValues) = Saved(x, w, c.N, c.C);
+
+        var dOutput = check.Input("dOutput", [c.N, c.C], Values.Normal(check.Rng, c.N * c.C));
+        var input = check.Input("input", [c.N, c.C], x);
+        var weight = check.Input("weight", [c.C], w);
+        var mean = check.Input("mean", [c.N], meanValues);
+        var rstd = check.Input("rstd", [c.N], rstdValues);
+        var dInput = check.InOut("dInput", [c.N, c.C], Values.Normal(check.Rng, c.N * c.C), Tolerance.NormalizeBackward);
+        // dWeight/dBias sum over N rows: a column sum in f32 on top of the normalization's error.
+        var dWeight = check.InOut("dWeight", [c.C], Values.Normal(check.Rng, c.C), Tolerance.NormalizeBackward);
+        var dBias = check.InOut("dBias", [c.C], Values.Normal(check.Rng, c.C), Tolerance.NormalizeBackward);
+        check.Run((b, t) => b.LayerNormBackward(t(dOutput), t(input), t(weight), t(mean), t(rstd), t(dInput), t(dWeight), t(dBias)));
+    }
+
+    /// <summary>mean and rstd from the definition, rounded to f32 as a subject would store them.</summary>
+    private static (double[] Mean, double[] Rstd) Saved(double[] x, double[] w, int n, int c)
+    {
+        var mean = Oracle.Zeros(n);
+        var rstd = Oracle.Zeros(n);
+        Oracle.Backend.LayerNorm(Oracle.Tensor(x, n, c), Oracle.Tensor(w, c), Oracle.Zeros(c), Oracle.Zeros(n, c), mean, rstd, Eps);
+        return (Oracle.Read(mean).Select(v => (double)(float)v).ToArray(), Oracle.Read(rstd).Select(v => (double)(float)v).ToArray());
+    }
+
+    [Property(MaxTest = 30)]
+    public void BackwardMatchesFiniteDifferences(LayerNormCase c)
+    {
+        var rng = new Rng((ulong)c.Seed);
+        int n = Math.Min(c.N, 4), ch = Math.Min(c.C, 13);
+        var x = Values.Normal(rng, n * ch, 1.0, c.Shift);
+        var wt = Values.Normal(rng, ch, 0.5, 1.0);
+        var bs = Values.Normal(rng, ch, 0.5);
+        var dy = Values.Normal(rng, n * ch);
+        double[] pInput = Values.Normal(rng, n * ch), pWeight = Values.Normal(rng, ch), pBias = Values.Normal(rng, ch);
+
+        Tensor input = Oracle.Tensor(x, n, ch), weight = Oracle.Tensor(wt, ch), bias = Oracle.Tensor(bs, ch);
+        Tensor output = Oracle.Zeros(n, ch), mean = Oracle.Zeros(n), rstd = Oracle.Zeros(n);
+        void Run() => Oracle.Backend.LayerNorm(input, weight, bias, output, mean, rstd, Eps);
+
+        Run();
+        Tensor dInput = Oracle.Tensor(pInput, n, ch), dWeight = Oracle.Tensor(pWeight, ch), dBias = Oracle.Tensor(pBias, ch);
+        Oracle.Backend.LayerNormBackward(Oracle.Tensor(dy, n, ch), input, weight, mean, rstd, dInput, dWeight, dBias);
+
+        double[] Through(Tensor t, double[] restore, double[] xs)
+        {
+            Oracle.Write(t, xs);
+            Run();
+            var y = Oracle.Read(output);
+            Oracle.Write(t, restore);
+            return y;
+        }
+        FiniteDifferences.Check("LayerNormBackward", "input", c, x, xs => Through(input, x, xs), dy, Oracle.Delta(Oracle.Read(dInput), pInput), rng);
+        FiniteDifferences.Check("LayerNormBackward", "weight", c, wt, xs => Through(weight, wt, xs), dy, Oracle.Delta(Oracle.Read(dWeight), pWeight), rng);
+        FiniteDifferences.Check("LayerNormBackward", "bias", c, bs, xs => Through(bias, bs, xs), dy, Oracle.Delta(Oracle.Read(dBias), pBias), rng);
+    }
+}
