@@ -10,26 +10,11 @@ public sealed partial class VulkanBackend
 {
     private static NotSupportedException Pending(string op) => new($"{op} is not implemented on Vulkan yet");
 
-    public void Embedding(Tensor ids, Tensor table, Tensor output) => throw Pending("Embedding");
-    public void EmbeddingBackward(Tensor dOutput, Tensor ids, Tensor dTable) => throw Pending("EmbeddingBackward");
-
     public void MatMul(Tensor a, Tensor b, Tensor? bias, Tensor output, bool transA = false, bool transB = false, bool accumulate = false) =>
         throw Pending("MatMul");
     public void MatMulBackward(Tensor dOutput, Tensor a, Tensor b, Tensor? dA, Tensor? dB, Tensor? dBias, bool transA = false, bool transB = false) =>
         throw Pending("MatMulBackward");
 
-    public void LayerNorm(Tensor input, Tensor weight, Tensor bias, Tensor output, Tensor mean, Tensor rstd, float eps = 1e-5f) =>
-        throw Pending("LayerNorm");
-    public void LayerNormBackward(Tensor dOutput, Tensor input, Tensor weight, Tensor mean, Tensor rstd, Tensor dInput, Tensor dWeight, Tensor dBias) =>
-        throw Pending("LayerNormBackward");
-
     public void Attention(Tensor qkv, Tensor output, Tensor probs, int heads) => throw Pending("Attention");
     public void AttentionBackward(Tensor dOutput, Tensor qkv, Tensor probs, Tensor dQkv, int heads) => throw Pending("AttentionBackward");
-
-    public void CrossEntropy(Tensor logits, Tensor targets, Tensor probs, Tensor losses, int ignoreIndex = -1) =>
-        throw Pending("CrossEntropy");
-    public void CrossEntropyBackward(Tensor dLosses, Tensor probs, Tensor targets, Tensor dLogits, int ignoreIndex = -1) =>
-        throw Pending("CrossEntropyBackward");
-
-    public void AdamW(Tensor param, Tensor grad, Tensor m, Tensor v, AdamWParameters hyper) => throw Pending("AdamW");
 }

@@ -26,7 +26,7 @@ public static class Backends
     public static IReadOnlyList<Subject> All { get; } =
     [
         new("cpu-fast", () => new CpuBackend(fastPaths: true)),
-        // new("vulkan", () => new VulkanBackend(), available: VulkanBackend.IsSupported),
+        new("vulkan", () => Vulkan.VulkanTestDevice.Open()!, available: () => !Vulkan.VulkanTestDevice.Skipped),
     ];
 
     /// <summary>The available backends of <see cref="All"/>; CONFORMANCE_SUBJECTS=name,name narrows them.</summary>
