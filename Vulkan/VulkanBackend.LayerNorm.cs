@@ -7,7 +7,8 @@ namespace Llm.Vulkan;
 /// run one workgroup of <see cref="LinearWorkgroupSize"/> per row (grid-stride over rows beyond
 /// <see cref="MaxGroupsX"/>), with shared-memory tree reductions (Shaders/row_reduce.glsl). dWeight and dBias sum
 /// over rows, which no row's workgroup owns: a second shader (Shaders/layernorm_back_params.comp) gives each column
-/// one invocation that adds the rows in order, so the result is deterministic without atomics.
+/// one invocation that adds the rows in order, so the result is deterministic without atomics (in chunks of
+/// <see cref="SerialRowsPerDispatch"/> rows, one dispatch each).
 /// Shapes: N rows, C channels.
 /// </summary>
 public sealed partial class VulkanBackend
@@ -46,7 +47,16 @@ public sealed partial class VulkanBackend
         var push = new LayerNormBackwardPush((uint)rows, (uint)c);
         // The two passes write disjoint tensors and only read shared ones: no barrier between them.
         Dispatch("layernorm_back", RowGroups(rows), 1, 1, push, reads: [dOutput, input, weight, mean, rstd], writes: [dInput]);
-        Dispatch("layernorm_back_params", LinearGroups(c), 1, 1, push, reads: [dOutput, input, mean, rstd], writes: [dWeight, dBias]);
+        // Column sums over rows in chunks of SerialRowsPerDispatch, in order (see there why).
+        var flatMean = mean.Reshape(rows);   // [N]
+        var flatRstd = rstd.Reshape(rows);   // [N]
+        for (int start = 0; start < rows; start += SerialRowsPerDispatch)
+        {
+            int count = Math.Min(SerialRowsPerDispatch, rows - start);
+            Tensor RowsOf(Tensor t) => t.Reshape(rows, c).Slice(start * c, [count, c]);   // [count, C]
+            Dispatch("layernorm_back_params", LinearGroups(c), 1, 1, new LayerNormBackwardPush((uint)count, (uint)c),
+                reads: [RowsOf(dOutput), RowsOf(input), flatMean.Slice(start, [count]), flatRstd.Slice(start, [count])], writes: [dWeight, dBias]);
+        }
     }
 
     /// <summary>Workgroups of a one-workgroup-per-row kernel: one per row, capped (the shader strides over the rest).</summary>

@@ -11,6 +11,7 @@ layout(push_constant) uniform PushConstants {
     uint rows;       // N
     uint channels;   // C
     uint vocab;      // V
+    uint firstRow;   // position of row 0 of this chunk in the whole ids tensor (the host splits long N)
 } pc;
 
 READONLY_BUFFER(0, float, dOutput);   // [N, C]
@@ -23,7 +24,7 @@ void main() {
         for (uint n = 0u; n < pc.rows; n++) {
             int id = ids[AT(1, n)];
             if (uint(id) >= pc.vocab) {
-                if (c == 0u) atomicMin(errors[AT(3, 0)], int(n));
+                if (c == 0u) atomicMin(errors[AT(3, 0)], int(pc.firstRow + n));
                 continue;
             }
             dTable[AT(2, uint(id) * pc.channels + c)] += dOutput[AT(0, n * pc.channels + c)];
