@@ -24,6 +24,14 @@ public sealed partial class VulkanBackend
             throw new ArgumentOutOfRangeException(nameof(hyper), $"{op} on {param.Describe()}: step is 1-based, got {hyper.Step}");
         var push = new AdamWPush((uint)param.Length, hyper.LearningRate, hyper.Beta1, hyper.Beta2, hyper.Epsilon, hyper.WeightDecay,
             (float)(1 - Math.Pow(hyper.Beta1, hyper.Step)), (float)(1 - Math.Pow(hyper.Beta2, hyper.Step)));
-        Dispatch("adamw", LinearGroups(param.Length), 1, 1, push, reads: [grad], writes: [param, m, v]);
+        // in chunks that one binding may span (GPT-2's token table alone exceeds lavapipe's 128 MiB)
+        Tensor Flat(Tensor t, int start, int count) => t.Reshape(t.Length).Slice(start, [count]);   // [count]
+        int chunk = RowsPerBinding(1);
+        for (int start = 0; start < param.Length; start += chunk)
+        {
+            int count = Math.Min(chunk, param.Length - start);
+            Dispatch("adamw", LinearGroups(count), 1, 1, push with { N = (uint)count },
+                reads: [Flat(grad, start, count)], writes: [Flat(param, start, count), Flat(m, start, count), Flat(v, start, count)]);
+        }
     }
 }

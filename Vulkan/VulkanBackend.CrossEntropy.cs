@@ -6,12 +6,15 @@ namespace Llm.Vulkan;
 /// Softmax fused with cross-entropy. Forward (Shaders/cross_entropy.comp): one workgroup per row, three sweeps over
 /// the vocabulary (max; exp and sum; normalize) with shared-memory reductions (Shaders/row_reduce.glsl), the loss as
 /// log Σ − (x_t − max) like the CPU. Backward (Shaders/cross_entropy_back.comp): one invocation per logit,
-/// grid-stride. Targets are range-checked on the device; see VulkanBackend.IndexErrors.cs.
+/// grid-stride. Logits larger than one binding may span (maxStorageBufferRange: 128 MiB on lavapipe, 1024 rows of
+/// GPT-2's vocabulary exceed it) go in chunks of rows, one dispatch each.
+/// Targets are range-checked on the device; see VulkanBackend.IndexErrors.cs.
 /// Shapes: N rows, V vocabulary.
 /// </summary>
 public sealed partial class VulkanBackend
 {
-    private readonly record struct CrossEntropyPush(uint Rows, uint Vocab, int IgnoreIndex);
+    /// <param name="FirstRow">the chunk's first row in the whole tensors (for error reports).</param>
+    private readonly record struct CrossEntropyPush(uint Rows, uint Vocab, int IgnoreIndex, uint FirstRow);
 
     public void CrossEntropy(Tensor logits, Tensor targets, Tensor probs, Tensor losses, int ignoreIndex = -1)
     {
@@ -24,9 +27,16 @@ public sealed partial class VulkanBackend
         RequireLength(op, targets, rows);
         RequireLength(op, losses, rows);
         var errors = IndexErrorSlot("targets", TargetMessage($"{op}: {targets.Describe()} for {logits.Describe()}", vocab, ignoreIndex)); // [2] I32
-        Dispatch("cross_entropy", RowGroups(rows), 1, 1, new CrossEntropyPush((uint)rows, (uint)vocab, ignoreIndex),
-            reads: [logits, targets], writes: [probs, losses, errors]);
-        CaptureBadIndex(targets, errors);
+        var (flatLogits, flatTargets, flatProbs, flatLosses) = (logits.Reshape(rows, vocab), targets.Reshape(rows), probs.Reshape(rows, vocab), losses.Reshape(rows));
+        int chunk = RowsPerBinding(vocab);
+        for (int start = 0; start < rows; start += chunk)
+        {
+            int count = Math.Min(chunk, rows - start);
+            Dispatch("cross_entropy", RowGroups(count), 1, 1, new CrossEntropyPush((uint)count, (uint)vocab, ignoreIndex, (uint)start),
+                reads: [flatLogits.Slice(start * vocab, [count, vocab]), flatTargets.Slice(start, [count])],
+                writes: [flatProbs.Slice(start * vocab, [count, vocab]), flatLosses.Slice(start, [count]), errors]);
+        }
+        CaptureBadIndex(flatTargets, errors);
     }
 
     public void CrossEntropyBackward(Tensor dLosses, Tensor probs, Tensor targets, Tensor dLogits, int ignoreIndex = -1)
@@ -40,9 +50,16 @@ public sealed partial class VulkanBackend
         RequireLength(op, targets, rows);
         RequireLength(op, dLosses, rows);
         var errors = IndexErrorSlot("targets", TargetMessage($"{op}: {targets.Describe()} for {probs.Describe()}", vocab, ignoreIndex)); // [2] I32
-        Dispatch("cross_entropy_back", LinearGroups((long)rows * vocab), 1, 1, new CrossEntropyPush((uint)rows, (uint)vocab, ignoreIndex),
-            reads: [dLosses, probs, targets], writes: [dLogits, errors]);
-        CaptureBadIndex(targets, errors);
+        var (flatDLosses, flatProbs, flatTargets, flatDLogits) = (dLosses.Reshape(rows), probs.Reshape(rows, vocab), targets.Reshape(rows), dLogits.Reshape(rows, vocab));
+        int chunk = RowsPerBinding(vocab);
+        for (int start = 0; start < rows; start += chunk)
+        {
+            int count = Math.Min(chunk, rows - start);
+            Dispatch("cross_entropy_back", LinearGroups((long)count * vocab), 1, 1, new CrossEntropyPush((uint)count, (uint)vocab, ignoreIndex, (uint)start),
+                reads: [flatDLosses.Slice(start, [count]), flatProbs.Slice(start * vocab, [count, vocab]), flatTargets.Slice(start, [count])],
+                writes: [flatDLogits.Slice(start * vocab, [count, vocab]), errors]);
+        }
+        CaptureBadIndex(flatTargets, errors);
     }
 
     /// <summary>The CPU's message for a bad target (CrossEntropyKernel.CheckTargets).</summary>

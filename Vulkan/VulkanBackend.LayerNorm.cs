@@ -8,7 +8,8 @@ namespace Llm.Vulkan;
 /// <see cref="MaxGroupsX"/>), with shared-memory tree reductions (Shaders/row_reduce.glsl). dWeight and dBias sum
 /// over rows, which no row's workgroup owns: a second shader (Shaders/layernorm_back_params.comp) gives each column
 /// one invocation that adds the rows in order, so the result is deterministic without atomics (in chunks of
-/// <see cref="SerialRowsPerDispatch"/> rows, one dispatch each).
+/// <see cref="SerialRowsPerDispatch"/> rows, one dispatch each). Rows beyond what one binding may span
+/// (maxStorageBufferRange) go in chunks too.
 /// Shapes: N rows, C channels.
 /// </summary>
 public sealed partial class VulkanBackend
@@ -27,8 +28,14 @@ public sealed partial class VulkanBackend
         RequireSameShape(op, input, output);
         RequireLength(op, mean, rows);
         RequireLength(op, rstd, rows);
-        Dispatch("layernorm", RowGroups(rows), 1, 1, new LayerNormPush((uint)rows, (uint)c, eps),
-            reads: [input, weight, bias], writes: [output, mean, rstd]);
+        int chunk = RowsPerBinding(c);
+        for (int start = 0; start < rows; start += chunk)
+        {
+            int count = Math.Min(chunk, rows - start);
+            Tensor RowsOf(Tensor t) => t.Reshape(rows, c).Slice(start * c, [count, c]);   // [count, C]
+            Dispatch("layernorm", RowGroups(count), 1, 1, new LayerNormPush((uint)count, (uint)c, eps),
+                reads: [RowsOf(input), weight, bias], writes: [RowsOf(output), mean.Reshape(rows).Slice(start, [count]), rstd.Reshape(rows).Slice(start, [count])]);
+        }
     }
 
     public void LayerNormBackward(Tensor dOutput, Tensor input, Tensor weight, Tensor mean, Tensor rstd, Tensor dInput, Tensor dWeight, Tensor dBias)
@@ -44,15 +51,21 @@ public sealed partial class VulkanBackend
         RequireSameShape(op, input, dInput);
         RequireLength(op, mean, rows);
         RequireLength(op, rstd, rows);
-        var push = new LayerNormBackwardPush((uint)rows, (uint)c);
-        // The two passes write disjoint tensors and only read shared ones: no barrier between them.
-        Dispatch("layernorm_back", RowGroups(rows), 1, 1, push, reads: [dOutput, input, weight, mean, rstd], writes: [dInput]);
-        // Column sums over rows in chunks of SerialRowsPerDispatch, in order (see there why).
         var flatMean = mean.Reshape(rows);   // [N]
         var flatRstd = rstd.Reshape(rows);   // [N]
-        for (int start = 0; start < rows; start += SerialRowsPerDispatch)
+        // The row pass and the column pass write disjoint tensors and only read shared ones: no barrier between them.
+        // Column sums go in chunks of at most SerialRowsPerDispatch rows, in order (see there why).
+        int rowChunk = RowsPerBinding(c), columnChunk = Math.Min(SerialRowsPerDispatch, rowChunk);
+        for (int start = 0; start < rows; start += rowChunk)
         {
-            int count = Math.Min(SerialRowsPerDispatch, rows - start);
+            int count = Math.Min(rowChunk, rows - start);
+            Tensor RowsOf(Tensor t) => t.Reshape(rows, c).Slice(start * c, [count, c]);   // [count, C]
+            Dispatch("layernorm_back", RowGroups(count), 1, 1, new LayerNormBackwardPush((uint)count, (uint)c),
+                reads: [RowsOf(dOutput), RowsOf(input), weight, flatMean.Slice(start, [count]), flatRstd.Slice(start, [count])], writes: [RowsOf(dInput)]);
+        }
+        for (int start = 0; start < rows; start += columnChunk)
+        {
+            int count = Math.Min(columnChunk, rows - start);
             Tensor RowsOf(Tensor t) => t.Reshape(rows, c).Slice(start * c, [count, c]);   // [count, C]
             Dispatch("layernorm_back_params", LinearGroups(c), 1, 1, new LayerNormBackwardPush((uint)count, (uint)c),
                 reads: [RowsOf(dOutput), RowsOf(input), flatMean.Slice(start, [count]), flatRstd.Slice(start, [count])], writes: [dWeight, dBias]);

@@ -191,6 +191,56 @@ public class VulkanOpsTests(VulkanFixture fixture) : IClassFixture<VulkanFixture
         VulkanTestDevice.AssertClean(vk);
     }
 
+    /// <summary>With bindings limited to 2 KiB every op goes in many chunks (positions, table slices, rows, elements):
+    /// the results are those of the unchunked Reference, bad ids are still found and named by their whole-tensor
+    /// position.</summary>
+    [Fact]
+    public void ChunkedDispatchesForTensorsBeyondOneBindingMatchTheReference()
+    {
+        using var vk = VulkanTestDevice.Open();
+        if (vk is null) return;
+        vk.BindingBytesForTests = 2048 + Math.Max(vk.Info.MinStorageBufferOffsetAlignment, 4);   // 512 floats
+        const int n = 300, vocab = 40, c = 24, v = 700;                                           // [40, 24]: 21 rows per slice
+        int[] ids = Enumerable.Range(0, n).Select(i => i * 7 % vocab).ToArray();
+        int[] targets = Enumerable.Range(0, n).Select(i => i % 9 == 4 ? -1 : i * 13 % v).ToArray();
+        float[] table = Random(vocab * c, 26), dy = Random(n * c, 27), dTable0 = Random(vocab * c, 28), w = Random(c, 29), b = Random(c, 30);
+        float[] logits = Random(n * v, 31, 4), dLosses = Random(n, 32), dLogits0 = Random(n * v, 33);
+        var results = new Dictionary<IBackend, float[][]>();
+        foreach (IBackend be in new IBackend[] { vk, Cpu })
+        {
+            Tensor idTensor = PutIds(be, ids), output = be.Allocate(DType.F32, [n, c]), dTable = Put(be, dTable0, vocab, c);
+            be.Embedding(idTensor, Put(be, table, vocab, c), output);
+            be.EmbeddingBackward(Put(be, dy, n, c), idTensor, dTable);
+            Tensor normalized = be.Allocate(DType.F32, [n, c]), mean = be.Allocate(DType.F32, [n]), rstd = be.Allocate(DType.F32, [n]);
+            Tensor dx = Put(be, dy, n, c), dw = Put(be, w), db = Put(be, b);
+            be.LayerNorm(output, Put(be, w), Put(be, b), normalized, mean, rstd);
+            be.LayerNormBackward(Put(be, dy, n, c), output, Put(be, w), mean, rstd, dx, dw, db);
+            Tensor targetTensor = PutIds(be, targets), probs = be.Allocate(DType.F32, [n, v]), losses = be.Allocate(DType.F32, [n]), dLogits = Put(be, dLogits0, n, v);
+            be.CrossEntropy(Put(be, logits, n, v), targetTensor, probs, losses);
+            be.CrossEntropyBackward(Put(be, dLosses), probs, targetTensor, dLogits);
+            Tensor param = Put(be, logits), grad = Put(be, dLogits0), m = be.Allocate(DType.F32, [n * v]), second = be.Allocate(DType.F32, [n * v]);
+            be.AdamW(param, grad, m, second, new AdamWParameters(1e-2f, 2));
+            results[be] = [Get(be, output), Get(be, dTable), Get(be, normalized), Get(be, dx), Get(be, dw), Get(be, db),
+                Get(be, probs), Get(be, losses), Get(be, dLogits), Get(be, param)];
+        }
+        Assert.Equal(results[Cpu][0], results[vk][0]);                 // gather: exact
+        Assert.Equal(results[Cpu][1], results[vk][1]);                 // scatter-add in the Reference's order: exact
+        string[] names = ["", "", "layernorm", "dInput", "dWeight", "dBias", "probs", "losses", "dLogits", "adamw param"];
+        for (int i = 2; i < names.Length; i++) AssertClose(results[Cpu][i], results[vk][i], 1e-6, $"chunked {names[i]}");
+
+        var badIds = (int[])ids.Clone();
+        badIds[250] = vocab;                                           // in the last chunk of positions
+        vk.EmbeddingBackward(Put(vk, dy, n, c), PutIds(vk, badIds), vk.Allocate(DType.F32, [vocab, c]));
+        var error = Assert.Throws<ArgumentOutOfRangeException>(vk.Synchronize);
+        Assert.Contains($"id {vocab} at position 250 is outside [0, {vocab})", error.Message);
+        var badTargets = (int[])targets.Clone();
+        badTargets[299] = v + 1;
+        vk.CrossEntropy(Put(vk, logits, n, v), PutIds(vk, badTargets), vk.Allocate(DType.F32, [n, v]), vk.Allocate(DType.F32, [n]));
+        error = Assert.Throws<ArgumentOutOfRangeException>(vk.Synchronize);
+        Assert.Contains($"row 299 has target {v + 1}", error.Message);
+        VulkanTestDevice.AssertClean(vk);
+    }
+
     // ---- bad ids and targets: found on the device, thrown at the next Synchronize or Download ---------------------
 
     [Fact]

@@ -11,6 +11,7 @@ layout(push_constant) uniform PushConstants {
     uint rows;         // N
     uint vocab;        // V
     int ignoreIndex;
+    uint firstRow;     // position of this chunk's row 0 in the whole targets tensor (the host splits large N·V)
 } pc;
 
 READONLY_BUFFER(0, float, logits);   // [N, V]
@@ -41,7 +42,7 @@ void main() {
             if (t != pc.ignoreIndex) {
                 if (uint(t) < pc.vocab) loss = log(total) - (logits[AT(0, row + uint(t))] - rowMax);
                 else {
-                    atomicMin(errors[AT(4, 0)], int(n));
+                    atomicMin(errors[AT(4, 0)], int(pc.firstRow + n));
                     loss = uintBitsToFloat(0x7FC00000u);   // NaN
                 }
             }

@@ -10,6 +10,7 @@ layout(push_constant) uniform PushConstants {
     uint rows;         // N
     uint vocab;        // V
     int ignoreIndex;
+    uint firstRow;     // position of this chunk's row 0 in the whole targets tensor (the host splits large N·V)
 } pc;
 
 READONLY_BUFFER(0, float, dLosses);   // [N]
@@ -24,7 +25,7 @@ void main() {
         int t = targets[AT(2, n)];
         if (t == pc.ignoreIndex) continue;
         if (uint(t) >= pc.vocab) {
-            if (v == 0u) atomicMin(errors[AT(4, 0)], int(n));
+            if (v == 0u) atomicMin(errors[AT(4, 0)], int(pc.firstRow + n));
             continue;
         }
         float indicator = v == uint(t) ? 1.0 : 0.0;
