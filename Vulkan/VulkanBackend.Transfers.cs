@@ -50,6 +50,7 @@ public sealed partial class VulkanBackend
             new ReadOnlySpan<byte>(staging.Mapped, (int)size).CopyTo(bytes.Slice((int)done, (int)size));
         }
         BytesDownloaded += bytes.Length;
+        ThrowOnIndexErrors();   // the work is done: report a bad id or target it found (VulkanBackend.IndexErrors.cs)
     }
 
     /// <summary>destination = source, as a device-side buffer copy (no shader).</summary>

@@ -1,0 +1,326 @@
+using Llm.Cpu;
+using Llm.Tensors;
+using Llm.Vulkan;
+using Xunit;
+
+namespace Llm.Conformance.Vulkan;
+
+/// <summary>
+/// Embedding, LayerNorm, CrossEntropy and AdamW on Vulkan beyond what the conformance properties (Conformance/Ops)
+/// reach: shapes past the 65535-workgroup limit and GPT-2's vocabulary, bit-for-bit determinism of the
+/// scatter-adds and column sums, and the device-side range check of ids and targets, which throws at the next
+/// Synchronize or Download. Every test ends with the validation layer silent.
+/// </summary>
+public class VulkanOpsTests(VulkanFixture fixture) : IClassFixture<VulkanFixture>
+{
+    private static readonly CpuBackend Cpu = new(fastPaths: false);
+
+    private static float[] Random(int n, int seed, float scale = 1, float shift = 0)
+    {
+        var rng = new Random(seed);
+        var x = new float[n];
+        for (int i = 0; i < n; i++) x[i] = (float)((rng.NextDouble() * 2 - 1) * scale + shift);
+        return x;
+    }
+
+    /// <summary>A [shape] F32 view 3 elements into a larger allocation (an offset below any alignment).</summary>
+    private static Tensor Put(IBackend backend, float[] data, params int[] shape)
+    {
+        var whole = backend.Allocate(DType.F32, [data.Length + 5]);
+        var t = whole.Slice(3, shape.Length == 0 ? [data.Length] : shape);
+        backend.Upload<float>(data, t);
+        return t;
+    }
+
+    private static Tensor PutIds(IBackend backend, int[] data)
+    {
+        var whole = backend.Allocate(DType.I32, [data.Length + 2]);
+        var t = whole.Slice(1, [data.Length]);
+        backend.Upload<int>(data, t);
+        return t;
+    }
+
+    private static float[] Get(IBackend backend, Tensor t)
+    {
+        var x = new float[t.Length];
+        backend.Download<float>(t, x);
+        return x;
+    }
+
+    /// <summary>Normalized mean squared error Σ(a−e)² / Σe² (absolute when e is all zeros), no NaN.</summary>
+    private static void AssertClose(float[] expected, float[] actual, double nmse, string what)
+    {
+        Assert.Equal(expected.Length, actual.Length);
+        double error = 0, norm = 0;
+        for (int i = 0; i < expected.Length; i++)
+        {
+            Assert.False(float.IsNaN(actual[i]), $"{what}: NaN at {i}");
+            error += Math.Pow(actual[i] - (double)expected[i], 2);
+            norm += (double)expected[i] * expected[i];
+        }
+        double e = norm > 0 ? error / norm : error;
+        Assert.True(e <= nmse, $"{what}: NMSE {e:E2} > {nmse:E0}");
+    }
+
+    // ---- against the Reference on shapes the properties do not reach ---------------------------------------------
+
+    /// <summary>70000 rows: more than the 65535 workgroups of one dispatch, so the row kernels stride over rows, and
+    /// more than lavapipe's 65535 loop iterations per invocation, so the column sums take several dispatches.</summary>
+    [Theory]
+    [InlineData(70_000, 3)]
+    [InlineData(5, 1)]
+    [InlineData(3, 777)]
+    public void LayerNormForwardAndBackwardMatchTheReference(int rows, int c)
+    {
+        var vk = fixture.Backend;
+        if (vk is null) return;
+        float[] x = Random(rows * c, 1, 2, 30), w = Random(c, 2, 0.5f, 1), b = Random(c, 3), dy = Random(rows * c, 4);
+        float[] dx0 = Random(rows * c, 5), dw0 = Random(c, 6), db0 = Random(c, 7);
+        var results = new Dictionary<IBackend, float[][]>();
+        foreach (IBackend be in new IBackend[] { vk, Cpu })
+        {
+            Tensor input = Put(be, x, rows, c), output = be.Allocate(DType.F32, [rows, c]);
+            Tensor mean = be.Allocate(DType.F32, [rows]), rstd = be.Allocate(DType.F32, [rows]);
+            Tensor dInput = Put(be, dx0, rows, c), dWeight = Put(be, dw0), dBias = Put(be, db0);
+            be.LayerNorm(input, Put(be, w), Put(be, b), output, mean, rstd);
+            be.LayerNormBackward(Put(be, dy, rows, c), input, Put(be, w), mean, rstd, dInput, dWeight, dBias);
+            results[be] = [Get(be, output), Get(be, mean), Get(be, rstd), Get(be, dInput), Get(be, dWeight), Get(be, dBias)];
+        }
+        string[] names = ["output", "mean", "rstd", "dInput", "dWeight", "dBias"];
+        for (int i = 0; i < names.Length; i++)
+            AssertClose(results[Cpu][i], results[vk][i], 1e-6, $"layernorm {names[i]} [{rows}, {c}]");
+        VulkanTestDevice.AssertClean(vk);
+    }
+
+    /// <summary>GPT-2's vocabulary (50257 = 196·256 + 81: a ragged last sweep) and 70000 two-logit rows.</summary>
+    [Theory]
+    [InlineData(3, 50257)]
+    [InlineData(70_000, 2)]
+    public void CrossEntropyForwardAndBackwardMatchTheReference(int rows, int vocab)
+    {
+        var vk = fixture.Backend;
+        if (vk is null) return;
+        float[] logits = Random(rows * vocab, 8, 40), dLosses = Random(rows, 9), dLogits0 = Random(rows * vocab, 10);
+        int[] targets = Enumerable.Range(0, rows).Select(n => n % 5 == 1 ? -100 : n * 7919 % vocab).ToArray();
+        var results = new Dictionary<IBackend, float[][]>();
+        foreach (IBackend be in new IBackend[] { vk, Cpu })
+        {
+            Tensor probs = be.Allocate(DType.F32, [rows, vocab]), losses = be.Allocate(DType.F32, [rows]);
+            Tensor ids = PutIds(be, targets), dLogits = Put(be, dLogits0, rows, vocab);
+            be.CrossEntropy(Put(be, logits, rows, vocab), ids, probs, losses, ignoreIndex: -100);
+            be.CrossEntropyBackward(Put(be, dLosses), probs, ids, dLogits, ignoreIndex: -100);
+            results[be] = [Get(be, probs), Get(be, losses), Get(be, dLogits)];
+        }
+        AssertClose(results[Cpu][0], results[vk][0], 1e-6, "probs");
+        AssertClose(results[Cpu][1], results[vk][1], 1e-6, "losses");
+        AssertClose(results[Cpu][2], results[vk][2], 1e-9, "dLogits");
+        for (int n = 1; n < rows; n += 5) Assert.Equal(0f, results[vk][1][n]);   // ignored rows: loss exactly 0
+        VulkanTestDevice.AssertClean(vk);
+    }
+
+    /// <summary>Same additions in the same order as the CPU definition (positions in order per channel): bit-identical,
+    /// even with every id repeated many times; and the same again on a second run. 70000 positions take several
+    /// dispatches (lavapipe cuts longer loops short).</summary>
+    [Theory]
+    [InlineData(1000, 7, 300)]
+    [InlineData(70_000, 5, 3)]
+    public void EmbeddingBackwardIsBitIdenticalToTheReferenceAndRepeatable(int n, int vocab, int c)
+    {
+        var vk = fixture.Backend;
+        if (vk is null) return;
+        int[] ids = Enumerable.Range(0, n).Select(i => (int)((long)i * i % vocab)).ToArray();
+        float[] table = Random(vocab * c, 11), dOutput = Random(n * c, 12, 3), dTable0 = Random(vocab * c, 13);
+        var forward = new Dictionary<IBackend, float[]>();
+        var backward = new Dictionary<IBackend, float[]>();
+        foreach (IBackend be in new IBackend[] { vk, Cpu })
+        {
+            Tensor output = be.Allocate(DType.F32, [n, c]), dTable = Put(be, dTable0, vocab, c), idTensor = PutIds(be, ids);
+            be.Embedding(idTensor, Put(be, table, vocab, c), output);
+            be.EmbeddingBackward(Put(be, dOutput, n, c), idTensor, dTable);
+            forward[be] = Get(be, output);
+            backward[be] = Get(be, dTable);
+        }
+        Assert.Equal(forward[Cpu], forward[vk]);
+        Assert.Equal(backward[Cpu], backward[vk]);
+        var again = Put(vk, dTable0, vocab, c);
+        vk.EmbeddingBackward(Put(vk, dOutput, n, c), PutIds(vk, ids), again);
+        Assert.Equal(backward[vk], Get(vk, again));
+        VulkanTestDevice.AssertClean(vk);
+    }
+
+    [Fact]
+    public void LayerNormBackwardColumnSumsAreRepeatable()
+    {
+        var vk = fixture.Backend;
+        if (vk is null) return;
+        const int rows = 513, c = 97;
+        Tensor x = Put(vk, Random(rows * c, 14, 1, 3), rows, c), w = Put(vk, Random(c, 15));
+        Tensor mean = vk.Allocate(DType.F32, [rows]), rstd = vk.Allocate(DType.F32, [rows]), dy = Put(vk, Random(rows * c, 16), rows, c);
+        vk.LayerNorm(x, w, Put(vk, Random(c, 17)), vk.Allocate(DType.F32, [rows, c]), mean, rstd);
+        float[][] Run()
+        {
+            Tensor dx = vk.Allocate(DType.F32, [rows, c]), dw = vk.Allocate(DType.F32, [c]), db = vk.Allocate(DType.F32, [c]);
+            vk.LayerNormBackward(dy, x, w, mean, rstd, dx, dw, db);
+            return [Get(vk, dx), Get(vk, dw), Get(vk, db)];
+        }
+        var first = Run();
+        var second = Run();
+        for (int i = 0; i < 3; i++) Assert.Equal(first[i], second[i]);
+        VulkanTestDevice.AssertClean(vk);
+    }
+
+    [Theory]
+    [InlineData(1, 1)]
+    [InlineData(3, 70_001)]
+    public void AdamWMatchesTheReference(int step, int n)
+    {
+        var vk = fixture.Backend;
+        if (vk is null) return;
+        float[] p = Random(n, 18), g = Random(n, 19, 0.1f), m = Random(n, 20, 0.05f), v = Random(n, 21, 0.05f).Select(x => x * x).ToArray();
+        var hyper = new AdamWParameters(6e-3f, step, WeightDecay: 0.1f);
+        var results = new Dictionary<IBackend, float[][]>();
+        foreach (IBackend be in new IBackend[] { vk, Cpu })
+        {
+            Tensor tp = Put(be, p), tm = Put(be, m), tv = Put(be, v);
+            be.AdamW(tp, Put(be, g), tm, tv, hyper);
+            results[be] = [Get(be, tp), Get(be, tm), Get(be, tv)];
+        }
+        for (int i = 0; i < 3; i++) AssertClose(results[Cpu][i], results[vk][i], 1e-12, $"adamw buffer {i}");
+        var error = Assert.Throws<ArgumentOutOfRangeException>(() => vk.AdamW(Put(vk, p), Put(vk, g), Put(vk, m), Put(vk, v), hyper with { Step = 0 }));
+        Assert.Contains("step is 1-based, got 0", error.Message);
+        VulkanTestDevice.AssertClean(vk);
+    }
+
+    /// <summary>With bindings limited to 2 KiB every op goes in many chunks (positions, table slices, rows, elements):
+    /// the results are those of the unchunked Reference, bad ids are still found and named by their whole-tensor
+    /// position.</summary>
+    [Fact]
+    public void ChunkedDispatchesForTensorsBeyondOneBindingMatchTheReference()
+    {
+        using var vk = VulkanTestDevice.Open();
+        if (vk is null) return;
+        vk.BindingBytesForTests = 2048 + Math.Max(vk.Info.MinStorageBufferOffsetAlignment, 4);   // 512 floats
+        const int n = 300, vocab = 40, c = 24, v = 700;                                           // [40, 24]: 21 rows per slice
+        int[] ids = Enumerable.Range(0, n).Select(i => i * 7 % vocab).ToArray();
+        int[] targets = Enumerable.Range(0, n).Select(i => i % 9 == 4 ? -1 : i * 13 % v).ToArray();
+        float[] table = Random(vocab * c, 26), dy = Random(n * c, 27), dTable0 = Random(vocab * c, 28), w = Random(c, 29), b = Random(c, 30);
+        float[] logits = Random(n * v, 31, 4), dLosses = Random(n, 32), dLogits0 = Random(n * v, 33);
+        var results = new Dictionary<IBackend, float[][]>();
+        foreach (IBackend be in new IBackend[] { vk, Cpu })
+        {
+            Tensor idTensor = PutIds(be, ids), output = be.Allocate(DType.F32, [n, c]), dTable = Put(be, dTable0, vocab, c);
+            be.Embedding(idTensor, Put(be, table, vocab, c), output);
+            be.EmbeddingBackward(Put(be, dy, n, c), idTensor, dTable);
+            Tensor normalized = be.Allocate(DType.F32, [n, c]), mean = be.Allocate(DType.F32, [n]), rstd = be.Allocate(DType.F32, [n]);
+            Tensor dx = Put(be, dy, n, c), dw = Put(be, w), db = Put(be, b);
+            be.LayerNorm(output, Put(be, w), Put(be, b), normalized, mean, rstd);
+            be.LayerNormBackward(Put(be, dy, n, c), output, Put(be, w), mean, rstd, dx, dw, db);
+            Tensor targetTensor = PutIds(be, targets), probs = be.Allocate(DType.F32, [n, v]), losses = be.Allocate(DType.F32, [n]), dLogits = Put(be, dLogits0, n, v);
+            be.CrossEntropy(Put(be, logits, n, v), targetTensor, probs, losses);
+            be.CrossEntropyBackward(Put(be, dLosses), probs, targetTensor, dLogits);
+            Tensor param = Put(be, logits), grad = Put(be, dLogits0), m = be.Allocate(DType.F32, [n * v]), second = be.Allocate(DType.F32, [n * v]);
+            be.AdamW(param, grad, m, second, new AdamWParameters(1e-2f, 2));
+            results[be] = [Get(be, output), Get(be, dTable), Get(be, normalized), Get(be, dx), Get(be, dw), Get(be, db),
+                Get(be, probs), Get(be, losses), Get(be, dLogits), Get(be, param)];
+        }
+        Assert.Equal(results[Cpu][0], results[vk][0]);                 // gather: exact
+        Assert.Equal(results[Cpu][1], results[vk][1]);                 // scatter-add in the Reference's order: exact
+        string[] names = ["", "", "layernorm", "dInput", "dWeight", "dBias", "probs", "losses", "dLogits", "adamw param"];
+        for (int i = 2; i < names.Length; i++) AssertClose(results[Cpu][i], results[vk][i], 1e-6, $"chunked {names[i]}");
+
+        var badIds = (int[])ids.Clone();
+        badIds[250] = vocab;                                           // in the last chunk of positions
+        vk.EmbeddingBackward(Put(vk, dy, n, c), PutIds(vk, badIds), vk.Allocate(DType.F32, [vocab, c]));
+        var error = Assert.Throws<ArgumentOutOfRangeException>(vk.Synchronize);
+        Assert.Contains($"id {vocab} at position 250 is outside [0, {vocab})", error.Message);
+        var badTargets = (int[])targets.Clone();
+        badTargets[299] = v + 1;
+        vk.CrossEntropy(Put(vk, logits, n, v), PutIds(vk, badTargets), vk.Allocate(DType.F32, [n, v]), vk.Allocate(DType.F32, [n]));
+        error = Assert.Throws<ArgumentOutOfRangeException>(vk.Synchronize);
+        Assert.Contains($"row 299 has target {v + 1}", error.Message);
+        VulkanTestDevice.AssertClean(vk);
+    }
+
+    // ---- bad ids and targets: found on the device, thrown at the next Synchronize or Download ---------------------
+
+    [Fact]
+    public void AnEmbeddingIdOutOfRangeThrowsAtSynchronizeNamingTheFirstBadPosition()
+    {
+        var vk = fixture.Backend;
+        if (vk is null) return;
+        Tensor table = Put(vk, Random(5 * 4, 22), 5, 4), output = vk.Allocate(DType.F32, [6, 4]);
+        var ids = PutIds(vk, [0, 4, 1, 9, -2, 5]);
+        vk.Embedding(ids, table, output);
+        var error = Assert.Throws<ArgumentOutOfRangeException>(vk.Synchronize);
+        Assert.Equal("ids", error.ParamName);
+        Assert.Contains("embedding: tensor [6] I32 into tensor [5, 4] F32: id 9 at position 3 is outside [0, 5)", error.Message);
+        vk.Synchronize();                                        // reported once; the backend goes on working
+        var row = new float[4];
+        vk.Download<float>(output.Slice(12, [4]), row);
+        Assert.All(row, x => Assert.Equal(0f, x));               // the bad row read nothing
+
+        vk.EmbeddingBackward(Put(vk, Random(6 * 4, 23), 6, 4), ids, vk.Allocate(DType.F32, [5, 4], "dTable"));
+        error = Assert.Throws<ArgumentOutOfRangeException>(() => vk.Download<float>(output, new float[24]));
+        Assert.Contains("embedding backward: tensor [6] I32 into dTable [5, 4] F32: id 9 at position 3", error.Message);
+        VulkanTestDevice.AssertClean(vk);
+    }
+
+    [Fact]
+    public void ACrossEntropyTargetOutOfRangeThrowsAtTheNextDownload()
+    {
+        var vk = fixture.Backend;
+        if (vk is null) return;
+        Tensor logits = Put(vk, Random(4 * 3, 24), 4, 3), probs = vk.Allocate(DType.F32, [4, 3]), losses = vk.Allocate(DType.F32, [4]);
+        var targets = PutIds(vk, [2, -1, 3, 0]);                 // −1 is the ignore index, 3 is not a class
+        vk.CrossEntropy(logits, targets, probs, losses);
+        var error = Assert.Throws<ArgumentOutOfRangeException>(() => Get(vk, losses));
+        Assert.Equal("targets", error.ParamName);
+        Assert.Contains("cross-entropy: tensor [4] I32 for tensor [4, 3] F32: row 2 has target 3, outside [0, 3) and not the ignore index -1", error.Message);
+
+        vk.CrossEntropyBackward(Put(vk, [1f, 1f, 1f, 1f]), probs, targets, vk.Allocate(DType.F32, [4, 3]), ignoreIndex: 0);
+        error = Assert.Throws<ArgumentOutOfRangeException>(vk.Synchronize);
+        Assert.Contains("row 1 has target -1, outside [0, 3) and not the ignore index 0", error.Message);
+        VulkanTestDevice.AssertClean(vk);
+    }
+
+    /// <summary>More checked ops than slots between two read-backs: the slots are read back early, the error survives.</summary>
+    [Fact]
+    public void ManyCheckedOpsBetweenReadBacksStillReportTheBadOne()
+    {
+        var vk = fixture.Backend;
+        if (vk is null) return;
+        Tensor table = Put(vk, Random(3 * 2, 25), 3, 2), output = vk.Allocate(DType.F32, [2, 2]);
+        Tensor good = PutIds(vk, [0, 2]), bad = PutIds(vk, [1, 3]);
+        for (int i = 0; i < 100; i++) vk.Embedding(good, table, output);
+        vk.Synchronize();
+        for (int i = 0; i < 50; i++) vk.Embedding(good, table, output);
+        vk.Embedding(bad, table, output);
+        var error = Assert.Throws<ArgumentOutOfRangeException>(() =>
+        {
+            for (int i = 0; i < 100; i++) vk.Embedding(good, table, output);
+            vk.Synchronize();
+        });
+        Assert.Contains("id 3 at position 1 is outside [0, 3)", error.Message);
+        vk.Synchronize();
+        VulkanTestDevice.AssertClean(vk);
+    }
+
+    [Fact]
+    public void ShapeErrorsHaveTheReferenceMessages()
+    {
+        var vk = fixture.Backend;
+        if (vk is null) return;
+        Tensor ids = PutIds(vk, [0, 1]), table = vk.Allocate(DType.F32, [3, 4], "wte");
+        var e = Assert.Throws<ArgumentException>(() => vk.Embedding(ids, table, vk.Allocate(DType.F32, [2, 5], "out")));
+        Assert.Equal("embedding: out [2, 5] F32 must be [2, 4] (one row of 4 per id)", e.Message);
+        e = Assert.Throws<ArgumentException>(() => vk.Embedding(table, table, table));
+        Assert.Equal("embedding: wte [3, 4] F32 must be I32", e.Message);
+        e = Assert.Throws<ArgumentException>(() => vk.LayerNorm(table, vk.Allocate(DType.F32, [3], "w"), vk.Allocate(DType.F32, [4]),
+            table, vk.Allocate(DType.F32, [3]), vk.Allocate(DType.F32, [3])));
+        Assert.Equal("layernorm: w [3] F32 must have shape [4]", e.Message);
+        e = Assert.Throws<ArgumentException>(() => vk.CrossEntropy(table, ids, table, vk.Allocate(DType.F32, [3])));
+        Assert.Equal("cross-entropy: tensor [2] I32 must have 3 elements", e.Message);
+        vk.Synchronize();
+        VulkanTestDevice.AssertClean(vk);
+    }
+}

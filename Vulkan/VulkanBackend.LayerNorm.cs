@@ -1,0 +1,77 @@
+using Llm.Tensors;
+
+namespace Llm.Vulkan;
+
+/// <summary>
+/// LayerNorm over the last axis. Forward (Shaders/layernorm.comp) and the input gradient (Shaders/layernorm_back.comp)
+/// run one workgroup of <see cref="LinearWorkgroupSize"/> per row (grid-stride over rows beyond
+/// <see cref="MaxGroupsX"/>), with shared-memory tree reductions (Shaders/row_reduce.glsl). dWeight and dBias sum
+/// over rows, which no row's workgroup owns: a second shader (Shaders/layernorm_back_params.comp) gives each column
+/// one invocation that adds the rows in order, so the result is deterministic without atomics (in chunks of
+/// <see cref="SerialRowsPerDispatch"/> rows, one dispatch each). Rows beyond what one binding may span
+/// (maxStorageBufferRange) go in chunks too.
+/// Shapes: N rows, C channels.
+/// </summary>
+public sealed partial class VulkanBackend
+{
+    private readonly record struct LayerNormPush(uint Rows, uint Channels, float Eps);
+    private readonly record struct LayerNormBackwardPush(uint Rows, uint Channels);
+
+    public void LayerNorm(Tensor input, Tensor weight, Tensor bias, Tensor output, Tensor mean, Tensor rstd, float eps = 1e-5f)
+    {
+        // input [N, C], weight [C], bias [C], output [N, C], mean [N], rstd [N]
+        const string op = "layernorm";
+        RequireF32(op, input, weight, bias, output, mean, rstd);
+        int c = input.Dim(-1), rows = input.Rows;
+        RequireShape(op, weight, c);
+        RequireShape(op, bias, c);
+        RequireSameShape(op, input, output);
+        RequireLength(op, mean, rows);
+        RequireLength(op, rstd, rows);
+        int chunk = RowsPerBinding(c);
+        for (int start = 0; start < rows; start += chunk)
+        {
+            int count = Math.Min(chunk, rows - start);
+            Tensor RowsOf(Tensor t) => t.Reshape(rows, c).Slice(start * c, [count, c]);   // [count, C]
+            Dispatch("layernorm", RowGroups(count), 1, 1, new LayerNormPush((uint)count, (uint)c, eps),
+                reads: [RowsOf(input), weight, bias], writes: [RowsOf(output), mean.Reshape(rows).Slice(start, [count]), rstd.Reshape(rows).Slice(start, [count])]);
+        }
+    }
+
+    public void LayerNormBackward(Tensor dOutput, Tensor input, Tensor weight, Tensor mean, Tensor rstd, Tensor dInput, Tensor dWeight, Tensor dBias)
+    {
+        // dOutput [N, C], input [N, C], weight [C], mean [N], rstd [N], dInput [N, C], dWeight [C], dBias [C]
+        const string op = "layernorm backward";
+        RequireF32(op, input, dOutput, weight, mean, rstd, dInput, dWeight, dBias);
+        int c = input.Dim(-1), rows = input.Rows;
+        RequireShape(op, weight, c);
+        RequireShape(op, dWeight, c);
+        RequireShape(op, dBias, c);
+        RequireSameShape(op, input, dOutput);
+        RequireSameShape(op, input, dInput);
+        RequireLength(op, mean, rows);
+        RequireLength(op, rstd, rows);
+        var flatMean = mean.Reshape(rows);   // [N]
+        var flatRstd = rstd.Reshape(rows);   // [N]
+        // The row pass and the column pass write disjoint tensors and only read shared ones: no barrier between them.
+        // Column sums go in chunks of at most SerialRowsPerDispatch rows, in order (see there why).
+        int rowChunk = RowsPerBinding(c), columnChunk = Math.Min(SerialRowsPerDispatch, rowChunk);
+        for (int start = 0; start < rows; start += rowChunk)
+        {
+            int count = Math.Min(rowChunk, rows - start);
+            Tensor RowsOf(Tensor t) => t.Reshape(rows, c).Slice(start * c, [count, c]);   // [count, C]
+            Dispatch("layernorm_back", RowGroups(count), 1, 1, new LayerNormBackwardPush((uint)count, (uint)c),
+                reads: [RowsOf(dOutput), RowsOf(input), weight, flatMean.Slice(start, [count]), flatRstd.Slice(start, [count])], writes: [RowsOf(dInput)]);
+        }
+        for (int start = 0; start < rows; start += columnChunk)
+        {
+            int count = Math.Min(columnChunk, rows - start);
+            Tensor RowsOf(Tensor t) => t.Reshape(rows, c).Slice(start * c, [count, c]);   // [count, C]
+            Dispatch("layernorm_back_params", LinearGroups(c), 1, 1, new LayerNormBackwardPush((uint)count, (uint)c),
+                reads: [RowsOf(dOutput), RowsOf(input), flatMean.Slice(start, [count]), flatRstd.Slice(start, [count])], writes: [dWeight, dBias]);
+        }
+    }
+
+    /// <summary>Workgroups of a one-workgroup-per-row kernel: one per row, capped (the shader strides over the rest).</summary>
+    private uint RowGroups(int rows) => (uint)Math.Min(rows, MaxGroupsX);
+}
