@@ -79,7 +79,7 @@ internal static class BenchCommand
         string T(string prop, string format) => torch is { } t ? t.GetProperty(prop).GetDouble().ToString(format) : "—";
         var inv = System.Globalization.CultureInfo.InvariantCulture;
         string table = string.Join('\n',
-            $"Machine: {cpu}, {Environment.ProcessorCount} cores; {DateTime.UtcNow:yyyy-MM-dd}; {(torch is { } tv ? $"PyTorch {tv.GetProperty("torch")} with {tv.GetProperty("threads")} threads" : "PyTorch not run")}.",
+            $"Machine: {cpu}, {Environment.ProcessorCount} cores; {DateTime.UtcNow:yyyy-MM-dd}; {(torch is { } tv ? $"PyTorch {tv.GetProperty("torch")} with {tv.GetProperty("threads")} threads, OPENBLAS_CORETYPE={Environment.GetEnvironmentVariable("OPENBLAS_CORETYPE") ?? "unset"}" : "PyTorch not run")}.",
             "",
             $"| measure | llm.cs `{r.Backend}` | PyTorch CPU |",
             "|---|---|---|",

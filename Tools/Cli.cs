@@ -28,7 +28,7 @@ public static class Cli
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0)
         {
-            stderr.WriteLine($"error: {parse.Errors[0].Message} (see --help)");
+            stderr.WriteLine($"error: {OneLine(parse.Errors[0].Message)} (see --help)");
             return 2;
         }
         try
@@ -38,15 +38,19 @@ public static class Cli
         catch (Exception e) when (e is ArgumentException or InvalidDataException or IOException or UnauthorizedAccessException
                                        or FormatException or NotSupportedException or KeyNotFoundException or JsonException or InvalidOperationException)
         {
-            stderr.WriteLine($"error: {e.Message}");
+            stderr.WriteLine($"error: {OneLine(e.Message)}");
             return 1;
         }
         catch (Exception e)
         {
-            stderr.WriteLine($"error: unexpected {e.GetType().Name}: {e.Message}");
+            stderr.WriteLine($"error: unexpected {e.GetType().Name}: {OneLine(e.Message)}");
             return 3;
         }
     }
+
+    /// <summary>Folds a multi-line message (System.CommandLine lists choices on lines of their own) into one line.</summary>
+    private static string OneLine(string message) =>
+        string.Join(' ', message.Split(['\n', '\r', '\t'], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
 
     internal static readonly Option<string> BackendOption = new("--backend")
     {
