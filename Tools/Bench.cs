@@ -21,8 +21,7 @@ public static class Bench
 
     public static Result Run(IBackend backend, Options o, TextWriter log)
     {
-        if (backend is Vulkan.VulkanBackend vk) log.WriteLine(vk.Info.ToString());
-        else log.WriteLine($"cpu: {Environment.ProcessorCount} cores, Vector512: {System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated}, Vector256: {System.Runtime.Intrinsics.Vector256.IsHardwareAccelerated}");
+        if (backend is not Vulkan.VulkanBackend) log.WriteLine($"cpu: {Environment.ProcessorCount} cores, Vector512: {System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated}, Vector256: {System.Runtime.Intrinsics.Vector256.IsHardwareAccelerated}");
         int n = o.MatMulSize;
         double naive = o.SkipNaive ? double.NaN : MatMulGflops(new CpuBackend(fastPaths: false), n, repeats: 1);
         if (!o.SkipNaive) log.WriteLine($"matmul {n}x{n}x{n} scalar definition: {naive,8:F2} GFLOP/s");

@@ -26,6 +26,8 @@ internal static class BenchCommand
             bool asJson = p.GetValue(json);
             var log = asJson ? TextWriter.Null : stdout;
             using var backend = Cli.CreateBackend(p, log);
+            // bench always names the device, its driver and limits (--verbose has printed them already)
+            if (backend is Vulkan.VulkanBackend vk && !p.GetValue(Cli.VerboseOption)) log.WriteLine(vk.Info.ToString());
             var result = Bench.Run(backend, o, log);
             JsonElement? torchResult = p.GetValue(torch) ? RunTorch(o, log) : null;
             if (p.GetValue(table) is { } readme) WriteTable(readme, result, torchResult);

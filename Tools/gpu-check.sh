@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds, runs the Vulkan conformance suite and `bench` on whatever Vulkan GPU this machine has (no lavapipe
 # override), and writes a short Markdown report. Usage: Tools/gpu-check.sh [report.md]
+# GPU_CHECK_PRESET=tiny makes the bench step small (for a smoke run on lavapipe).
 # Needs: the .NET 10 SDK, glslc, libvulkan1 and a GPU driver (vulkan-validationlayers for the validation run).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -19,8 +20,8 @@ conformance=$?
 LLM_VULKAN_NO_FP16=1 LLM_VULKAN_NO_SUBGROUPS=1 CONFORMANCE_SUBJECTS=vulkan dotnet test Conformance -c Release --no-build \
   --filter "FullyQualifiedName~Ops" > "$log/conformance-off.txt" 2>&1
 conformance_off=$?
-llm bench --backend vulkan --verbose --skip-naive > "$log/bench-vulkan.txt" 2>&1
-llm bench --backend cpu --skip-naive > "$log/bench-cpu.txt" 2>&1
+llm bench --backend vulkan --verbose --skip-naive --preset "${GPU_CHECK_PRESET:-gpt2}" > "$log/bench-vulkan.txt" 2>&1
+llm bench --backend cpu --skip-naive --preset "${GPU_CHECK_PRESET:-gpt2}" > "$log/bench-cpu.txt" 2>&1
 
 {
   echo "# GPU check, $(date -u +%Y-%m-%d)"
