@@ -17,7 +17,7 @@ public static class Bench
 
     public sealed record Result(string Backend, int MatMulSize, double NaiveGflops, double FastGflops,
         string Preset, long Parameters, int Batch, int Seq, double ForwardMs, double BackwardMs, double AdamWMs, double StepMs,
-        double TokensPerSecond, double PeakMemoryMiB, long BytesMovedPerStep);
+        double TokensPerSecond, double PeakMemoryMiB, long BytesMovedPerStep, string? Device);
 
     public static Result Run(IBackend backend, Options o, TextWriter log)
     {
@@ -74,7 +74,8 @@ public static class Bench
         log.WriteLine($"peak memory (working set): {peak:F0} MiB");
         if (backend is Vulkan.VulkanBackend v)
             log.WriteLine($"device memory allocated: {v.BytesAllocated / (1024.0 * 1024.0):F0} MiB; host<->device per step: {moved:N0} bytes (bench uploads its batch once; training adds 2·B·T·4 bytes of ids and targets)");
-        return new Result(backend.Name, n, naive, fast, o.Preset, model.Parameters.Count, o.Batch, o.Seq, f, b, a, step, bt / (step / 1000), peak, moved);
+        return new Result(backend.Name, n, naive, fast, o.Preset, model.Parameters.Count, o.Batch, o.Seq, f, b, a, step, bt / (step / 1000), peak, moved,
+            backend is Vulkan.VulkanBackend vd ? $"{vd.Info.Name} ({vd.Info.Type}, {vd.Info.DriverName})" : null);
     }
 
     /// <summary>Best of <paramref name="repeats"/> timings of C = A·B at n³ through the backend's MatMul op.</summary>

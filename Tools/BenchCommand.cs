@@ -17,7 +17,7 @@ internal static class BenchCommand
         var skipNaive = Cli.Opt("--skip-naive", "skip the slow scalar matmul definition", false);
         var torch = Cli.Opt("--compare-torch", "also run Tools/bench/torch_gpt2_step.py with Debian's python3-torch", false);
         var json = Cli.Opt("--json", "print one JSON object with every number", false);
-        var table = Cli.Opt<string?>("--write-table", "replace the table between <!-- bench:start --> and <!-- bench:end --> in this file (the README)");
+        var table = Cli.Opt<string?>("--write-table", "replace the table between <!-- bench:BACKEND:start --> and <!-- bench:BACKEND:end --> in this file (the README)");
         var cmd = new Command("bench", "Measure matmul GFLOP/s, a GPT-2 training step and peak memory.")
         { preset, batch, seq, steps, size, skipNaive, torch, json, table };
         cmd.SetAction(p =>
@@ -28,6 +28,7 @@ internal static class BenchCommand
             using var backend = Cli.CreateBackend(p, log);
             // bench always names the device, its driver and limits (--verbose has printed them already)
             if (backend is Vulkan.VulkanBackend vk && !p.GetValue(Cli.VerboseOption)) log.WriteLine(vk.Info.ToString());
+            if (p.GetValue(table) is { } target) Markers(target, backend.Name);  // fail before minutes of measuring
             var result = Bench.Run(backend, o, log);
             JsonElement? torchResult = p.GetValue(torch) ? RunTorch(o, log) : null;
             if (p.GetValue(table) is { } readme) WriteTable(readme, result, torchResult);
@@ -70,29 +71,44 @@ internal static class BenchCommand
         }
     }
 
+    /// <summary>The file's text and where its table for <paramref name="backend"/> sits: one table per backend.</summary>
+    private static (string Text, string Start, int Begin, int End) Markers(string path, string backend)
+    {
+        string start = $"<!-- bench:{backend}:start -->", end = $"<!-- bench:{backend}:end -->";
+        string text = File.Exists(path) ? File.ReadAllText(path) : throw new FileNotFoundException($"--write-table: {path} does not exist");
+        int i = text.IndexOf(start, StringComparison.Ordinal), j = text.IndexOf(end, StringComparison.Ordinal);
+        if (i < 0 || j < i) throw new InvalidDataException($"{path}: no '{start}' ... '{end}' markers to replace");
+        return (text, start, i, j);
+    }
+
     /// <summary>Replaces the measured table in <paramref name="path"/> so the README's numbers come from a run, not a hand.</summary>
     private static void WriteTable(string path, Bench.Result r, JsonElement? torch)
     {
-        const string start = "<!-- bench:start -->", end = "<!-- bench:end -->";
-        string text = File.ReadAllText(path);
-        int i = text.IndexOf(start, StringComparison.Ordinal), j = text.IndexOf(end, StringComparison.Ordinal);
-        if (i < 0 || j < i) throw new InvalidDataException($"{path}: no '{start}' ... '{end}' markers to replace");
+        var (text, start, i, j) = Markers(path, r.Backend);
         string cpu = File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("model name"))?.Split(':', 2)[1].Trim() ?? "unknown CPU";
-        string T(string prop, string format) => torch is { } t ? t.GetProperty(prop).GetDouble().ToString(format) : "—";
         var inv = System.Globalization.CultureInfo.InvariantCulture;
-        string table = string.Join('\n',
-            $"Machine: {cpu}, {Environment.ProcessorCount} cores; {DateTime.UtcNow:yyyy-MM-dd}; {(torch is { } tv ? $"PyTorch {tv.GetProperty("torch")} with {tv.GetProperty("threads")} threads, OPENBLAS_CORETYPE={Environment.GetEnvironmentVariable("OPENBLAS_CORETYPE") ?? "unset"}" : "PyTorch not run")}.",
+        string torchNote = torch is { } tv
+            ? $"PyTorch {tv.GetProperty("torch")} with {tv.GetProperty("threads")} threads, OPENBLAS_CORETYPE={Environment.GetEnvironmentVariable("OPENBLAS_CORETYPE") ?? "unset"}"
+            : "PyTorch not run";
+        string T(string prop, string format, string unit) => torch is { } t ? t.GetProperty(prop).GetDouble().ToString(format, inv) + unit : "—";
+        var rows = new List<string>
+        {
+            r.Device is null ? $"Machine: {cpu}, {Environment.ProcessorCount} cores; {DateTime.UtcNow:yyyy-MM-dd}; {torchNote}."
+                             : $"Device: {r.Device}; host {cpu}, {Environment.ProcessorCount} cores; {DateTime.UtcNow:yyyy-MM-dd}; {torchNote}.",
             "",
             $"| measure | llm.cs `{r.Backend}` | PyTorch CPU |",
             "|---|---|---|",
-            $"| matmul {r.MatMulSize}³, scalar definition | {r.NaiveGflops.ToString("F2", inv)} GFLOP/s | — |",
-            $"| matmul {r.MatMulSize}³, fast path | {r.FastGflops.ToString("F1", inv)} GFLOP/s | {T("matmul_gflops", "F1")} GFLOP/s |",
-            $"| {r.Preset} ({r.Parameters / 1e6:F0}M) training step, B={r.Batch} T={r.Seq} | {r.StepMs:F0} ms | {T("step_ms", "F0")} ms |",
-            $"| — forward | {r.ForwardMs:F0} ms | {T("forward_ms", "F0")} ms |",
-            $"| — backward (with gradient clipping) | {r.BackwardMs:F0} ms | {T("backward_ms", "F0")} ms |",
-            $"| — AdamW | {r.AdamWMs:F0} ms | {T("adamw_ms", "F0")} ms |",
-            $"| tokens/s | {r.TokensPerSecond:F0} | {(torch is { } t2 ? (r.Batch * r.Seq / (t2.GetProperty("step_ms").GetDouble() / 1000)).ToString("F0") : "—")} |",
-            $"| peak working set | {r.PeakMemoryMiB:F0} MiB | — |");
+            $"| matmul {r.MatMulSize}³, CPU scalar definition | {r.NaiveGflops.ToString("F2", inv)} GFLOP/s | — |",
+            $"| matmul {r.MatMulSize}³, `{r.Backend}` | {r.FastGflops.ToString("F1", inv)} GFLOP/s | {T("matmul_gflops", "F1", " GFLOP/s")} |",
+            $"| {r.Preset} ({r.Parameters / 1e6:F1}M) training step, B={r.Batch} T={r.Seq} | {r.StepMs:F0} ms | {T("step_ms", "F0", " ms")} |",
+            $"| — forward | {r.ForwardMs:F0} ms | {T("forward_ms", "F0", " ms")} |",
+            $"| — backward (with gradient clipping) | {r.BackwardMs:F0} ms | {T("backward_ms", "F0", " ms")} |",
+            $"| — AdamW | {r.AdamWMs:F0} ms | {T("adamw_ms", "F0", " ms")} |",
+            $"| tokens/s | {r.TokensPerSecond:F0} | {(torch is { } t2 ? (r.Batch * r.Seq / (t2.GetProperty("step_ms").GetDouble() / 1000)).ToString("F0", inv) : "—")} |",
+            $"| peak working set (host) | {r.PeakMemoryMiB:F0} MiB | — |",
+        };
+        if (r.Device is not null) rows.Add($"| host↔device bytes per step (batch uploaded once) | {r.BytesMovedPerStep:N0} | — |");
+        string table = string.Join('\n', rows);
         IO.AtomicFile.WriteAllText(path, text[..(i + start.Length)] + "\n" + table + "\n" + text[j..]);
     }
 }
