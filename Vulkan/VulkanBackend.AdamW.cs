@@ -15,21 +15,16 @@ public sealed partial class VulkanBackend
     public void AdamW(Tensor param, Tensor grad, Tensor m, Tensor v, AdamWParameters hyper)
     {
         // param [P], grad [P], m [P], v [P]
-        const string op = "adamw";
-        RequireF32(op, param, grad, m, v);
-        RequireSameLength(op, param, grad);
-        RequireSameLength(op, param, m);
-        RequireSameLength(op, param, v);
-        if (hyper.Step < 1)
-            throw new ArgumentOutOfRangeException(nameof(hyper), $"{op} on {param.Describe()}: step is 1-based, got {hyper.Step}");
-        var push = new AdamWPush((uint)param.Length, hyper.LearningRate, hyper.Beta1, hyper.Beta2, hyper.Epsilon, hyper.WeightDecay,
+        RequireF32("adamw", param, grad, m, v);
+        int length = OpShapes.AdamW(param, grad, m, v, hyper);
+        var push = new AdamWPush((uint)length, hyper.LearningRate, hyper.Beta1, hyper.Beta2, hyper.Epsilon, hyper.WeightDecay,
             (float)(1 - Math.Pow(hyper.Beta1, hyper.Step)), (float)(1 - Math.Pow(hyper.Beta2, hyper.Step)));
         // in chunks that one binding may span (GPT-2's token table alone exceeds lavapipe's 128 MiB)
         Tensor Flat(Tensor t, int start, int count) => t.Reshape(t.Length).Slice(start, [count]);   // [count]
         int chunk = RowsPerBinding(1);
-        for (int start = 0; start < param.Length; start += chunk)
+        for (int start = 0; start < length; start += chunk)
         {
-            int count = Math.Min(chunk, param.Length - start);
+            int count = Math.Min(chunk, length - start);
             Dispatch("adamw", LinearGroups(count), 1, 1, push with { N = (uint)count },
                 reads: [Flat(grad, start, count)], writes: [Flat(param, start, count), Flat(m, start, count), Flat(v, start, count)]);
         }

@@ -29,11 +29,11 @@ public sealed partial class VulkanBackend
 
     public void Attention(Tensor qkv, Tensor output, Tensor probs, int heads)
     {
-        const string op = "attention";
-        var (batch, time, c) = AttentionShapes(op, qkv, output, probs, heads);
+        RequireF32("attention", qkv, output, probs);
+        var (batch, time, c, headSize) = OpShapes.Attention(qkv, output, probs, heads);
         foreach (var (b0, nb, h0, nh) in AttentionSlices(batch, time, heads, c))
         {
-            var push = new AttentionPush((uint)time, (uint)c, (uint)(c / heads), (uint)h0, 1f / MathF.Sqrt(c / heads));
+            var push = new AttentionPush((uint)time, (uint)c, (uint)headSize, (uint)h0, 1f / MathF.Sqrt(headSize));
             Dispatch("attention", (uint)time, (uint)nh, (uint)nb, push,
                 reads: [qkv.Slice(b0 * time * 3 * c, [nb, time, 3 * c])],                 // [B', T, 3C]
                 writes: [output.Slice(b0 * time * c, [nb, time, c]),                       // [B', T, C]
@@ -44,11 +44,8 @@ public sealed partial class VulkanBackend
 
     public void AttentionBackward(Tensor dOutput, Tensor qkv, Tensor probs, Tensor dQkv, int heads)
     {
-        const string op = "attention backward";
-        var (batch, time, c) = AttentionShapes(op, qkv, dOutput, probs, heads);
-        RequireF32(op, dQkv);
-        if (!dQkv.Shape.AsSpan().SequenceEqual(qkv.Shape))
-            throw new ArgumentException($"{op}: {dQkv.Describe()} must have the shape of {qkv.Describe()}");
+        RequireF32("attention backward", qkv, dOutput, probs, dQkv);
+        var (batch, time, c, headSize) = OpShapes.AttentionBackward(dOutput, qkv, probs, dQkv, heads);
 
         foreach (var (b0, nb, h0, nh) in AttentionSlices(batch, time, heads, c))
         {
@@ -64,7 +61,7 @@ public sealed partial class VulkanBackend
             var dOutputSlice = dOutput.Slice(b0 * time * c, [nb, time, c]);                      // [B', T, C]
             var qkvSlice = qkv.Slice(b0 * time * 3 * c, [nb, time, 3 * c]);                      // [B', T, 3C]
             var dQkvSlice = dQkv.Slice(b0 * time * 3 * c, [nb, time, 3 * c]);                    // [B', T, 3C]
-            var push = new AttentionPush((uint)time, (uint)c, (uint)(c / heads), (uint)h0, 1f / MathF.Sqrt(c / heads));
+            var push = new AttentionPush((uint)time, (uint)c, (uint)headSize, (uint)h0, 1f / MathF.Sqrt(headSize));
             Dispatch("attention_back", (uint)time, (uint)nh, (uint)nb, push,
                 reads: [dOutputSlice, qkvSlice, probsSlice], writes: [dQkvSlice, dPre], specialization: [AttentionWorkgroupSize]);
             Dispatch("attention_back_kv", (uint)time, (uint)nh, (uint)nb, push,
@@ -87,27 +84,5 @@ public sealed partial class VulkanBackend
         for (int b0 = 0; b0 < batch; b0 += batchesPer)
             for (int h0 = 0; h0 < heads; h0 += headsPer)
                 yield return (b0, Math.Min(batchesPer, batch - b0), h0, Math.Min(headsPer, heads - h0));
-    }
-
-    /// <summary>qkv [B, T, 3C], output [B, T, C], probs [B, NH, T, T], C divisible by NH (the CPU backend's checks and messages).</summary>
-    private static (int Batch, int Time, int C) AttentionShapes(string op, Tensor qkv, Tensor output, Tensor probs, int heads)
-    {
-        RequireF32(op, qkv, output, probs);
-        if (qkv.Rank != 3) throw new ArgumentException($"{op}: {qkv.Describe()} must have rank 3");
-        int batch = qkv.Dim(0), time = qkv.Dim(1), c3 = qkv.Dim(2);
-        if (c3 % 3 != 0)
-            throw new ArgumentException($"{op}: last dimension of {qkv.Describe()} must be 3C (q, k, v side by side)");
-        int c = c3 / 3;
-        if (heads < 1 || c % heads != 0)
-            throw new ArgumentException($"{op}: {heads} heads do not divide C = {c} of {qkv.Describe()}");
-        RequireShape(output, batch, time, c);
-        RequireShape(probs, batch, heads, time, time);
-        return (batch, time, c);
-
-        void RequireShape(Tensor t, params int[] shape)
-        {
-            if (!t.Shape.AsSpan().SequenceEqual(shape))
-                throw new ArgumentException($"{op}: {t.Describe()} must have shape {Tensor.ShapeString(shape)}");
-        }
     }
 }

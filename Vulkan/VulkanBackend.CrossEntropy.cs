@@ -22,10 +22,7 @@ public sealed partial class VulkanBackend
         const string op = "cross-entropy";
         RequireF32(op, logits, probs, losses);
         RequireI32(op, targets);
-        int vocab = logits.Dim(-1), rows = logits.Rows;
-        RequireSameShape(op, logits, probs);
-        RequireLength(op, targets, rows);
-        RequireLength(op, losses, rows);
+        var (rows, vocab) = OpShapes.CrossEntropy(logits, targets, probs, losses);
         var errors = IndexErrorSlot("targets", TargetMessage($"{op}: {targets.Describe()} for {logits.Describe()}", vocab, ignoreIndex)); // [2] I32
         var (flatLogits, flatTargets, flatProbs, flatLosses) = (logits.Reshape(rows, vocab), targets.Reshape(rows), probs.Reshape(rows, vocab), losses.Reshape(rows));
         int chunk = RowsPerBinding(vocab);
@@ -45,10 +42,7 @@ public sealed partial class VulkanBackend
         const string op = "cross-entropy backward";
         RequireF32(op, probs, dLosses, dLogits);
         RequireI32(op, targets);
-        int vocab = probs.Dim(-1), rows = probs.Rows;
-        RequireSameShape(op, probs, dLogits);
-        RequireLength(op, targets, rows);
-        RequireLength(op, dLosses, rows);
+        var (rows, vocab) = OpShapes.CrossEntropyBackward(dLosses, probs, targets, dLogits);
         var errors = IndexErrorSlot("targets", TargetMessage($"{op}: {targets.Describe()} for {probs.Describe()}", vocab, ignoreIndex)); // [2] I32
         var (flatDLosses, flatProbs, flatTargets, flatDLogits) = (dLosses.Reshape(rows), probs.Reshape(rows, vocab), targets.Reshape(rows), dLogits.Reshape(rows, vocab));
         int chunk = RowsPerBinding(vocab);

@@ -26,11 +26,9 @@ public sealed partial class VulkanBackend
     {
         // ids [N] I32, table [V, C], output [N, C] (or [B, T, C])
         const string op = "embedding";
-        RequireRank(op, table, 2);
-        int vocab = table.Dim(0), c = table.Dim(1);
         RequireI32(op, ids);
         RequireF32(op, table, output);
-        RequireRows(op, output, ids.Length, c);
+        var (vocab, c) = OpShapes.Embedding(ids, table, output);
         string what = $"{op}: {ids.Describe()} into {table.Describe()}";
         var errors = IndexErrorSlot("ids", (n, id) => $"{what}: id {id} at position {n} is outside [0, {vocab})"); // [2] I32
         var flatIds = ids.Reshape(ids.Length);               // [N]
@@ -55,11 +53,9 @@ public sealed partial class VulkanBackend
     {
         // dOutput [N, C], ids [N] I32, dTable [V, C]
         const string op = "embedding backward";
-        RequireRank(op, dTable, 2);
-        int vocab = dTable.Dim(0), c = dTable.Dim(1);
         RequireI32(op, ids);
         RequireF32(op, dTable, dOutput);
-        RequireRows(op, dOutput, ids.Length, c);
+        var (vocab, c) = OpShapes.EmbeddingBackward(dOutput, ids, dTable);
         string what = $"{op}: {ids.Describe()} into {dTable.Describe()}";
         var errors = IndexErrorSlot("ids", (n, id) => $"{what}: id {id} at position {n} is outside [0, {vocab})"); // [2] I32
         // Positions in chunks of SerialRowsPerDispatch, in order (each dispatch waits for the previous through the

@@ -20,14 +20,8 @@ public sealed partial class VulkanBackend
     public void LayerNorm(Tensor input, Tensor weight, Tensor bias, Tensor output, Tensor mean, Tensor rstd, float eps = 1e-5f)
     {
         // input [N, C], weight [C], bias [C], output [N, C], mean [N], rstd [N]
-        const string op = "layernorm";
-        RequireF32(op, input, weight, bias, output, mean, rstd);
-        int c = input.Dim(-1), rows = input.Rows;
-        RequireShape(op, weight, c);
-        RequireShape(op, bias, c);
-        RequireSameShape(op, input, output);
-        RequireLength(op, mean, rows);
-        RequireLength(op, rstd, rows);
+        RequireF32("layernorm", input, weight, bias, output, mean, rstd);
+        var (rows, c) = OpShapes.LayerNorm(input, weight, bias, output, mean, rstd);
         int chunk = RowsPerBinding(c);
         for (int start = 0; start < rows; start += chunk)
         {
@@ -41,16 +35,8 @@ public sealed partial class VulkanBackend
     public void LayerNormBackward(Tensor dOutput, Tensor input, Tensor weight, Tensor mean, Tensor rstd, Tensor dInput, Tensor dWeight, Tensor dBias)
     {
         // dOutput [N, C], input [N, C], weight [C], mean [N], rstd [N], dInput [N, C], dWeight [C], dBias [C]
-        const string op = "layernorm backward";
-        RequireF32(op, input, dOutput, weight, mean, rstd, dInput, dWeight, dBias);
-        int c = input.Dim(-1), rows = input.Rows;
-        RequireShape(op, weight, c);
-        RequireShape(op, dWeight, c);
-        RequireShape(op, dBias, c);
-        RequireSameShape(op, input, dOutput);
-        RequireSameShape(op, input, dInput);
-        RequireLength(op, mean, rows);
-        RequireLength(op, rstd, rows);
+        RequireF32("layernorm backward", input, dOutput, weight, mean, rstd, dInput, dWeight, dBias);
+        var (rows, c) = OpShapes.LayerNormBackward(dOutput, input, weight, mean, rstd, dInput, dWeight, dBias);
         var flatMean = mean.Reshape(rows);   // [N]
         var flatRstd = rstd.Reshape(rows);   // [N]
         // The row pass and the column pass write disjoint tensors and only read shared ones: no barrier between them.

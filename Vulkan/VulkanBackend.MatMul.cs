@@ -73,8 +73,7 @@ public sealed partial class VulkanBackend
         var s = MatMulShapes.Of(a, b, null, dOutput, transA, transB, "dOutput");
         MatMulShapes.CheckGradient(dA, a, "dA");
         MatMulShapes.CheckGradient(dB, b, "dB");
-        if (dBias is not null && (dBias.Rank != 1 || dBias.Shape[0] != s.N || dBias.DType != a.DType))
-            throw new ArgumentException($"matmul backward: dBias {dBias.Describe()} must be [{s.N}] {a.DType} (N of {dOutput.Describe()})");
+        s.CheckBiasGradient(dBias, a.DType, dOutput);
         RequireF32("matmul backward", dOutput, a, b);
         int m = s.M, n = s.N, k = s.K, mn = m * n, rows = s.Batch * m;
         if (dA is not null)

@@ -151,44 +151,8 @@ public sealed partial class VulkanBackend : IBackend
             if (t.DType != DType.F32) throw new NotSupportedException($"{op}: {t.Describe()} must be F32 on Vulkan");
     }
 
-    private static void RequireSameLength(string op, Tensor a, Tensor b)
-    {
-        if (a.Length != b.Length) throw new ArgumentException($"{op}: {a.Describe()} and {b.Describe()} differ in length");
-    }
-
-    // The shape checks below have the CPU Reference's messages (Reference/Cpu/CpuBackend.Ops.cs).
-
     private static void RequireI32(string op, Tensor t)
     {
         if (t.DType != DType.I32) throw new ArgumentException($"{op}: {t.Describe()} must be I32");
-    }
-
-    private static void RequireRank(string op, Tensor t, int rank)
-    {
-        if (t.Rank != rank) throw new ArgumentException($"{op}: {t.Describe()} must have rank {rank}");
-    }
-
-    private static void RequireShape(string op, Tensor t, params int[] shape)
-    {
-        if (!t.Shape.AsSpan().SequenceEqual(shape))
-            throw new ArgumentException($"{op}: {t.Describe()} must have shape {Tensor.ShapeString(shape)}");
-    }
-
-    private static void RequireSameShape(string op, Tensor reference, Tensor t)
-    {
-        if (!t.Shape.AsSpan().SequenceEqual(reference.Shape))
-            throw new ArgumentException($"{op}: {t.Describe()} must have the shape of {reference.Describe()}");
-    }
-
-    private static void RequireLength(string op, Tensor t, int length)
-    {
-        if (t.Length != length) throw new ArgumentException($"{op}: {t.Describe()} must have {length} elements");
-    }
-
-    /// <summary>t is [.., C] with <paramref name="rows"/> rows: ids [B, T] may feed output [B, T, C] or [N, C].</summary>
-    private static void RequireRows(string op, Tensor t, int rows, int channels)
-    {
-        if (t.Rank < 1 || t.Dim(-1) != channels || t.Rows != rows)
-            throw new ArgumentException($"{op}: {t.Describe()} must be [{rows}, {channels}] (one row of {channels} per id)");
     }
 }

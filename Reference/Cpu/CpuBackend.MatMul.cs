@@ -21,8 +21,7 @@ public sealed partial class CpuBackend
         var s = MatMulShapes.Of(a, b, null, dOutput, transA, transB, "dOutput");
         MatMulShapes.CheckGradient(dA, a, "dA");
         MatMulShapes.CheckGradient(dB, b, "dB");
-        if (dBias is not null && (dBias.Rank != 1 || dBias.Shape[0] != s.N || dBias.DType != a.DType))
-            throw new ArgumentException($"matmul backward: dBias {dBias.Describe()} must be [{s.N}] {a.DType} (N of {dOutput.Describe()})");
+        s.CheckBiasGradient(dBias, a.DType, dOutput);
         foreach (var t in new[] { dOutput, a, b, dA, dB, dBias }) if (t is not null) CheckOwned(t);
         if (a.DType == DType.F32) MatMulBackward<float>(s, dOutput, a, b, dA, dB, dBias);
         else MatMulBackward<double>(s, dOutput, a, b, dA, dB, dBias);
@@ -105,42 +104,5 @@ public sealed partial class CpuBackend
         bool acrossBatches = FastPaths && typeof(T) == typeof(float) && independent && s.Batch > 1 && (long)s.M * s.N * s.K < 1L << 21;
         if (acrossBatches) Parallel.For(0, s.Batch, i => body(i, false));
         else for (int i = 0; i < s.Batch; i++) body(i, true);
-    }
-}
-
-/// <summary>The validated geometry of one MatMul: sizes, strides of op(a) and op(b), batch strides (0 = shared).</summary>
-internal readonly record struct MatMulShapes(int Batch, int M, int N, int K, bool TransA, bool TransB,
-    int ARow, int ACol, int BRow, int BCol, int ABatch, int BBatch, int[] BatchShape)
-{
-    /// <summary>b is one shared weight and a is not transposed: a's batch rows stack into one [batch·M, K] matrix.</summary>
-    public bool RowsCollapse => BBatch == 0 && !TransA;
-
-    public static MatMulShapes Of(Tensor a, Tensor b, Tensor? bias, Tensor output, bool transA, bool transB, string outputName)
-    {
-        string What() => $"matmul: a {a.Describe()}{(transA ? " (transA)" : "")}, b {b.Describe()}{(transB ? " (transB)" : "")}";
-        if (a.Rank < 2 || b.Rank < 2) throw new ArgumentException($"{What()}: both operands need rank ≥ 2");
-        if (a.DType is not (DType.F32 or DType.F64) || b.DType != a.DType || output.DType != a.DType || (bias is not null && bias.DType != a.DType))
-            throw new ArgumentException($"{What()}, {outputName} {output.Describe()}{(bias is null ? "" : $", bias {bias.Describe()}")}: all must be F32 or all F64");
-        int m = transA ? a.Dim(-1) : a.Dim(-2), ka = transA ? a.Dim(-2) : a.Dim(-1);
-        int kb = transB ? b.Dim(-1) : b.Dim(-2), n = transB ? b.Dim(-2) : b.Dim(-1);
-        if (ka != kb) throw new ArgumentException($"{What()}: inner dimensions differ (op(a) is [{m}, {ka}], op(b) is [{kb}, {n}])");
-        int[] aBatch = a.Shape[..^2], bBatch = b.Shape[..^2];
-        if (aBatch.Length > 0 && bBatch.Length > 0 && !aBatch.AsSpan().SequenceEqual(bBatch))
-            throw new ArgumentException($"{What()}: batch dimensions differ ({Tensor.ShapeString(aBatch)} vs {Tensor.ShapeString(bBatch)})");
-        int[] batchShape = aBatch.Length > 0 ? aBatch : bBatch;
-        int[] expected = [.. batchShape, m, n];
-        if (!output.Shape.AsSpan().SequenceEqual(expected))
-            throw new ArgumentException($"{What()}: {outputName} {output.Describe()} should be {Tensor.ShapeString(expected)}");
-        if (bias is not null && (bias.Rank != 1 || bias.Shape[0] != n))
-            throw new ArgumentException($"{What()}: bias {bias.Describe()} should be [{n}]");
-        return new MatMulShapes(Tensor.ElementCount(batchShape), m, n, ka, transA, transB,
-            ARow: transA ? 1 : ka, ACol: transA ? m : 1, BRow: transB ? 1 : n, BCol: transB ? ka : 1,
-            ABatch: aBatch.Length > 0 ? m * ka : 0, BBatch: bBatch.Length > 0 ? ka * n : 0, batchShape);
-    }
-
-    public static void CheckGradient(Tensor? gradient, Tensor value, string name)
-    {
-        if (gradient is not null && (!gradient.Shape.AsSpan().SequenceEqual(value.Shape) || gradient.DType != value.DType))
-            throw new ArgumentException($"matmul backward: {name} {gradient.Describe()} must match {value.Describe()}");
     }
 }

@@ -3,9 +3,9 @@ using Llm.Tensors;
 namespace Llm.Cpu;
 
 /// <summary>
-/// The IBackend ops of the Reference: each validates shapes and dtypes (naming the tensors at fault), then dispatches
-/// F64 to the scalar definition in double, and F32 to the fast path when <see cref="FastPaths"/> is on, else to the
-/// same definition instantiated in float.
+/// The IBackend ops of the Reference: each validates dtypes here and shapes through <see cref="OpShapes"/> (naming the
+/// tensors at fault), then dispatches F64 to the scalar definition in double, and F32 to the fast path when
+/// <see cref="FastPaths"/> is on, else to the same definition instantiated in float.
 /// </summary>
 public sealed partial class CpuBackend
 {
@@ -14,11 +14,9 @@ public sealed partial class CpuBackend
     public void Embedding(Tensor ids, Tensor table, Tensor output)
     {
         const string op = "embedding";
-        RequireRank(op, table, 2);
-        int vocab = table.Dim(0), c = table.Dim(1);
         RequireI32(op, ids);
         RequireFloat(op, table, output);
-        RequireRows(op, output, ids.Length, c);
+        var (vocab, c) = OpShapes.Embedding(ids, table, output);
         EmbeddingKernel.CheckIds(Span<int>(ids), vocab, $"{op}: {ids.Describe()} into {table.Describe()}");
         switch (table.DType)
         {
@@ -33,11 +31,9 @@ public sealed partial class CpuBackend
     public void EmbeddingBackward(Tensor dOutput, Tensor ids, Tensor dTable)
     {
         const string op = "embedding backward";
-        RequireRank(op, dTable, 2);
-        int vocab = dTable.Dim(0), c = dTable.Dim(1);
         RequireI32(op, ids);
         RequireFloat(op, dTable, dOutput);
-        RequireRows(op, dOutput, ids.Length, c);
+        var (vocab, c) = OpShapes.EmbeddingBackward(dOutput, ids, dTable);
         EmbeddingKernel.CheckIds(Span<int>(ids), vocab, $"{op}: {ids.Describe()} into {dTable.Describe()}");
         switch (dTable.DType)
         {
@@ -53,14 +49,8 @@ public sealed partial class CpuBackend
 
     public void LayerNorm(Tensor input, Tensor weight, Tensor bias, Tensor output, Tensor mean, Tensor rstd, float eps = 1e-5f)
     {
-        const string op = "layernorm";
-        RequireFloat(op, input, weight, bias, output, mean, rstd);
-        int c = input.Dim(-1), rows = input.Rows;
-        RequireShape(op, weight, c);
-        RequireShape(op, bias, c);
-        RequireSameShape(op, input, output);
-        RequireLength(op, mean, rows);
-        RequireLength(op, rstd, rows);
+        RequireFloat("layernorm", input, weight, bias, output, mean, rstd);
+        OpShapes.LayerNorm(input, weight, bias, output, mean, rstd);
         switch (input.DType)
         {
             case DType.F64:
@@ -78,16 +68,8 @@ public sealed partial class CpuBackend
 
     public void LayerNormBackward(Tensor dOutput, Tensor input, Tensor weight, Tensor mean, Tensor rstd, Tensor dInput, Tensor dWeight, Tensor dBias)
     {
-        const string op = "layernorm backward";
-        RequireFloat(op, input, dOutput, weight, mean, rstd, dInput, dWeight, dBias);
-        int c = input.Dim(-1), rows = input.Rows;
-        RequireShape(op, weight, c);
-        RequireShape(op, dWeight, c);
-        RequireShape(op, dBias, c);
-        RequireSameShape(op, input, dOutput);
-        RequireSameShape(op, input, dInput);
-        RequireLength(op, mean, rows);
-        RequireLength(op, rstd, rows);
+        RequireFloat("layernorm backward", input, dOutput, weight, mean, rstd, dInput, dWeight, dBias);
+        OpShapes.LayerNormBackward(dOutput, input, weight, mean, rstd, dInput, dWeight, dBias);
         switch (input.DType)
         {
             case DType.F64:
@@ -109,7 +91,7 @@ public sealed partial class CpuBackend
     {
         const string op = "gelu";
         RequireFloat(op, input, output);
-        RequireSameShape(op, input, output);
+        OpShapes.SameShape(op, input, output);
         switch (input.DType)
         {
             case DType.F64: GeluKernel.Forward(Span<double>(input), Span<double>(output)); break;
@@ -124,8 +106,7 @@ public sealed partial class CpuBackend
     {
         const string op = "gelu backward";
         RequireFloat(op, input, dOutput, dInput);
-        RequireSameShape(op, input, dOutput);
-        RequireSameShape(op, input, dInput);
+        OpShapes.SameShape(op, input, dOutput, dInput);
         switch (input.DType)
         {
             case DType.F64: GeluKernel.Backward(Span<double>(dOutput), Span<double>(input), Span<double>(dInput)); break;
@@ -142,8 +123,7 @@ public sealed partial class CpuBackend
     {
         const string op = "add";
         RequireFloat(op, a, b, output);
-        RequireSameShape(op, a, b);
-        RequireSameShape(op, a, output);
+        OpShapes.SameShape(op, a, b, output);
         switch (a.DType)
         {
             case DType.F64: ResidualKernel.Add(Span<double>(a), Span<double>(b), Span<double>(output)); break;
@@ -158,7 +138,7 @@ public sealed partial class CpuBackend
     {
         const string op = "accumulate";
         RequireFloat(op, destination, source);
-        RequireSameLength(op, source, destination); // a gradient may arrive under another view of the same shape
+        OpShapes.SameLength(op, source, destination); // a gradient may arrive under another view of the same shape
         switch (destination.DType)
         {
             case DType.F64: ResidualKernel.Accumulate(Span<double>(source), Span<double>(destination)); break;
@@ -196,8 +176,8 @@ public sealed partial class CpuBackend
 
     public void Attention(Tensor qkv, Tensor output, Tensor probs, int heads)
     {
-        const string op = "attention";
-        var (batch, time) = AttentionShapes(op, qkv, output, probs, heads);
+        RequireFloat("attention", qkv, output, probs);
+        var (batch, time, _, _) = OpShapes.Attention(qkv, output, probs, heads);
         switch (qkv.DType)
         {
             case DType.F64: AttentionKernel.Forward(Span<double>(qkv), batch, time, heads, Span<double>(output), Span<double>(probs)); break;
@@ -210,10 +190,8 @@ public sealed partial class CpuBackend
 
     public void AttentionBackward(Tensor dOutput, Tensor qkv, Tensor probs, Tensor dQkv, int heads)
     {
-        const string op = "attention backward";
-        var (batch, time) = AttentionShapes(op, qkv, dOutput, probs, heads);
-        RequireFloat(op, qkv, dQkv);
-        RequireSameShape(op, qkv, dQkv);
+        RequireFloat("attention backward", qkv, dOutput, probs, dQkv);
+        var (batch, time, _, _) = OpShapes.AttentionBackward(dOutput, qkv, probs, dQkv, heads);
         switch (qkv.DType)
         {
             case DType.F64:
@@ -226,22 +204,6 @@ public sealed partial class CpuBackend
         }
     }
 
-    /// <summary>qkv [B, T, 3C], output [B, T, C], probs [B, NH, T, T], C divisible by NH.</summary>
-    private static (int Batch, int Time) AttentionShapes(string op, Tensor qkv, Tensor output, Tensor probs, int heads)
-    {
-        RequireFloat(op, qkv, output, probs);
-        RequireRank(op, qkv, 3);
-        int batch = qkv.Dim(0), time = qkv.Dim(1), c3 = qkv.Dim(2);
-        if (c3 % 3 != 0)
-            throw new ArgumentException($"{op}: last dimension of {qkv.Describe()} must be 3C (q, k, v side by side)");
-        int c = c3 / 3;
-        if (heads < 1 || c % heads != 0)
-            throw new ArgumentException($"{op}: {heads} heads do not divide C = {c} of {qkv.Describe()}");
-        RequireShape(op, output, batch, time, c);
-        RequireShape(op, probs, batch, heads, time, time);
-        return (batch, time);
-    }
-
     // ---- cross-entropy ---------------------------------------------------------------------------------------------
 
     public void CrossEntropy(Tensor logits, Tensor targets, Tensor probs, Tensor losses, int ignoreIndex = -1)
@@ -249,10 +211,7 @@ public sealed partial class CpuBackend
         const string op = "cross-entropy";
         RequireFloat(op, logits, probs, losses);
         RequireI32(op, targets);
-        int vocab = logits.Dim(-1), rows = logits.Rows;
-        RequireSameShape(op, logits, probs);
-        RequireLength(op, targets, rows);
-        RequireLength(op, losses, rows);
+        var (_, vocab) = OpShapes.CrossEntropy(logits, targets, probs, losses);
         CrossEntropyKernel.CheckTargets(Span<int>(targets), vocab, ignoreIndex, $"{op}: {targets.Describe()} for {logits.Describe()}");
         switch (logits.DType)
         {
@@ -271,10 +230,7 @@ public sealed partial class CpuBackend
         const string op = "cross-entropy backward";
         RequireFloat(op, probs, dLosses, dLogits);
         RequireI32(op, targets);
-        int vocab = probs.Dim(-1), rows = probs.Rows;
-        RequireSameShape(op, probs, dLogits);
-        RequireLength(op, targets, rows);
-        RequireLength(op, dLosses, rows);
+        var (_, vocab) = OpShapes.CrossEntropyBackward(dLosses, probs, targets, dLogits);
         CrossEntropyKernel.CheckTargets(Span<int>(targets), vocab, ignoreIndex, $"{op}: {targets.Describe()} for {probs.Describe()}");
         switch (probs.DType)
         {
@@ -292,13 +248,8 @@ public sealed partial class CpuBackend
 
     public void AdamW(Tensor param, Tensor grad, Tensor m, Tensor v, AdamWParameters hyper)
     {
-        const string op = "adamw";
-        RequireFloat(op, param, grad, m, v);
-        RequireSameLength(op, param, grad);
-        RequireSameLength(op, param, m);
-        RequireSameLength(op, param, v);
-        if (hyper.Step < 1)
-            throw new ArgumentOutOfRangeException(nameof(hyper), $"{op} on {param.Describe()}: step is 1-based, got {hyper.Step}");
+        RequireFloat("adamw", param, grad, m, v);
+        OpShapes.AdamW(param, grad, m, v, hyper);
         switch (param.DType)
         {
             case DType.F64: AdamWKernel.Update(Span<double>(param), Span<double>(grad), Span<double>(m), Span<double>(v), hyper); break;
@@ -335,40 +286,5 @@ public sealed partial class CpuBackend
     {
         if (t.Backend is not CpuBackend)
             throw new ArgumentException($"{op}: {t.Describe()} belongs to backend '{t.Backend.Name}', not the CPU backend");
-    }
-
-    private static void RequireRank(string op, Tensor t, int rank)
-    {
-        if (t.Rank != rank) throw new ArgumentException($"{op}: {t.Describe()} must have rank {rank}");
-    }
-
-    private static void RequireShape(string op, Tensor t, params int[] shape)
-    {
-        if (!t.Shape.AsSpan().SequenceEqual(shape))
-            throw new ArgumentException($"{op}: {t.Describe()} must have shape {Tensor.ShapeString(shape)}");
-    }
-
-    private static void RequireSameShape(string op, Tensor reference, Tensor t)
-    {
-        if (!t.Shape.AsSpan().SequenceEqual(reference.Shape))
-            throw new ArgumentException($"{op}: {t.Describe()} must have the shape of {reference.Describe()}");
-    }
-
-    private static void RequireLength(string op, Tensor t, int length)
-    {
-        if (t.Length != length) throw new ArgumentException($"{op}: {t.Describe()} must have {length} elements");
-    }
-
-    private static void RequireSameLength(string op, Tensor reference, Tensor t)
-    {
-        if (t.Length != reference.Length)
-            throw new ArgumentException($"{op}: {t.Describe()} must have as many elements as {reference.Describe()}");
-    }
-
-    /// <summary>t is [.., C] with <paramref name="rows"/> rows: ids [B, T] may feed output [B, T, C] or [N, C].</summary>
-    private static void RequireRows(string op, Tensor t, int rows, int channels)
-    {
-        if (t.Rank < 1 || t.Dim(-1) != channels || t.Rows != rows)
-            throw new ArgumentException($"{op}: {t.Describe()} must be [{rows}, {channels}] (one row of {channels} per id)");
     }
 }

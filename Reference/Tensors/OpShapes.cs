@@ -1,0 +1,156 @@
+// Shapes: B batch, T time, C channels, V vocab, NH heads, N rows (all leading axes flattened), P parameters.
+namespace Llm.Tensors;
+
+/// <summary>
+/// The shape rules of the IBackend ops, shared by every backend so that each op accepts the same tensors and names the
+/// one at fault in the same words (as <see cref="MatMulShapes"/> does for MatMul). Each op's validator checks shapes
+/// only and returns the sizes the kernel needs; a backend checks its own dtypes and tensor ownership first, and its
+/// index ranges (ids, targets) where its data lives. Messages start with the op's name: "layernorm: w [3] F32 must
+/// have shape [4]".
+/// </summary>
+public static class OpShapes
+{
+    // ---- the ops -----------------------------------------------------------------------------------------------------
+
+    /// <summary>ids [N] (or [B, T]), table [V, C], output [N, C] (or [B, T, C]).</summary>
+    public static (int Vocab, int Channels) Embedding(Tensor ids, Tensor table, Tensor output) =>
+        EmbeddingShapes("embedding", ids, table, output);
+
+    /// <summary>dOutput [N, C], ids [N], dTable [V, C].</summary>
+    public static (int Vocab, int Channels) EmbeddingBackward(Tensor dOutput, Tensor ids, Tensor dTable) =>
+        EmbeddingShapes("embedding backward", ids, dTable, dOutput);
+
+    private static (int Vocab, int Channels) EmbeddingShapes(string op, Tensor ids, Tensor table, Tensor rows)
+    {
+        RequireRank(op, table, 2);
+        int vocab = table.Dim(0), c = table.Dim(1);
+        RequireRows(op, rows, ids.Length, c);
+        return (vocab, c);
+    }
+
+    /// <summary>input [N, C] (any leading axes), weight [C], bias [C], output like input, mean [N], rstd [N].</summary>
+    public static (int Rows, int Channels) LayerNorm(Tensor input, Tensor weight, Tensor bias, Tensor output, Tensor mean, Tensor rstd) =>
+        LayerNormShapes("layernorm", input, perChannel: [weight, bias], likeInput: [output], perRow: [mean, rstd]);
+
+    /// <summary>dOutput and dInput like input [N, C], weight, dWeight and dBias [C], mean and rstd [N].</summary>
+    public static (int Rows, int Channels) LayerNormBackward(Tensor dOutput, Tensor input, Tensor weight, Tensor mean, Tensor rstd,
+        Tensor dInput, Tensor dWeight, Tensor dBias) =>
+        LayerNormShapes("layernorm backward", input, perChannel: [weight, dWeight, dBias], likeInput: [dOutput, dInput], perRow: [mean, rstd]);
+
+    private static (int Rows, int Channels) LayerNormShapes(string op, Tensor input, ReadOnlySpan<Tensor> perChannel,
+        ReadOnlySpan<Tensor> likeInput, ReadOnlySpan<Tensor> perRow)
+    {
+        int c = input.Dim(-1), rows = input.Rows;
+        foreach (var t in perChannel) RequireShape(op, t, c);
+        foreach (var t in likeInput) RequireSameShape(op, input, t);
+        foreach (var t in perRow) RequireLength(op, t, rows);
+        return (rows, c);
+    }
+
+    /// <summary>qkv [B, T, 3C], output [B, T, C], probs [B, NH, T, T], C divisible by NH.</summary>
+    public static (int B, int T, int C, int HeadSize) Attention(Tensor qkv, Tensor output, Tensor probs, int heads) =>
+        AttentionShapes("attention", qkv, output, probs, heads);
+
+    /// <summary>As <see cref="Attention"/> with dOutput for output, and dQkv shaped like qkv.</summary>
+    public static (int B, int T, int C, int HeadSize) AttentionBackward(Tensor dOutput, Tensor qkv, Tensor probs, Tensor dQkv, int heads)
+    {
+        const string op = "attention backward";
+        var sizes = AttentionShapes(op, qkv, dOutput, probs, heads);
+        RequireSameShape(op, qkv, dQkv);
+        return sizes;
+    }
+
+    private static (int B, int T, int C, int HeadSize) AttentionShapes(string op, Tensor qkv, Tensor output, Tensor probs, int heads)
+    {
+        RequireRank(op, qkv, 3);
+        int batch = qkv.Dim(0), time = qkv.Dim(1), c3 = qkv.Dim(2);
+        if (c3 % 3 != 0)
+            throw new ArgumentException($"{op}: last dimension of {qkv.Describe()} must be 3C (q, k, v side by side)");
+        int c = c3 / 3;
+        if (heads < 1 || c % heads != 0)
+            throw new ArgumentException($"{op}: {heads} heads do not divide C = {c} of {qkv.Describe()}");
+        RequireShape(op, output, batch, time, c);
+        RequireShape(op, probs, batch, heads, time, time);
+        return (batch, time, c, c / heads);
+    }
+
+    /// <summary>logits [N, V] (any leading axes), targets [N], probs like logits, losses [N].</summary>
+    public static (int Rows, int Vocab) CrossEntropy(Tensor logits, Tensor targets, Tensor probs, Tensor losses) =>
+        CrossEntropyShapes("cross-entropy", logits, probs, targets, losses);
+
+    /// <summary>dLosses [N], probs [N, V], targets [N], dLogits like probs.</summary>
+    public static (int Rows, int Vocab) CrossEntropyBackward(Tensor dLosses, Tensor probs, Tensor targets, Tensor dLogits) =>
+        CrossEntropyShapes("cross-entropy backward", probs, dLogits, targets, dLosses);
+
+    private static (int Rows, int Vocab) CrossEntropyShapes(string op, Tensor rowsByVocab, Tensor sameShape, Tensor targets, Tensor perRow)
+    {
+        int vocab = rowsByVocab.Dim(-1), rows = rowsByVocab.Rows;
+        RequireSameShape(op, rowsByVocab, sameShape);
+        RequireLength(op, targets, rows);
+        RequireLength(op, perRow, rows);
+        return (rows, vocab);
+    }
+
+    /// <summary>param, grad, m, v [P] each (any shapes of P elements); the step counts from 1.</summary>
+    /// <returns>P.</returns>
+    public static int AdamW(Tensor param, Tensor grad, Tensor m, Tensor v, AdamWParameters hyper)
+    {
+        const string op = "adamw";
+        int length = SameLength(op, param, grad, m, v);
+        if (hyper.Step < 1)
+            throw new ArgumentOutOfRangeException(nameof(hyper), $"{op} on {param.Describe()}: step is 1-based, got {hyper.Step}");
+        return length;
+    }
+
+    // ---- the generic checks ------------------------------------------------------------------------------------------
+
+    public static void RequireRank(string op, Tensor t, int rank)
+    {
+        if (t.Rank != rank) throw new ArgumentException($"{op}: {t.Describe()} must have rank {rank}");
+    }
+
+    public static void RequireShape(string op, Tensor t, params int[] shape)
+    {
+        if (!t.Shape.AsSpan().SequenceEqual(shape))
+            throw new ArgumentException($"{op}: {t.Describe()} must have shape {Tensor.ShapeString(shape)}");
+    }
+
+    public static void RequireSameShape(string op, Tensor reference, Tensor t)
+    {
+        if (!t.Shape.AsSpan().SequenceEqual(reference.Shape))
+            throw new ArgumentException($"{op}: {t.Describe()} must have the shape of {reference.Describe()}");
+    }
+
+    public static void RequireLength(string op, Tensor t, int length)
+    {
+        if (t.Length != length) throw new ArgumentException($"{op}: {t.Describe()} must have {length} elements");
+    }
+
+    public static void RequireSameLength(string op, Tensor reference, Tensor t)
+    {
+        if (t.Length != reference.Length)
+            throw new ArgumentException($"{op}: {t.Describe()} must have as many elements as {reference.Describe()}");
+    }
+
+    /// <summary>t is [.., C] with <paramref name="rows"/> rows: ids [B, T] may feed output [B, T, C] or [N, C].</summary>
+    public static void RequireRows(string op, Tensor t, int rows, int channels)
+    {
+        if (t.Rank < 1 || t.Dim(-1) != channels || t.Rows != rows)
+            throw new ArgumentException($"{op}: {t.Describe()} must be [{rows}, {channels}] (one row of {channels} per id)");
+    }
+
+    /// <summary>Every tensor has the shape of <paramref name="reference"/> (an elementwise op read as written).</summary>
+    public static void SameShape(string op, Tensor reference, params ReadOnlySpan<Tensor> others)
+    {
+        foreach (var t in others) RequireSameShape(op, reference, t);
+    }
+
+    /// <summary>Every tensor has as many elements as <paramref name="reference"/>, whatever its shape (an elementwise op
+    /// on flat storage, or a gradient that arrives under another view).</summary>
+    /// <returns>The element count.</returns>
+    public static int SameLength(string op, Tensor reference, params ReadOnlySpan<Tensor> others)
+    {
+        foreach (var t in others) RequireSameLength(op, reference, t);
+        return reference.Length;
+    }
+}
