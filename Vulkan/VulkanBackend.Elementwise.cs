@@ -29,7 +29,7 @@ public sealed partial class VulkanBackend
     {
         const string op = "add";
         RequireF32(op, a, b, output);
-        OpShapes.SameLength(op, output, a, b);
+        OpShapes.SameShape(op, a, b, output);
         foreach (var (start, n) in Chunks(output.Length))
             Dispatch("add", LinearGroups(n), 1, 1, new LengthPush((uint)n), reads: [Part(a, start, n), Part(b, start, n)], writes: [Part(output, start, n)]);
     }
@@ -38,7 +38,7 @@ public sealed partial class VulkanBackend
     {
         const string op = "accumulate";
         RequireF32(op, source, destination);
-        OpShapes.SameLength(op, source, destination);
+        OpShapes.SameLength(op, source, destination); // as the CPU: a gradient may arrive under another view of the same shape
         foreach (var (start, n) in Chunks(destination.Length))
             Dispatch("accumulate", LinearGroups(n), 1, 1, new LengthPush((uint)n), reads: [Part(source, start, n)], writes: [Part(destination, start, n)]);
     }
@@ -54,7 +54,7 @@ public sealed partial class VulkanBackend
     {
         const string op = "gelu";
         RequireF32(op, input, output);
-        OpShapes.SameLength(op, input, output);
+        OpShapes.SameShape(op, input, output);
         foreach (var (start, n) in Chunks(input.Length))
             Dispatch("gelu", LinearGroups(n), 1, 1, new LengthPush((uint)n), reads: [Part(input, start, n)], writes: [Part(output, start, n)]);
     }
@@ -63,7 +63,7 @@ public sealed partial class VulkanBackend
     {
         const string op = "gelu backward";
         RequireF32(op, dOutput, input, dInput);
-        OpShapes.SameLength(op, input, dOutput, dInput);
+        OpShapes.SameShape(op, input, dOutput, dInput);
         foreach (var (start, n) in Chunks(input.Length))
             Dispatch("gelu_back", LinearGroups(n), 1, 1, new LengthPush((uint)n), reads: [Part(dOutput, start, n), Part(input, start, n)], writes: [Part(dInput, start, n)]);
     }

@@ -68,6 +68,8 @@ public class GeluTests
         var dInput = Oracle.Tensor(prefill, n);
         Oracle.Write(input, x);
         Oracle.Backend.GeluBackward(Oracle.Tensor(w, n), input, dInput);
-        FiniteDifferences.Check("GeluBackward", "input", c, x, Forward, w, Oracle.Delta(Oracle.Read(dInput), prefill), rng);
+        // ½x(1 + tanh u) cancels for x ≪ 0: its rounding is ε·|x| per element, far above the tiny output (seen: x ≈ −5)
+        FiniteDifferences.Check("GeluBackward", "input", c, x, Forward, w, Oracle.Delta(Oracle.Read(dInput), prefill), rng,
+            roundingMagnitude: _ => Values.Dot(x.Select(Math.Abs).ToArray(), w.Select(Math.Abs).ToArray()));
     }
 }
