@@ -2,7 +2,7 @@ using Llm.Cpu;
 using Llm.Tensors;
 using Xunit;
 
-namespace Llm.Conformance;
+namespace Llm.Conformance.Cpu;
 
 /// <summary>
 /// Quick checks of the CPU kernels: each F32 fast path against the float definition on odd shapes (and against

@@ -5,7 +5,7 @@ using FsCheck.Xunit;
 using Llm.Text;
 using Xunit;
 
-namespace Llm.Conformance;
+namespace Llm.Conformance.Text;
 
 public class TextTests
 {

@@ -4,7 +4,7 @@ using FsCheck.Xunit;
 using Llm.Inference;
 using Xunit;
 
-namespace Llm.Conformance;
+namespace Llm.Conformance.Text;
 
 public class SamplerTests
 {

@@ -7,7 +7,7 @@ using Llm.Cpu;
 using Llm.Tensors;
 using Xunit;
 
-namespace Llm.Conformance;
+namespace Llm.Conformance.Cpu;
 
 /// <summary>One random MatMul problem. Form 0: both rank 2; 1: a [B, M, K] · shared weight b (the Linear layer);
 /// 2: both [B, ..]; 3: shared a · b [B, ..]; 4: both [2, B, ..] (two batch axes).</summary>

@@ -8,7 +8,7 @@ using Llm.Models;
 using Llm.Tensors;
 using Xunit;
 
-namespace Llm.Conformance;
+namespace Llm.Conformance.IO;
 
 /// <summary>safetensors reader/writer, config.json, model folders and training state: exact round trips, real
 /// Hugging Face layouts, and every malformed input refused with a message naming the file and the tensor.</summary>
