@@ -3,6 +3,8 @@ using Llm.Tensors;
 using Llm.Vulkan;
 using Xunit;
 
+using static Llm.Conformance.Vulkan.VulkanTestData;
+
 namespace Llm.Conformance.Vulkan;
 
 /// <summary>
@@ -16,45 +18,6 @@ public class VulkanAttentionTests(VulkanFixture fixture) : IClassFixture<VulkanF
     {
         { 1, 1, 1, 1 }, { 2, 13, 3, 7 }, { 3, 7, 13, 3 }, { 1, 67, 2, 5 }, { 2, 129, 1, 130 }, { 1, 64, 4, 64 },
     };
-
-    private static float[] Random(int n, int seed, float scale = 1)
-    {
-        var rng = new Random(seed);
-        var x = new float[n];
-        for (int i = 0; i < n; i++) x[i] = (float)((rng.NextDouble() * 2 - 1) * scale);
-        return x;
-    }
-
-    /// <summary>A tensor of <paramref name="shape"/> holding <paramref name="data"/>, viewed 3 elements into its
-    /// storage (12 bytes: below any storage-buffer offset alignment).</summary>
-    private static Tensor Put(IBackend backend, float[] data, int[] shape)
-    {
-        var t = backend.Allocate(DType.F32, [data.Length + 3]).Slice(3, shape);
-        backend.Upload<float>(data, t);
-        return t;
-    }
-
-    private static float[] Get(IBackend backend, Tensor t)
-    {
-        var x = new float[t.Length];
-        backend.Download<float>(t, x);
-        return x;
-    }
-
-    /// <summary>Normalized mean squared error Σ(a−e)² / Σe² ≤ nmse (absolute when e is all zeros).</summary>
-    private static void AssertClose(float[] expected, float[] actual, double nmse, string what)
-    {
-        Assert.Equal(expected.Length, actual.Length);
-        double error = 0, norm = 0;
-        for (int i = 0; i < expected.Length; i++)
-        {
-            Assert.False(float.IsNaN(actual[i]), $"{what}: NaN at {i}");
-            error += Math.Pow(actual[i] - (double)expected[i], 2);
-            norm += (double)expected[i] * expected[i];
-        }
-        double e = norm > 0 ? error / norm : error;
-        Assert.True(e <= nmse, $"{what}: NMSE {e:E2} > {nmse:E0}");
-    }
 
     /// <summary>Runs forward then backward (onto a prefilled dQkv) on both backends and compares all three results.</summary>
     private static void Compare(VulkanBackend vk, IBackend cpu, int b, int t, int nh, int hs, float scale = 1)

@@ -3,6 +3,8 @@ using Llm.Tensors;
 using Llm.Vulkan;
 using Xunit;
 
+using static Llm.Conformance.Vulkan.VulkanTestData;
+
 namespace Llm.Conformance.Vulkan;
 
 /// <summary>
@@ -14,53 +16,6 @@ namespace Llm.Conformance.Vulkan;
 public class VulkanOpsTests(VulkanFixture fixture) : IClassFixture<VulkanFixture>
 {
     private static readonly CpuBackend Cpu = new(fastPaths: false);
-
-    private static float[] Random(int n, int seed, float scale = 1, float shift = 0)
-    {
-        var rng = new Random(seed);
-        var x = new float[n];
-        for (int i = 0; i < n; i++) x[i] = (float)((rng.NextDouble() * 2 - 1) * scale + shift);
-        return x;
-    }
-
-    /// <summary>A [shape] F32 view 3 elements into a larger allocation (an offset below any alignment).</summary>
-    private static Tensor Put(IBackend backend, float[] data, params int[] shape)
-    {
-        var whole = backend.Allocate(DType.F32, [data.Length + 5]);
-        var t = whole.Slice(3, shape.Length == 0 ? [data.Length] : shape);
-        backend.Upload<float>(data, t);
-        return t;
-    }
-
-    private static Tensor PutIds(IBackend backend, int[] data)
-    {
-        var whole = backend.Allocate(DType.I32, [data.Length + 2]);
-        var t = whole.Slice(1, [data.Length]);
-        backend.Upload<int>(data, t);
-        return t;
-    }
-
-    private static float[] Get(IBackend backend, Tensor t)
-    {
-        var x = new float[t.Length];
-        backend.Download<float>(t, x);
-        return x;
-    }
-
-    /// <summary>Normalized mean squared error Σ(a−e)² / Σe² (absolute when e is all zeros), no NaN.</summary>
-    private static void AssertClose(float[] expected, float[] actual, double nmse, string what)
-    {
-        Assert.Equal(expected.Length, actual.Length);
-        double error = 0, norm = 0;
-        for (int i = 0; i < expected.Length; i++)
-        {
-            Assert.False(float.IsNaN(actual[i]), $"{what}: NaN at {i}");
-            error += Math.Pow(actual[i] - (double)expected[i], 2);
-            norm += (double)expected[i] * expected[i];
-        }
-        double e = norm > 0 ? error / norm : error;
-        Assert.True(e <= nmse, $"{what}: NMSE {e:E2} > {nmse:E0}");
-    }
 
     // ---- against the Reference on shapes the properties do not reach ---------------------------------------------
 

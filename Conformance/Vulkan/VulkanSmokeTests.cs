@@ -4,6 +4,8 @@ using Llm.Vulkan;
 using Silk.NET.Vulkan;
 using Xunit;
 
+using static Llm.Conformance.Vulkan.VulkanTestData;
+
 namespace Llm.Conformance.Vulkan;
 
 /// <summary>Opens one validated Vulkan backend for the smoke tests (null when LLM_SKIP_VULKAN=1).</summary>
@@ -22,43 +24,6 @@ public class VulkanSmokeTests(VulkanFixture fixture) : IClassFixture<VulkanFixtu
 {
     private static readonly CpuBackend Cpu = new(fastPaths: false);
     public static readonly TheoryData<int> Sizes = new() { 1, 7, 1000003 };
-
-    private static float[] Random(int n, int seed, float scale = 1)
-    {
-        var rng = new Random(seed);
-        var x = new float[n];
-        for (int i = 0; i < n; i++) x[i] = (float)((rng.NextDouble() * 2 - 1) * scale);
-        return x;
-    }
-
-    private static Tensor Put(IBackend backend, float[] data)
-    {
-        var t = backend.Allocate(DType.F32, [data.Length]);
-        backend.Upload<float>(data, t);
-        return t;
-    }
-
-    private static float[] Get(IBackend backend, Tensor t)
-    {
-        var x = new float[t.Length];
-        backend.Download<float>(t, x);
-        return x;
-    }
-
-    /// <summary>Normalized mean squared error Σ(a−e)² / Σe² (absolute when e is all zeros).</summary>
-    private static void AssertClose(float[] expected, float[] actual, double nmse, string what)
-    {
-        Assert.Equal(expected.Length, actual.Length);
-        double error = 0, norm = 0;
-        for (int i = 0; i < expected.Length; i++)
-        {
-            Assert.False(float.IsNaN(actual[i]), $"{what}: NaN at {i}");
-            error += Math.Pow(actual[i] - (double)expected[i], 2);
-            norm += (double)expected[i] * expected[i];
-        }
-        double e = norm > 0 ? error / norm : error;
-        Assert.True(e <= nmse, $"{what}: NMSE {e:E2} > {nmse:E0}");
-    }
 
     // ---- device and memory ---------------------------------------------------------------------------------------
 
@@ -85,7 +50,7 @@ public class VulkanSmokeTests(VulkanFixture fixture) : IClassFixture<VulkanFixtu
         var vk = fixture.Backend;
         if (vk is null) return;
         var data = Random(1001, 1);
-        var t = Put(vk, data);
+        var t = PutWhole(vk, data);
         Assert.Equal(data, Get(vk, t));
 
         var slice = t.Slice(3, [7, 11]);             // 12-byte offset: below any storage-buffer alignment
@@ -111,7 +76,7 @@ public class VulkanSmokeTests(VulkanFixture fixture) : IClassFixture<VulkanFixtu
     {
         var vk = fixture.Backend;
         if (vk is null) return;
-        var a = Put(vk, Random(4099, 3));
+        var a = PutWhole(vk, Random(4099, 3));
         vk.Release(a);
         var b = vk.Allocate(DType.F32, [4099]);
         Assert.All(Get(vk, b), x => Assert.Equal(0f, x));
@@ -171,7 +136,7 @@ public class VulkanSmokeTests(VulkanFixture fixture) : IClassFixture<VulkanFixtu
         vk.Download<int>(ids, got);
         Assert.All(got, x => Assert.Equal(-7, x));
 
-        var source = Put(vk, Random(n, 4));
+        var source = PutWhole(vk, Random(n, 4));
         var target = vk.Allocate(DType.F32, [n + 2]);
         vk.Copy(source, target.Slice(1, [n]));
         Assert.Equal(Get(vk, source), Get(vk, target)[1..^1]);
@@ -184,8 +149,8 @@ public class VulkanSmokeTests(VulkanFixture fixture) : IClassFixture<VulkanFixtu
         var vk = fixture.Backend;
         if (vk is null) return;
         float[] a = Random(n, 5), b = Random(n, 6);
-        Tensor ga = Put(vk, a), gb = Put(vk, b), gOut = vk.Allocate(DType.F32, [n]);
-        Tensor ca = Put(Cpu, a), cb = Put(Cpu, b), cOut = Cpu.Allocate(DType.F32, [n]);
+        Tensor ga = PutWhole(vk, a), gb = PutWhole(vk, b), gOut = vk.Allocate(DType.F32, [n]);
+        Tensor ca = PutWhole(Cpu, a), cb = PutWhole(Cpu, b), cOut = Cpu.Allocate(DType.F32, [n]);
         foreach (IBackend backend in new IBackend[] { vk, Cpu })
         {
             bool gpu = backend == vk;
@@ -204,8 +169,8 @@ public class VulkanSmokeTests(VulkanFixture fixture) : IClassFixture<VulkanFixtu
         if (vk is null) return;
         float[] x = Random(n, 7, 6), dy = Random(n, 8), dx0 = Random(n, 9);
         x[0] = n > 1 ? 40f : x[0];                   // far in the tail: tanh must not turn into NaN
-        Tensor gx = Put(vk, x), gy = vk.Allocate(DType.F32, [n]), gdy = Put(vk, dy), gdx = Put(vk, dx0);
-        Tensor cx = Put(Cpu, x), cy = Cpu.Allocate(DType.F32, [n]), cdy = Put(Cpu, dy), cdx = Put(Cpu, dx0);
+        Tensor gx = PutWhole(vk, x), gy = vk.Allocate(DType.F32, [n]), gdy = PutWhole(vk, dy), gdx = PutWhole(vk, dx0);
+        Tensor cx = PutWhole(Cpu, x), cy = Cpu.Allocate(DType.F32, [n]), cdy = PutWhole(Cpu, dy), cdx = PutWhole(Cpu, dx0);
         vk.Gelu(gx, gy);
         vk.GeluBackward(gdy, gx, gdx);               // accumulates onto dx0
         Cpu.Gelu(cx, cy);
@@ -221,8 +186,8 @@ public class VulkanSmokeTests(VulkanFixture fixture) : IClassFixture<VulkanFixtu
         var vk = fixture.Backend;
         if (vk is null) return;
         var x = Random(n, 10, 3);
-        double expected = Cpu.SumOfSquares(Put(Cpu, x));
-        double got = vk.SumOfSquares(Put(vk, x).Slice(0, [n]));
+        double expected = Cpu.SumOfSquares(PutWhole(Cpu, x));
+        double got = vk.SumOfSquares(PutWhole(vk, x).Slice(0, [n]));
         Assert.True(Math.Abs(got - expected) <= 1e-5 * expected, $"sum of squares {got} vs {expected}");
         VulkanTestDevice.AssertClean(vk);
     }
@@ -256,12 +221,12 @@ public class VulkanSmokeTests(VulkanFixture fixture) : IClassFixture<VulkanFixtu
         string cache = Path.Combine(Path.GetTempPath(), "llm-vulkan-cache-" + Guid.NewGuid().ToString("N"));
         var options = VulkanOptions.FromEnvironment() with { Validation = true, DisableFp16 = true, DisableSubgroups = true, CacheDirectory = cache };
         var x = Random(4097, 11);
-        double expected = Cpu.SumOfSquares(Put(Cpu, x));
+        double expected = Cpu.SumOfSquares(PutWhole(Cpu, x));
         using (var plain = VulkanTestDevice.Open(options)!)
         {
             Assert.False(plain.Info.Fp16Enabled);
             Assert.False(plain.Info.SubgroupsEnabled);
-            Assert.Equal(expected, plain.SumOfSquares(Put(plain, x)), expected * 1e-5);
+            Assert.Equal(expected, plain.SumOfSquares(PutWhole(plain, x)), expected * 1e-5);
             VulkanTestDevice.AssertClean(plain);
         }
         Assert.NotEmpty(Directory.GetFiles(cache, "vulkan-pipelines-*.bin"));
@@ -269,7 +234,7 @@ public class VulkanSmokeTests(VulkanFixture fixture) : IClassFixture<VulkanFixtu
         {
             Assert.Equal(full.Info.Fp16Supported, full.Info.Fp16Enabled);
             Assert.Equal(full.Info.SubgroupArithmeticSupported, full.Info.SubgroupsEnabled);
-            Assert.Equal(expected, full.SumOfSquares(Put(full, x)), expected * 1e-5);
+            Assert.Equal(expected, full.SumOfSquares(PutWhole(full, x)), expected * 1e-5);
             VulkanTestDevice.AssertClean(full);
         }
         Directory.Delete(cache, recursive: true);
