@@ -33,13 +33,7 @@ public static class Generator
             // 2. forward; only the last row of the logits matters
             var logits = model.Forward(tape, ids);               // [1, T, V]
             var last = logits.Value.Reshape(T * V).Slice((T - 1) * V, [V]);
-            if (last.DType == DType.F64)
-            {
-                var d = new double[V];
-                backend.Download<double>(last, d);
-                for (int v = 0; v < V; v++) lastLogits[v] = (float)d[v];
-            }
-            else backend.Download<float>(last, lastLogits);
+            backend.DownloadFloats(last, lastLogits);
             tape.Reset();
             // 3. sample (the repetition penalty sees the whole context, as Hugging Face's does), append, yield
             int next = sampler.Next(lastLogits, System.Runtime.InteropServices.CollectionsMarshal.AsSpan(context));

@@ -104,14 +104,7 @@ public sealed class Gpt2
                 double std = p.Name.EndsWith("c_proj.weight") ? 0.02 / Math.Sqrt(2.0 * Config.Layers) : 0.02;
                 for (int i = 0; i < host.Length; i++) host[i] = std * rng.NextGaussian();
             }
-            UploadDoubles(host, p.Value);
+            Backend.UploadDoubles(host, p.Value);
         }
-    }
-
-    /// <summary>Host doubles into a float tensor of either dtype (F32 for training, F64 for gradient checks).</summary>
-    internal static void UploadDoubles(double[] host, Tensor t)
-    {
-        if (t.DType == DType.F64) t.Backend.Upload<double>(host, t);
-        else t.Backend.Upload<float>(Array.ConvertAll(host, x => (float)x), t);
     }
 }

@@ -109,13 +109,7 @@ public sealed class Trainer
         var logits = model.Forward(tape, ids);                          // [B, T, V]
         var losses = tape.CrossEntropy(logits, tgt, IgnoreIndex);       // [B*T]
         hostLosses = new float[losses.Value.Length];
-        if (losses.Value.DType == DType.F64)
-        {
-            var d = new double[hostLosses.Length];
-            backend.Download<double>(losses.Value, d);
-            for (int i = 0; i < d.Length; i++) hostLosses[i] = (float)d[i];
-        }
-        else backend.Download<float>(losses.Value, hostLosses);
+        backend.DownloadFloats(losses.Value, hostLosses);
         return losses;
     }
 }
