@@ -1,4 +1,5 @@
 using System.CommandLine;
+using Llm.Tensors;
 using Llm.Training;
 using Spectre.Console;
 
@@ -15,52 +16,81 @@ internal static class TrainCommand
         var data = Cli.Opt<string?>("--data", "UTF-8 text file to train on (default: the embedded Pride and Prejudice)");
         var steps = Cli.Opt("--steps", "optimizer steps", d.Steps);
         var batch = Cli.Opt("--batch", "B sequences per micro-batch", d.Batch);
-        var seq = Cli.Opt("--seq", "T tokens per sequence", d.Seq);
+        var seq = Cli.Opt<int?>("--seq", $"T tokens per sequence (default: {TrainOptions.DefaultSeq}, or the preset's context length when shorter)");
         var lr = Cli.Opt("--lr", "peak learning rate (warm-up, then cosine decay to 10 %)", d.Optimizer.LearningRate);
         var warmup = Cli.Opt("--warmup", "linear warm-up steps", d.Optimizer.WarmupSteps);
         var accumulate = Cli.Opt("--accumulate", "micro-batches per step (gradient accumulation)", d.Optimizer.AccumulationSteps);
         var clip = Cli.Opt("--grad-clip", "clip the global gradient norm at this value (0: off)", d.Optimizer.GradientClip);
         var decay = Cli.Opt("--weight-decay", "AdamW weight decay on matrices", d.Optimizer.WeightDecay);
-        var evalEvery = Cli.Opt("--eval-every", "steps between validation passes", d.EvalEvery);
+        var evalEvery = Cli.Opt("--eval-every", "steps between validation passes (every checkpoint is validated too)", d.EvalEvery);
         var evalBatches = Cli.Opt("--eval-batches", "validation batches per pass", d.EvalBatches);
         var ckptEvery = Cli.Opt("--checkpoint-every", "steps between checkpoints", d.CheckpointEvery);
-        var seed = Cli.Opt("--seed", "seed of the weight initialisation", d.Seed);
-        var output = Cli.Opt("--out", "run folder for checkpoints, metrics.csv and loss.png", d.Out);
+        var keepLast = Cli.Opt("--keep-last", "checkpoints kept besides the best by validation loss (0: keep all)", d.KeepLast);
+        var maxSkipped = Cli.Opt("--max-skipped", "stop after this many steps in a row with a non-finite loss or gradient (each is skipped)", d.MaxConsecutiveSkips);
+        var seed = Cli.Opt("--seed", "seed of the weight initialisation and the data order", d.Seed);
+        var output = Cli.Opt<string?>("--out", "run folder for checkpoints, metrics.csv and loss.png (default: runs/PRESET)");
+        var overwrite = Cli.Opt("--overwrite", "replace the run that --out already holds (its checkpoints, metrics and plot are deleted)", false);
         var resume = new Option<string?>("--resume")
         {
-            Description = "continue from a checkpoint (a step folder or a run folder); without a value, from --out",
+            Description = "continue the run in this folder (or the run of this step folder); without a value, the --out folder",
             Arity = ArgumentArity.ZeroOrOne,
         };
         var cmd = new Command("train", "Train a GPT-2 on a text corpus, with validation, checkpoints and a loss curve.")
-        { preset, tokenizer, data, steps, batch, seq, lr, warmup, accumulate, clip, decay, evalEvery, evalBatches, ckptEvery, seed, output, resume };
+        { preset, tokenizer, data, steps, batch, seq, lr, warmup, accumulate, clip, decay, evalEvery, evalBatches, ckptEvery, keepLast, maxSkipped, seed, output, overwrite, resume };
         cmd.SetAction(p =>
         {
-            using var backend = Cli.CreateBackend(p, stdout);
+            // Given: typed on the command line, not a default (a resumed run refuses the ones that contradict it).
+            T? Given<T>(Option<T> o) where T : struct => p.GetResult(o) is { Implicit: false } ? p.GetValue(o) : null;
+            string? GivenText(Option<string> o) => p.GetResult(o) is { Implicit: false } ? p.GetValue(o) : null;
+            var defaults = TrainOptions.ForPreset(p.GetValue(preset)!);  // also refuses an unknown preset
+            void Warn(string message) => Console.Error.WriteLine($"warning: {message}");
             TrainingRun run;
+            IBackend backend;
             if (p.GetResult(resume) is not null)
             {
-                string from = p.GetValue(resume) ?? p.GetValue(output)!;
-                int? newSteps = p.GetResult(steps) is { Implicit: false } ? p.GetValue(steps) : null;
-                string? newOut = p.GetResult(output) is { Implicit: false } ? p.GetValue(output) : null;
-                run = TrainingRun.Resume(backend, from, newOut, newSteps);
-                stdout.WriteLine($"resuming {from} at step {run.Trainer.Optimizer.Step} of {run.Options.Steps}");
+                if (p.GetValue(overwrite)) throw new ArgumentException("--overwrite and --resume exclude each other: one replaces the run, the other continues it");
+                string from = p.GetValue(resume) ?? p.GetValue(output) ?? defaults.Out;
+                var given = new ResumeOptions
+                {
+                    Preset = GivenText(preset), Tokenizer = GivenText(tokenizer), DataPath = p.GetValue(data),
+                    Batch = Given(batch), Seq = p.GetValue(seq), LearningRate = Given(lr), WarmupSteps = Given(warmup),
+                    AccumulationSteps = Given(accumulate), GradientClip = Given(clip), WeightDecay = Given(decay), Seed = Given(seed),
+                    Out = p.GetValue(output), Steps = Given(steps), EvalEvery = Given(evalEvery), EvalBatches = Given(evalBatches),
+                    CheckpointEvery = Given(ckptEvery), KeepLast = Given(keepLast), MaxConsecutiveSkips = Given(maxSkipped),
+                };
+                IO.Checkpoint.ResolveModelFolder(from);  // a missing run fails before a device opens
+                backend = Cli.CreateBackend(p, stdout);
+                var changes = new List<string>();
+                run = TrainingRun.Resume(backend, from, given, changes.Add, Warn);
+                stdout.WriteLine($"resuming {run.Options.Out} at step {run.Trainer.CompletedSteps} of {run.Options.Steps}" +
+                                 (changes.Count > 0 ? $"; changed: {string.Join(", ", changes)}" : ""));
+                if (run.IsComplete)
+                {
+                    stdout.WriteLine($"the run has already taken {run.Trainer.CompletedSteps} steps (--steps {run.Options.Steps}): nothing to do; give a larger --steps to train further");
+                    backend.Dispose();
+                    return 0;
+                }
             }
             else
             {
-                run = TrainingRun.Start(backend, new TrainOptions
+                var options = defaults with
                 {
-                    Preset = p.GetValue(preset)!, Tokenizer = p.GetValue(tokenizer)!, DataPath = p.GetValue(data),
-                    Steps = p.GetValue(steps), Batch = p.GetValue(batch), Seq = p.GetValue(seq),
+                    Tokenizer = p.GetValue(tokenizer)!, DataPath = p.GetValue(data),
+                    Steps = p.GetValue(steps), Batch = p.GetValue(batch), Seq = p.GetValue(seq) ?? defaults.Seq,
                     EvalEvery = p.GetValue(evalEvery), EvalBatches = p.GetValue(evalBatches), CheckpointEvery = p.GetValue(ckptEvery),
-                    Seed = p.GetValue(seed), Out = p.GetValue(output)!,
+                    KeepLast = p.GetValue(keepLast), MaxConsecutiveSkips = p.GetValue(maxSkipped),
+                    Seed = p.GetValue(seed), Out = p.GetValue(output) ?? defaults.Out,
                     Optimizer = new OptimizerOptions
                     {
                         LearningRate = p.GetValue(lr), WarmupSteps = p.GetValue(warmup), AccumulationSteps = p.GetValue(accumulate),
                         GradientClip = p.GetValue(clip), WeightDecay = p.GetValue(decay),
                     },
-                });
+                };
+                options.Validate();  // every bad value is named before a device opens
+                backend = Cli.CreateBackend(p, stdout);
+                run = TrainingRun.Start(backend, options, p.GetValue(overwrite), Warn);
             }
-            Execute(run, backend.Name, stdout);
+            using (backend) Execute(run, backend.Name, stdout);
             return 0;
         });
         return cmd;

@@ -98,6 +98,11 @@ public sealed partial class VulkanBackend : IBackend
         return tensor;
     }
 
+    /// <summary>One allocation fits in one device memory block: maxMemoryAllocationSize less the alignment slack.
+    /// Every Vulkan dtype here (F32, I32) has 4-byte elements.</summary>
+    public int MaxTensorElements(DType dtype) =>
+        (int)Math.Min(int.MaxValue, (Info.MaxMemoryAllocationSize - Math.Max(Info.MinStorageBufferOffsetAlignment, 16)) / 4);
+
     /// <summary>Returns the tensor's whole storage (shared by all its views) to the allocator. Pending work that uses
     /// it stays correct: a later allocation of the same range waits for it through the hazard tracking.</summary>
     public void Release(Tensor tensor) => memory.Free(Buffer(tensor));

@@ -42,6 +42,8 @@ public sealed class FaultyBackend(Fault fault) : IBackend
     }
 
     public Tensor Allocate(DType dtype, int[] shape, string? name = null) => _cpu.Allocate(dtype, shape, name);
+    public void Release(Tensor tensor) => _cpu.Release(tensor);
+    public int MaxTensorElements(DType dtype) => _cpu.MaxTensorElements(dtype);
     public void Upload<T>(ReadOnlySpan<T> source, Tensor destination) where T : unmanaged => _cpu.Upload(source, destination);
     public void Download<T>(Tensor source, Span<T> destination) where T : unmanaged => _cpu.Download(source, destination);
     public void Copy(Tensor source, Tensor destination) => _cpu.Copy(source, destination);

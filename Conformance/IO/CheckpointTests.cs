@@ -57,7 +57,7 @@ public sealed class CheckpointTests : IDisposable
     private ParameterSet RandomMicro(ulong seed, Gpt2Config? config = null)
     {
         var parameters = new ParameterSet(_cpu, (config ?? Gpt2Config.Micro).ParameterSpecs());
-        _cpu.Upload<float>(NastyFloats((int)parameters.Count, seed), parameters.Values);
+        _cpu.Upload<float>(NastyFloats((int)parameters.Count, seed), parameters.Arenas.Single().Values);
         return parameters;
     }
 
@@ -311,11 +311,11 @@ public sealed class CheckpointTests : IDisposable
     public void Model_and_training_state_round_trip_bit_exactly()
     {
         var parameters = RandomMicro(42);
-        var m = _cpu.Allocate(DType.F32, [(int)parameters.Count], "m");
-        var v = _cpu.Allocate(DType.F32, [(int)parameters.Count], "v");
+        var m = _cpu.Allocate(DType.F32, [(int)parameters.Count], "adam.m");
+        var v = _cpu.Allocate(DType.F32, [3, 5], "adam.v.small");
         _cpu.Upload<float>(NastyFloats(m.Length, 3), m);
         _cpu.Upload<float>(NastyFloats(v.Length, 4), v);
-        var state = new TrainingState(100, 0xFEDCBA9876543210UL, 1L << 40, m, v, """{"lr":0.0003,"batch":4}""");
+        var state = new TrainingState(100, 97, 3, 0xFEDCBA9876543210UL, 1L << 40, 1.25, "ab12", """{"lr":0.0003,"batch":4}""") { Tensors = [m, v] };
         var config = new HfConfig(Gpt2Config.Micro, "byte");
 
         string run = PathOf("run");
@@ -336,21 +336,26 @@ public sealed class CheckpointTests : IDisposable
         var loaded = Checkpoint.LoadModel(run, _cpu);
         Assert.Equal(step, loaded.Folder);
         Assert.Equal(config, loaded.Config);
-        AssertBitsEqual(Download(parameters.Values), Download(loaded.Parameters.Values));
+        AssertBitsEqual(Download(parameters.Arenas.Single().Values), Download(loaded.Parameters.Arenas.Single().Values));
 
-        var m2 = _cpu.Allocate(DType.F32, [m.Length]);
-        var v2 = _cpu.Allocate(DType.F32, [v.Length]);
-        var back = TrainingState.Load(Path.Combine(step, Checkpoint.TrainingStateFile), m2, v2);
-        Assert.Equal((100L, 0xFEDCBA9876543210UL, 1L << 40, state.TrainerJson), (back.Step, back.RngState, back.DataPosition, back.TrainerJson));
+        string statePath = Path.Combine(step, Checkpoint.TrainingStateFile);
+        var m2 = _cpu.Allocate(DType.F32, [m.Length], "adam.m");
+        var v2 = _cpu.Allocate(DType.F32, [3, 5], "adam.v.small");
+        var back = TrainingState.Read(statePath);
+        TrainingState.ReadTensors(statePath, [m2, v2]);
+        Assert.Equal((100L, 97L, 3L, 0xFEDCBA9876543210UL, 1L << 40, 1.25, "ab12", state.TrainerJson),
+            (back.Step, back.OptimizerStep, back.SkippedSteps, back.DataOrderState, back.DataPosition, back.ValidationLoss, back.DataSha256, back.TrainerJson));
         AssertBitsEqual(Download(m), Download(m2));
         AssertBitsEqual(Download(v), Download(v2));
 
-        // Saving the same step again replaces the folder; the state must match the model's size.
+        // Saving the same step again replaces the folder; tensors are found by name and shape.
         Checkpoint.Save(run, 100, config, RandomMicro(43), state);
         AssertNoTempFiles();
-        var wrong = Assert.Throws<InvalidDataException>(() => TrainingState.Load(Path.Combine(step, Checkpoint.TrainingStateFile), _cpu.Allocate(DType.F32, [10]), _cpu.Allocate(DType.F32, [10])));
+        var wrong = Assert.Throws<InvalidDataException>(() => TrainingState.ReadTensors(statePath, [_cpu.Allocate(DType.F32, [10], "adam.m")]));
         Assert.Contains("'adam.m'", wrong.Message);
-        Assert.Contains($"{m.Length} elements", wrong.Message);
+        Assert.Contains("[10]", wrong.Message);
+        var missing = Assert.Throws<InvalidDataException>(() => TrainingState.ReadTensors(statePath, [_cpu.Allocate(DType.F32, [10], "adam.m.h.0")]));
+        Assert.Contains("missing tensor 'adam.m.h.0'", missing.Message);
     }
 
     [Fact]
@@ -360,9 +365,9 @@ public sealed class CheckpointTests : IDisposable
         var config = new HfConfig(Gpt2Config.Micro, "byte");
         string run = PathOf("run");
         Checkpoint.Save(run, 1, config, parameters);
-        var tooShort = new TrainingState(2, 0, 0, _cpu.Allocate(DType.F32, [5]), _cpu.Allocate(DType.F32, [5]), "{}");
-        var e = Assert.Throws<ArgumentException>(() => Checkpoint.Save(run, 2, config, parameters, tooShort));
-        Assert.Contains("adam.m", e.Message);
+        var unnamed = new TrainingState(2, 2, 0, 0, 0, double.NaN, null, "{}") { Tensors = [_cpu.Allocate(DType.F32, [5])] };
+        var e = Assert.Throws<ArgumentException>(() => Checkpoint.Save(run, 2, config, parameters, unnamed));
+        Assert.Contains("needs a name", e.Message);
         Assert.Equal(["latest", "step_000001"], Directory.GetFileSystemEntries(run).Select(Path.GetFileName).Order());
         Assert.Equal("step_000001", File.ReadAllText(Path.Combine(run, "latest")).Trim());
         AssertNoTempFiles();

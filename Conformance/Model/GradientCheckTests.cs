@@ -60,7 +60,7 @@ public class GradientCheckTests
         var host = (double[])weights.Clone();
         foreach (var p in model.Parameters.All.Where(p => p.Name.Contains("ln_") && p.Name.EndsWith(".weight")))
             for (int i = 0; i < p.Value.Length; i++) host[p.Offset + i] += 1.0;
-        OpCheck.UploadFloats(backend, model.Parameters.Values, host);
+        OpCheck.UploadFloats(backend, model.Parameters.Arenas.Single().Values, host);  // one arena: offsets are global
         return model;
     }
 
@@ -75,7 +75,7 @@ public class GradientCheckTests
     private static double[] Step(Gpt2 model, ModelCase c, Setup s, bool backward)
     {
         var backend = model.Backend;
-        var dtype = model.Parameters.Values.DType;
+        var dtype = model.Parameters.DType;
         var tape = new Tape(backend, recording: backward);
         var logits = model.Forward(tape, IdTensor(backend, s.Tokens, c.B, c.T));
         var losses = tape.CrossEntropy(logits, IdTensor(backend, s.Targets, c.B, c.T));

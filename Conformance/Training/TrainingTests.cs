@@ -59,10 +59,8 @@ public sealed class TrainingTests
             var b = TrainingRun.ReadMetrics(Path.Combine(root, "split"));
             Assert.Equal(6, a.Count);
             Assert.Equal(a.Select(r => (r.Step, r.TrainLoss, r.ValidationLoss)), b.Select(r => (r.Step, r.TrainLoss, r.ValidationLoss)));
-            var wa = new float[whole.Model.Parameters.Count];
-            var wb = new float[resumed.Model.Parameters.Count];
-            whole.Model.Backend.Download<float>(whole.Model.Parameters.Values, wa);
-            resumed.Model.Backend.Download<float>(resumed.Model.Parameters.Values, wb);
+            var wa = whole.Model.Parameters.DownloadValues();
+            var wb = resumed.Model.Parameters.DownloadValues();
             Assert.True(wa.AsSpan().SequenceEqual(wb), "final weights differ between the resumed and the uninterrupted run");
         }
         finally
@@ -106,12 +104,12 @@ public sealed class TrainingTests
     {
         var backend = new CpuBackend();
         var set = new ParameterSet(backend, [new("a", [3], false), new("b", [2, 2], true)]);
-        backend.Upload<float>([3, 0, 0, 0, 4, 0, 0], set.Grads);
+        backend.Upload<float>([3, 0, 0, 0, 4, 0, 0], set.Arenas.Single().Grads);
         double norm = AdamW.ClipGradientNorm(set, 1.0);
         Assert.Equal(5.0, norm, 6);
-        Assert.Equal(1.0, Math.Sqrt(backend.SumOfSquares(set.Grads)), 5);
+        Assert.Equal(1.0, Math.Sqrt(backend.SumOfSquares(set.Arenas.Single().Grads)), 5);
         var g = new float[7];
-        backend.Download<float>(set.Grads, g);
+        backend.Download<float>(set.Arenas.Single().Grads, g);
         Assert.Equal(0.6f, g[0], 6);
         Assert.Equal(0.8f, g[4], 6);
     }

@@ -27,8 +27,7 @@ public sealed class VulkanTrainingTests
             model.InitializeWeights(42);
             var trainer = new Trainer(model, new OptimizerOptions { WarmupSteps = 5 }, Steps);
             var losses = batches.Select(b => trainer.Step([(b.Inputs, b.Targets)], B, T).Loss).ToList();
-            var weights = new float[model.Parameters.Count];
-            backend.Download<float>(model.Parameters.Values, weights);
+            var weights = model.Parameters.DownloadValues();
             return (losses, weights);
         }
 

@@ -17,40 +17,85 @@ public sealed class Var(Tensor value, Tensor? grad = null)
 /// records a closure that runs its backward kernel later; <see cref="Backward"/> replays them in reverse.
 /// Backward kernels accumulate, so a value used twice (the tied token embedding) simply receives both gradients.
 /// Activations and their gradients come from a pool that <see cref="Reset"/> rewinds, so a training step allocates
-/// nothing once the first step has run.
+/// nothing once the first step has run. The pool holds what the last step used and no more: whatever a step did not
+/// take is given back to the backend at its Reset, so memory follows the current shapes (a sequence that grows by one
+/// token per step, validation at another batch size) instead of keeping a set for every shape ever seen.
+/// Dispose gives everything back.
 /// </summary>
-public sealed class Tape(IBackend backend, bool recording = true)
+public sealed class Tape(IBackend backend, bool recording = true) : IDisposable
 {
     public IBackend Backend { get; } = backend;
     /// <summary>false for inference: ops run, nothing is saved for backward.</summary>
     public bool Recording { get; set; } = recording;
 
     private readonly List<Action> _backward = [];
+    // Pooled allocations by (dtype, capacity); capacities are size classes, so nearby lengths share one.
     private readonly Dictionary<(DType, int), Stack<Tensor>> _free = [];
     private readonly List<Tensor> _inUse = [];
+    private bool _disposed;
+
+    /// <summary>Bytes of every allocation the pool holds, in use or free: what this tape costs the backend.</summary>
+    public long PooledBytes { get; private set; }
 
     /// <summary>A pooled tensor whose contents are undefined until written (kernels overwrite their outputs).</summary>
     public Tensor Temp(DType dtype, int[] shape, string? name = null)
     {
-        int n = Tensor.ElementCount(shape);
-        Tensor t = _free.TryGetValue((dtype, n), out var stack) && stack.Count > 0
-            ? stack.Pop()
-            : Backend.Allocate(dtype, [n], name);
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        int n = Tensor.ElementCount(shape), capacity = Capacity(n);
+        Tensor t;
+        if (_free.TryGetValue((dtype, capacity), out var stack) && stack.Count > 0) t = stack.Pop();
+        else
+        {
+            t = Backend.Allocate(dtype, [capacity], name);
+            PooledBytes += (long)capacity * dtype.Size();
+        }
         _inUse.Add(t);
-        return t.Reshape(shape);
+        return t.Slice(0, shape, name);
     }
 
-    /// <summary>Returns every activation to the pool and forgets the recorded ops. Call once per step.</summary>
+    /// <summary>Returns every activation to the pool and forgets the recorded ops. Call once per step. What stayed
+    /// free through the whole step is released first: the next step is likely to look like this one.</summary>
     public void Reset()
     {
+        ReleaseFree();
         foreach (var t in _inUse)
         {
             var key = (t.DType, t.Length);
             if (!_free.TryGetValue(key, out var stack)) _free[key] = stack = new Stack<Tensor>();
-            stack.Push(t.Reshape(t.Length));
+            stack.Push(t);
         }
         _inUse.Clear();
         _backward.Clear();
+    }
+
+    /// <summary>Gives every pooled tensor back to the backend; the tape cannot be used afterwards.</summary>
+    public void Dispose()
+    {
+        if (_disposed) return;
+        Reset();
+        ReleaseFree();
+        _disposed = true;
+    }
+
+    private void ReleaseFree()
+    {
+        foreach (var stack in _free.Values)
+            foreach (var t in stack)
+            {
+                Backend.Release(t);
+                PooledBytes -= (long)t.Length * t.DType.Size();
+            }
+        _free.Clear();
+    }
+
+    /// <summary>The size class of n elements: n rounded up to m·2^k with 8 ≤ m &lt; 16, so at most 1/8 is unused
+    /// and a length that grows by one reuses its allocation until it crosses the next class.</summary>
+    public static int Capacity(int n)
+    {
+        if (n <= 16) return Math.Max(n, 1);
+        int shift = 63 - System.Numerics.BitOperations.LeadingZeroCount((ulong)n) - 3;  // keep the top 4 bits
+        long rounded = ((long)((n + (1L << shift) - 1) >> shift)) << shift;
+        return (int)Math.Min(rounded, int.MaxValue);
     }
 
     private Var NewVar(DType dtype, int[] shape, string name) => new(Temp(dtype, shape, name));

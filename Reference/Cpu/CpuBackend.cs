@@ -31,6 +31,12 @@ public sealed partial class CpuBackend : IBackend
         return new Tensor(this, dtype, shape, storage, 0, name);
     }
 
+    /// <summary>Managed arrays are reclaimed by the garbage collector once no tensor refers to them: nothing to do.</summary>
+    public void Release(Tensor tensor) => CheckOwned(tensor);
+
+    /// <summary>One .NET array holds at most Array.MaxLength elements, whatever their type.</summary>
+    public int MaxTensorElements(DType dtype) => Array.MaxLength;
+
     /// <summary>The elements of a CPU tensor as a span; T must match the dtype. Kernels and tests use this.</summary>
     public static Span<T> Span<T>(Tensor tensor) where T : unmanaged
     {

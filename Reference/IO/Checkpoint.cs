@@ -41,8 +41,6 @@ public static class Checkpoint
             SaveModel(temp, config, parameters);
             if (state is not null)
             {
-                if (state.M.Length != parameters.Count)
-                    throw new ArgumentException($"training state for step {step}: adam.m has {state.M.Length} elements, the model has {parameters.Count} parameters");
                 state.Save(Path.Combine(temp, TrainingStateFile));
             }
             if (Directory.Exists(final))
@@ -226,51 +224,3 @@ public static class Checkpoint
 
 /// <summary>What <see cref="Checkpoint.LoadModel"/> returns: the resolved folder, its config, the filled parameters.</summary>
 public sealed record LoadedModel(string Folder, HfConfig Config, ParameterSet Parameters);
-
-/// <summary>
-/// Everything besides the weights that a run needs to continue exactly where it stopped: the step, the random
-/// generator's state, the position in the data, the AdamW moments (flat, in the parameter arena's layout) and the
-/// trainer options as JSON. Stored as safetensors: tensors "adam.m" and "adam.v" (F32, [P]) plus string metadata.
-/// </summary>
-public sealed record TrainingState(long Step, ulong RngState, long DataPosition, Tensor M, Tensor V, string TrainerJson)
-{
-    public const string MName = "adam.m", VName = "adam.v";
-
-    /// <summary>Creates or replaces <paramref name="path"/> atomically.</summary>
-    public void Save(string path)
-    {
-        if (M.Length != V.Length)
-            throw new ArgumentException($"training state: {M.Describe()} and {V.Describe()} differ in length");
-        var metadata = new Dictionary<string, string>
-        {
-            ["step"] = Step.ToString(CultureInfo.InvariantCulture),
-            ["rng_state"] = RngState.ToString(CultureInfo.InvariantCulture),
-            ["data_position"] = DataPosition.ToString(CultureInfo.InvariantCulture),
-            ["trainer"] = TrainerJson,
-        };
-        SafeTensorsWriter.Write(path,
-            [SafeTensorsEntry.FromTensor(M.Reshape(M.Length), MName), SafeTensorsEntry.FromTensor(V.Reshape(V.Length), VName)],
-            metadata);
-    }
-
-    /// <summary>Reads the state at <paramref name="path"/>, filling <paramref name="m"/> and <paramref name="v"/>
-    /// (the optimizer's own tensors, one element per parameter) through their backend.</summary>
-    public static TrainingState Load(string path, Tensor m, Tensor v)
-    {
-        using var file = SafeTensorsFile.Read(path);
-        foreach (var (name, destination) in new[] { (MName, m), (VName, v) })
-        {
-            if (!file.Contains(name))
-                throw new InvalidDataException($"{path}: missing tensor '{name}'");
-            var info = file.Info(name);
-            if (info.ElementCount != destination.Length)
-                throw new InvalidDataException($"{path}: tensor '{name}' has {info.ElementCount} elements {Tensor.ShapeString(info.Shape)}, the model has {destination.Length} parameters ({destination.Describe()})");
-            Checkpoint.ReadInto(file, info, destination);
-        }
-        string Meta(string key) => file.Metadata.TryGetValue(key, out var value) ? value
-            : throw new InvalidDataException($"{path}: metadata '{key}' missing");
-        T Number<T>(string key) where T : IParsable<T> => T.TryParse(Meta(key), CultureInfo.InvariantCulture, out var value) ? value
-            : throw new InvalidDataException($"{path}: metadata '{key}' = \"{Meta(key)}\" is not a {typeof(T).Name}");
-        return new TrainingState(Number<long>("step"), Number<ulong>("rng_state"), Number<long>("data_position"), m, v, Meta("trainer"));
-    }
-}

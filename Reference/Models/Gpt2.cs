@@ -24,7 +24,7 @@ public sealed class Gpt2
     {
         Config = config.Validate();
         Parameters = parameters;
-        Backend = parameters.Values.Backend;
+        Backend = parameters.Backend;
         foreach (var spec in config.ParameterSpecs())
             if (!parameters.Contains(spec.Name) || !parameters[spec.Name].Shape.SequenceEqual(spec.Shape))
                 throw new ArgumentException($"parameter set does not fit the config: '{spec.Name}' should be {Tensor.ShapeString(spec.Shape)}");
@@ -77,9 +77,13 @@ public sealed class Gpt2
         return tape.Linear(h, P(p + "mlp.c_proj.weight"), P(p + "mlp.c_proj.bias"));         // [B, T, C]
     }
 
+    /// <summary>Kept between forwards (training repeats one shape); a new (B, T) gives the old table back first, so
+    /// sampling, whose T grows by one per token, holds one table, not one per length.</summary>
     private Tensor Positions(int B, int T)
     {
         if (_positions is { } pos && pos.Shape[0] == B && pos.Shape[1] == T) return pos;
+        if (_positions is not null) Backend.Release(_positions);
+        _positions = null;
         var ids = new int[B * T];
         for (int i = 0; i < ids.Length; i++) ids[i] = i % T;
         _positions = Backend.Allocate(DType.I32, [B, T], "positions");

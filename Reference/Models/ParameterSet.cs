@@ -1,38 +1,73 @@
+// P parameters in all, P_a of them in arena a; offsets count elements.
 using Llm.Autograd;
 using Llm.Tensors;
 
 namespace Llm.Models;
 
 /// <summary>
-/// All parameters of a model in ONE allocation, and their gradients in a second one of the same layout, handed out
-/// as named slices (as llm.c does). The optimizer state uses the same layout, so AdamW and gradient clipping can
-/// treat each tensor, or the whole arena, as one flat vector.
+/// All parameters of a model in a few large allocations (arenas), and their gradients in a second set of the same
+/// layout, handed out as named slices (as llm.c does). A GPT-2 fits in one arena; a model larger than one allocation
+/// of the backend (2^31 − 1 elements of a .NET array, maxMemoryAllocationSize on a GPU: a 7B model is 7·10⁹) is
+/// split between parameters into as many arenas as it needs, so no parameter straddles two. Offsets into the whole
+/// set are 64-bit. Optimizer state uses the arenas' layout, so AdamW and gradient clipping treat each arena as one
+/// flat vector.
 /// </summary>
 public sealed class ParameterSet
 {
-    public Tensor Values { get; }   // [P] every parameter, concatenated in spec order
-    public Tensor Grads { get; }    // [P] their gradients, same offsets
+    public IReadOnlyList<Arena> Arenas { get; }
     public IReadOnlyList<Parameter> All { get; }
+    public IBackend Backend { get; }
+    public DType DType { get; }
     private readonly Dictionary<string, Parameter> _byName;
 
-    public ParameterSet(IBackend backend, IEnumerable<ParameterSpec> specs, DType dtype = DType.F32)
+    /// <param name="maxArenaElements">The largest arena; default the backend's <see cref="IBackend.MaxTensorElements"/>.</param>
+    public ParameterSet(IBackend backend, IEnumerable<ParameterSpec> specs, DType dtype = DType.F32, int? maxArenaElements = null)
     {
+        Backend = backend;
+        DType = dtype;
+        int most = maxArenaElements ?? backend.MaxTensorElements(dtype);
         var list = specs.ToList();
-        int total = checked(list.Sum(s => Tensor.ElementCount(s.Shape)));
-        Values = backend.Allocate(dtype, [total], "parameters");
-        Grads = backend.Allocate(dtype, [total], "gradients");
-        var all = new List<Parameter>(list.Count);
-        int offset = 0;
+
+        // Pack the specs in order, starting a new arena where the next one would not fit.
+        var groups = new List<List<ParameterSpec>> { new() };
+        long inGroup = 0;
         foreach (var s in list)
         {
-            all.Add(new Parameter(s.Name, Values.Slice(offset, s.Shape, s.Name), Grads.Slice(offset, s.Shape, "d" + s.Name), s.Decay, offset));
-            offset += Tensor.ElementCount(s.Shape);
+            int n = Tensor.ElementCount(s.Shape);
+            if (n > most)
+                throw new ArgumentException($"parameter '{s.Name}' {Tensor.ShapeString(s.Shape)} has {n:N0} elements, more than one allocation of {dtype} on backend '{backend.Name}' can hold ({most:N0})");
+            if (inGroup + n > most) { groups.Add([]); inGroup = 0; }
+            groups[^1].Add(s);
+            inGroup += n;
         }
+
+        var arenas = new List<Arena>(groups.Count);
+        var all = new List<Parameter>(list.Count);
+        long start = 0;
+        foreach (var group in groups)
+        {
+            int length = group.Sum(s => Tensor.ElementCount(s.Shape));  // ≤ most: fits an int
+            string suffix = groups.Count == 1 ? "" : $".{arenas.Count}";
+            var arena = new Arena(arenas.Count, backend.Allocate(dtype, [length], "parameters" + suffix),
+                backend.Allocate(dtype, [length], "gradients" + suffix), start);
+            int offset = 0;
+            foreach (var s in group)
+            {
+                all.Add(new Parameter(s.Name, arena.Values.Slice(offset, s.Shape, s.Name), arena.Grads.Slice(offset, s.Shape, "d" + s.Name),
+                    s.Decay, arena.Index, offset, start + offset));
+                offset += Tensor.ElementCount(s.Shape);
+            }
+            arenas.Add(arena);
+            start += length;
+        }
+        Arenas = arenas;
         All = all;
+        Count = start;
         _byName = all.ToDictionary(p => p.Name);
     }
 
-    public long Count => Values.Length;
+    /// <summary>P, the number of parameters (elements) in all arenas.</summary>
+    public long Count { get; }
 
     public Parameter this[string name] => _byName.TryGetValue(name, out var p) ? p
         : throw new KeyNotFoundException($"no parameter named '{name}'");
@@ -40,18 +75,49 @@ public sealed class ParameterSet
     public bool Contains(string name) => _byName.ContainsKey(name);
 
     /// <summary>The visible zeroing step before a backward pass (backward ops only accumulate).</summary>
-    public void ZeroGrad() => Grads.Backend.Fill(Grads, 0);
+    public void ZeroGrad()
+    {
+        foreach (var a in Arenas) Backend.Fill(a.Grads, 0);
+    }
+
+    /// <summary>Every parameter value, arena after arena (the order of <see cref="All"/>), as floats on the host.</summary>
+    public float[] DownloadValues() => Download(a => a.Values);
+
+    /// <summary>Every gradient, in the order of <see cref="DownloadValues"/>.</summary>
+    public float[] DownloadGrads() => Download(a => a.Grads);
+
+    private float[] Download(Func<Arena, Tensor> part)
+    {
+        if (Count > Array.MaxLength)
+            throw new InvalidOperationException($"{Count:N0} parameters do not fit one host array; download them parameter by parameter");
+        var host = new float[Count];
+        foreach (var a in Arenas) Backend.DownloadFloats(part(a), host.AsSpan((int)a.Start, a.Values.Length));
+        return host;
+    }
+
+    /// <summary>Gives the arenas back to the backend (a model that is done with).</summary>
+    public void Release()
+    {
+        foreach (var a in Arenas) { Backend.Release(a.Values); Backend.Release(a.Grads); }
+    }
 }
 
-/// <summary>One named parameter: a slice of the value arena, the matching slice of the gradient arena.</summary>
-public sealed class Parameter(string name, Tensor value, Tensor grad, bool decay, int offset)
+/// <summary>One allocation of parameters [P_a] and the matching one of gradients; <paramref name="Start"/> is the
+/// offset of its first element among all parameters.</summary>
+public sealed record Arena(int Index, Tensor Values, Tensor Grads, long Start);
+
+/// <summary>One named parameter: a slice of its arena's values, the matching slice of its gradients.</summary>
+public sealed class Parameter(string name, Tensor value, Tensor grad, bool decay, int arena, int arenaOffset, long offset)
 {
     public string Name { get; } = name;
     public Tensor Value { get; } = value;
     public Tensor Grad { get; } = grad;
     public bool Decay { get; } = decay;
-    /// <summary>Where this slice starts in the arena (elements); optimizer state uses the same offsets.</summary>
-    public int Offset { get; } = offset;
+    /// <summary>Which arena holds it, and where it starts there (elements): optimizer state uses the same place.</summary>
+    public int Arena { get; } = arena;
+    public int ArenaOffset { get; } = arenaOffset;
+    /// <summary>Where it starts among all parameters (64-bit: a large model's set exceeds 2^31 elements).</summary>
+    public long Offset { get; } = offset;
     public int[] Shape => Value.Shape;
     /// <summary>The parameter as a tape variable whose gradient is its arena slice.</summary>
     public Var Var => _var ??= new Var(Value, Grad);

@@ -16,6 +16,12 @@ public interface IBackend : IDisposable
 
     /// <summary>A new zero-filled tensor in this backend's memory.</summary>
     Tensor Allocate(DType dtype, int[] shape, string? name = null);
+    /// <summary>Gives the memory of a tensor that <see cref="Allocate"/> returned (with every view of it) back to the
+    /// backend; using any of those views afterwards is an error. Work already submitted that reads it stays correct.</summary>
+    void Release(Tensor tensor);
+    /// <summary>The most elements one allocation of <paramref name="dtype"/> may have on this backend (one .NET array
+    /// on the CPU, maxMemoryAllocationSize on a Vulkan device); larger sets of tensors are split across allocations.</summary>
+    int MaxTensorElements(DType dtype);
     /// <summary>Host → device. <typeparamref name="T"/> must match the tensor's dtype (float, double or int).</summary>
     void Upload<T>(ReadOnlySpan<T> source, Tensor destination) where T : unmanaged;
     /// <summary>Device → host; waits for pending work.</summary>

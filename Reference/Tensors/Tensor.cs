@@ -36,17 +36,25 @@ public sealed class Tensor
     /// <summary>Size of dimension <paramref name="axis"/>; negative counts from the end.</summary>
     public int Dim(int axis) => Shape[axis < 0 ? Shape.Length + axis : axis];
 
-    /// <summary>Product of all dimensions but the last: the number of rows of a [.., C] tensor.</summary>
-    public int Rows => Shape.Length == 0 ? 1 : Length / Shape[^1];
+    /// <summary>Product of all dimensions but the last: the number of rows of a [.., C] tensor (also when C = 0).</summary>
+    public int Rows
+    {
+        get
+        {
+            int rows = 1;
+            for (int i = 0; i < Shape.Length - 1; i++) rows *= Shape[i];  // ≤ Length unless C = 0; fits: ElementCount checked it
+            return rows;
+        }
+    }
 
-    /// <summary>A view of <paramref name="shape"/> starting <paramref name="offset"/> elements into this tensor.</summary>
+    /// <summary>A view of <paramref name="shape"/> starting <paramref name="offset"/> elements into this tensor.
+    /// The bounds are checked in 64 bits: offset + count of two large ints would wrap around in 32.</summary>
     public Tensor Slice(int offset, int[] shape, string? name = null)
     {
-        int n = ElementCount(shape);
+        long n = ElementCount(shape);
         if (offset < 0 || offset + n > Length)
-            throw new ArgumentOutOfRangeException(nameof(offset),
-                $"slice [{offset}, {offset + n}) of shape {ShapeString(shape)} does not fit in tensor {Describe()}");
-        return new Tensor(Backend, DType, shape, Storage, Offset + offset, name ?? Name);
+            throw new ArgumentException($"slice [{offset}, {offset + n}) of shape {ShapeString(shape)} does not fit in tensor {Describe()}");
+        return new Tensor(Backend, DType, shape, Storage, checked(Offset + offset), name ?? Name);
     }
 
     /// <summary>The same elements under another shape with the same element count.</summary>
@@ -63,9 +71,10 @@ public sealed class Tensor
         foreach (int d in shape)
         {
             if (d < 0) throw new ArgumentException($"negative dimension in shape {ShapeString(shape.ToArray())}");
-            n *= d;
+            n *= d;  // cannot wrap: stops growing past 2^31 below, and 2^31 · (2^31 − 1) < 2^63
+            if (n > int.MaxValue)
+                throw new ArgumentException($"shape {ShapeString(shape.ToArray())} has more than 2^31 − 1 elements: one tensor cannot hold it (a model's parameters are split into several arenas instead)");
         }
-        if (n > int.MaxValue) throw new ArgumentException($"shape {ShapeString(shape.ToArray())} has more than 2^31 elements");
         return (int)n;
     }
 

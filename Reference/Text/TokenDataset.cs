@@ -8,18 +8,25 @@ public sealed record TokenBatch(int[] Inputs, int[] Targets, int B, int T);
 
 /// <summary>
 /// A token stream cut into a train split and a held-out validation split (the last <c>validationFraction</c> of the
-/// tokens), served as [B, T] batches as llm.c's DataLoader does: a window of B*T+1 consecutive tokens gives B rows
-/// of inputs and the same rows shifted by one as targets. Training walks the train split in order, B*T tokens per
-/// batch, and wraps to the start when the next window would run past the end; <see cref="Position"/> is the whole
-/// loader state, so saving and restoring it resumes the exact batch sequence.
+/// tokens), served as [B, T] batches: each row is T inputs and the same T tokens shifted by one as targets.
+/// In order (no shuffle seed), as llm.c's first DataLoader: a window of B*T+1 consecutive tokens gives the B rows,
+/// training walks the split B*T tokens per batch and wraps to the start. Shuffled (a seed, what `train` uses): every
+/// epoch cuts the split into rows of T+1 tokens at a random phase (so row boundaries move between epochs) and serves
+/// them in a random order without replacement, as a PyTorch DataLoader with shuffle=True does.
+/// (<see cref="Position"/>, <see cref="OrderState"/>) is the whole loader state: saving and restoring it resumes the
+/// exact batch sequence.
 /// </summary>
 public sealed class TokenDataset
 {
     public const double DefaultValidationFraction = 0.1;
 
     readonly int[] tokens;      // [N] all tokens; train = [0, TrainCount), validation = [TrainCount, N)
-    long position;              // start of the next training window inside the train split
+    long position;              // in order: start of the next window in the train split; shuffled: rows served this epoch
     double? trainUnigramEntropy;
+    readonly Common.Rng? order; // shuffled only: draws each epoch's phase and row permutation
+    ulong epochState;           // order's state when the current epoch was drawn
+    int phase;                  // shuffled: row r starts at phase + r·T
+    int[] rows = [];            // shuffled: this epoch's row order, a permutation of [0, R)
 
     /// <summary>B: rows per batch.</summary>
     public int BatchSize { get; }
@@ -36,8 +43,9 @@ public sealed class TokenDataset
     /// <param name="sequenceLength">T, the tokens per row.</param>
     /// <param name="validationFraction">Share of tokens, taken from the end, held out for validation; 0 for none.</param>
     /// <param name="vocabSize">When given, every token must lie in [0, vocabSize).</param>
+    /// <param name="shuffleSeed">null: training batches in order; a seed: shuffled rows, a new order every epoch.</param>
     public TokenDataset(ReadOnlySpan<int> tokens, int batchSize, int sequenceLength,
-        double validationFraction = DefaultValidationFraction, int? vocabSize = null)
+        double validationFraction = DefaultValidationFraction, int? vocabSize = null, ulong? shuffleSeed = null)
     {
         if (batchSize <= 0) throw new ArgumentOutOfRangeException(nameof(batchSize), batchSize, "batch size B must be positive");
         if (sequenceLength <= 0) throw new ArgumentOutOfRangeException(nameof(sequenceLength), sequenceLength, "sequence length T must be positive");
@@ -67,26 +75,63 @@ public sealed class TokenDataset
             throw new ArgumentException(
                 $"validation split has {validationCount} tokens (of {tokens.Length}, validation fraction {validationFraction}) " +
                 $"but one batch needs B*T+1 = {batchSize}*{sequenceLength}+1 = {window}; raise the fraction, use 0 for none, or a smaller B or T");
+        if (shuffleSeed is { } seed)
+        {
+            order = new Common.Rng(seed);
+            DrawEpoch(seed);
+        }
+    }
+
+    /// <summary>Whether training batches are shuffled rows (a seed was given) or consecutive windows.</summary>
+    public bool Shuffled => order is not null;
+
+    /// <summary>Shuffled: the order generator's state at the start of the current epoch (0 in order). Saved with
+    /// <see cref="Position"/>; <see cref="Restore"/> redraws the same epoch from it.</summary>
+    public ulong OrderState => order is null ? 0 : epochState;
+
+    /// <summary>Continues the batch sequence where a saved (position, order state) left it.</summary>
+    public void Restore(long savedPosition, ulong savedOrderState)
+    {
+        if (order is not null) DrawEpoch(savedOrderState);
+        Position = savedPosition;
+    }
+
+    /// <summary>One epoch of the shuffled order: a phase in [0, min(T, TrainCount − B·T)) that still leaves B full
+    /// rows, then a Fisher–Yates permutation of the R = ⌊(TrainCount − 1 − phase) / T⌋ rows.</summary>
+    void DrawEpoch(ulong state)
+    {
+        var rng = order!;
+        rng.State = epochState = state;
+        int T = SequenceLength;
+        phase = rng.NextInt(Math.Min(T, TrainCount - BatchSize * T));
+        rows = new int[(TrainCount - 1 - phase) / T];
+        for (int i = 0; i < rows.Length; i++) rows[i] = i;
+        for (int i = rows.Length - 1; i > 0; i--)
+        {
+            int j = rng.NextInt(i + 1);
+            (rows[i], rows[j]) = (rows[j], rows[i]);
+        }
     }
 
     /// <summary>B*T+1: the tokens one batch reads (the extra one is the last row's last target).</summary>
     public int WindowLength => BatchSize * SequenceLength + 1;
 
     /// <summary>
-    /// Offset in the train split where the next training batch starts; the loader's whole state. Setting a value
-    /// past the last full window is allowed and wraps to 0 on the next batch, as the walk itself does.
+    /// In order: the offset in the train split where the next batch starts. Shuffled: the rows of this epoch served
+    /// so far. Setting a value past the last full batch is allowed and starts the next epoch (in order: wraps to 0)
+    /// on the next batch, as the walk itself does.
     /// </summary>
     public long Position
     {
         get => position;
         set => position = value >= 0 ? value
-            : throw new ArgumentOutOfRangeException(nameof(Position), value, "loader position must be non-negative");
+            : throw new ArgumentException($"the loader position must be non-negative, got {value}");
     }
 
     /// <summary>Training batches that fit in one pass over the train split.</summary>
-    public int TrainBatchesPerEpoch => (TrainCount - 1) / (BatchSize * SequenceLength);
+    public int TrainBatchesPerEpoch => order is null ? (TrainCount - 1) / (BatchSize * SequenceLength) : rows.Length / BatchSize;
 
-    /// <summary>The next training batch, advancing <see cref="Position"/> by B*T.</summary>
+    /// <summary>The next training batch, advancing <see cref="Position"/> (by B*T tokens in order, B rows shuffled).</summary>
     public TokenBatch NextTrainBatch()
     {
         var inputs = new int[BatchSize * SequenceLength];  // [B, T]
@@ -98,6 +143,21 @@ public sealed class TokenDataset
     /// <summary>Writes the next training batch into <paramref name="inputs"/> [B, T] and <paramref name="targets"/> [B, T].</summary>
     public void NextTrainBatch(Span<int> inputs, Span<int> targets)
     {
+        if (order is not null)
+        {
+            int B = BatchSize, T = SequenceLength;
+            if (inputs.Length != B * T || targets.Length != B * T)
+                throw new ArgumentException($"batch buffers must hold B*T = {B}*{T} = {B * T} tokens; got inputs {inputs.Length}, targets {targets.Length}");
+            if (position + B > rows.Length) { DrawEpoch(order.State); position = 0; }  // the next epoch continues the stream
+            for (int b = 0; b < B; b++)
+            {
+                var row = Train.Slice(phase + rows[position + b] * T, T + 1);  // T inputs and the token after them
+                row[..T].CopyTo(inputs.Slice(b * T, T));
+                row[1..].CopyTo(targets.Slice(b * T, T));
+            }
+            position += B;
+            return;
+        }
         // wrap before reading: the window [position, position + B*T] must lie inside the train split
         if (position + WindowLength > TrainCount) position = 0;
         Fill(Train.Slice((int)position, WindowLength), inputs, targets);

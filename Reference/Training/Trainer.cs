@@ -18,12 +18,15 @@ public sealed record OptimizerOptions
     public int AccumulationSteps { get; init; } = 1;       // micro-batches summed into one update
 }
 
-/// <summary>What one optimizer step reports.</summary>
-public readonly record struct StepResult(int Step, double Loss, double GradientNorm, float LearningRate, int Tokens, TimeSpan Elapsed);
+/// <summary>What one training step reports. <paramref name="Skipped"/>: the loss or the gradient norm was not finite,
+/// so no update was applied (the weights are as before the step).</summary>
+public readonly record struct StepResult(int Step, double Loss, double GradientNorm, float LearningRate, int Tokens, TimeSpan Elapsed, bool Skipped = false);
 
 /// <summary>
 /// One training step on a GPT-2: zero the gradients (visible), for each micro-batch run forward, cross-entropy and
 /// backward on the tape, then clip the global gradient norm and apply AdamW with the scheduled learning rate.
+/// A step whose loss or gradient norm is NaN or infinite is skipped instead (no clipping, no update), as mixed-
+/// precision loss scalers and Megatron's skipped iterations do: one bad batch must not write NaN into every weight.
 /// </summary>
 public sealed class Trainer
 {
@@ -49,8 +52,15 @@ public sealed class Trainer
         Schedule = new LearningRateSchedule(options.LearningRate, Math.Min(options.WarmupSteps, totalSteps), totalSteps, options.MinLearningRateFraction);
     }
 
+    /// <summary>Steps taken, skipped ones included: what the schedule and the run count. AdamW counts only updates.</summary>
+    public int CompletedSteps { get; set; }
+    /// <summary>Steps skipped so far for a non-finite loss or gradient norm, and how many of the latest were.</summary>
+    public int SkippedSteps { get; set; }
+    public int ConsecutiveSkips { get; set; }
+
     /// <summary>One update from <see cref="OptimizerOptions.AccumulationSteps"/> micro-batches, each (inputs, targets)
     /// of B·T token ids. Returns the mean loss over all non-ignored targets.</summary>
+
     public StepResult Step(IReadOnlyList<(int[] Inputs, int[] Targets)> microBatches, int batch, int time)
     {
         if (microBatches.Count != Options.AccumulationSteps)
@@ -69,11 +79,16 @@ public sealed class Trainer
             _tape.Backward(losses, dLosses);
             _tape.Reset();
         }
-        double norm = AdamW.ClipGradientNorm(Model.Parameters, Options.GradientClip);
-        float lr = Schedule.At(Optimizer.Step);
-        Optimizer.Update(lr);
+        double loss = counted == 0 ? 0 : lossSum / counted;
+        float lr = Schedule.At(CompletedSteps);
+        double norm = AdamW.ClipGradientNorm(Model.Parameters, Options.GradientClip);  // leaves non-finite gradients as they are
+        bool skip = !double.IsFinite(loss) || !double.IsFinite(norm);
+        if (!skip) Optimizer.Update(lr);
+        CompletedSteps++;
+        SkippedSteps += skip ? 1 : 0;
+        ConsecutiveSkips = skip ? ConsecutiveSkips + 1 : 0;
         _backend.Synchronize();
-        return new StepResult(Optimizer.Step, counted == 0 ? 0 : lossSum / counted, norm, lr, batch * time * microBatches.Count, clock.Elapsed);
+        return new StepResult(CompletedSteps, loss, norm, lr, batch * time * microBatches.Count, clock.Elapsed, skip);
     }
 
     /// <summary>Target id that contributes neither loss nor gradient (prompt masking, padding).</summary>
@@ -82,7 +97,7 @@ public sealed class Trainer
     /// <summary>Mean cross-entropy (nats per token) of the model on the given batches, without gradients.</summary>
     public static (double MeanLoss, long Tokens) Evaluate(Gpt2 model, IEnumerable<(int[] Inputs, int[] Targets)> batches, int batch, int time)
     {
-        var tape = new Tape(model.Backend, recording: false);
+        using var tape = new Tape(model.Backend, recording: false);  // given back at the end: validation runs again and again
         double sum = 0; long count = 0;
         foreach (var (inputs, targets) in batches)
         {

@@ -1,3 +1,6 @@
+using System.Globalization;
+using System.Security.Cryptography;
+using System.Text;
 using System.Text.Json;
 using Llm.IO;
 using Llm.Models;
@@ -12,40 +15,93 @@ public sealed record TrainOptions
     public string Preset { get; init; } = "tiny";          // model size; see Gpt2Config presets
     public string Tokenizer { get; init; } = "byte";       // byte (vocab 256) suits tiny models; gpt2 = BPE, 50257
     public string? DataPath { get; init; }                  // null: the embedded Pride and Prejudice
-    public int Steps { get; init; } = 3000;                // optimizer updates: ~3 min for tiny on 2 cores, val ≈ 1.4 nats
+    public int Steps { get; init; } = 3000;                // optimizer steps: ~4 min for tiny on 2 cores, val ≈ 1.4 nats
     public int Batch { get; init; } = 16;                  // B sequences per micro-batch
-    public int Seq { get; init; } = 64;                    // T tokens per sequence (≤ the preset's context)
+    public int Seq { get; init; } = DefaultSeq;            // T tokens per sequence (≤ the preset's context)
     public double ValidationFraction { get; init; } = 0.1; // the held-out tail of the text
-    public int EvalEvery { get; init; } = 250;             // steps between validation passes (and at the end)
+    public int EvalEvery { get; init; } = 250;             // steps between validation passes (and at every checkpoint)
     public int EvalBatches { get; init; } = 20;            // validation batches per pass
     public int CheckpointEvery { get; init; } = 1000;      // steps between checkpoints (and at the end)
-    public ulong Seed { get; init; } = 1337;               // weight initialisation
+    public int KeepLast { get; init; } = 3;                // step folders kept besides the best one; 0 keeps all
+    public int MaxConsecutiveSkips { get; init; } = 10;    // non-finite steps in a row that stop the run
+    public ulong Seed { get; init; } = 1337;               // weight initialisation and data order
     public string Out { get; init; } = "runs/tiny";        // run folder: step_NNNNNN checkpoints, metrics.csv
     public OptimizerOptions Optimizer { get; init; } = new();
 
+    /// <summary>T when not given: 64, or the preset's context when that is shorter (micro's is 16).</summary>
+    public const int DefaultSeq = 64;
+
+    /// <summary>The defaults that fit a preset: its sequence length and a run folder of its own name.</summary>
+    public static TrainOptions ForPreset(string preset)
+    {
+        var config = Gpt2Config.FromPreset(preset);
+        return new TrainOptions { Preset = preset, Seq = Math.Min(DefaultSeq, config.ContextLength), Out = Path.Combine("runs", preset.ToLowerInvariant()) };
+    }
+
+    /// <summary>Throws naming the option (as the CLI spells it) whose value cannot train.</summary>
     public TrainOptions Validate()
     {
-        if (Steps < 1) throw new ArgumentException($"--steps must be ≥ 1, got {Steps}");
-        if (Batch < 1) throw new ArgumentException($"--batch must be ≥ 1, got {Batch}");
-        if (Seq < 1) throw new ArgumentException($"--seq must be ≥ 1, got {Seq}");
-        if (EvalEvery < 1) throw new ArgumentException($"--eval-every must be ≥ 1, got {EvalEvery}");
-        if (EvalBatches < 1) throw new ArgumentException($"--eval-batches must be ≥ 1, got {EvalBatches}");
-        if (CheckpointEvery < 1) throw new ArgumentException($"--checkpoint-every must be ≥ 1, got {CheckpointEvery}");
-        if (ValidationFraction is <= 0 or >= 1) throw new ArgumentException($"validation fraction must be in (0, 1), got {ValidationFraction}");
+        static void Require(bool ok, string message) { if (!ok) throw new ArgumentException(message); }
+        static bool FiniteAtLeast(float x, float min) => x >= min && float.IsFinite(x);
+        var o = Optimizer;
+        Require(Steps >= 1, $"--steps must be ≥ 1, got {Steps}");
+        Require(Batch >= 1, $"--batch must be ≥ 1, got {Batch}");
+        Require(Seq >= 1, $"--seq must be ≥ 1, got {Seq}");
+        Require(EvalEvery >= 1, $"--eval-every must be ≥ 1, got {EvalEvery}");
+        Require(EvalBatches >= 1, $"--eval-batches must be ≥ 1, got {EvalBatches}");
+        Require(CheckpointEvery >= 1, $"--checkpoint-every must be ≥ 1, got {CheckpointEvery}");
+        Require(KeepLast >= 0, $"--keep-last must be ≥ 0 (0 keeps every checkpoint), got {KeepLast}");
+        Require(MaxConsecutiveSkips >= 1, $"--max-skipped must be ≥ 1, got {MaxConsecutiveSkips}");
+        Require(ValidationFraction is > 0 and < 1, $"the validation fraction must lie in (0, 1), got {ValidationFraction}");
+        Require(o.LearningRate > 0 && float.IsFinite(o.LearningRate), $"--lr must be a positive number, got {Show(o.LearningRate)}");
+        Require(o.WarmupSteps >= 0, $"--warmup must be ≥ 0, got {o.WarmupSteps}");
+        Require(o.AccumulationSteps >= 1, $"--accumulate must be ≥ 1, got {o.AccumulationSteps}");
+        Require(FiniteAtLeast(o.GradientClip, 0), $"--grad-clip must be a number ≥ 0 (0 turns clipping off), got {Show(o.GradientClip)}");
+        Require(FiniteAtLeast(o.WeightDecay, 0), $"--weight-decay must be a number ≥ 0, got {Show(o.WeightDecay)}");
+        Require(o.MinLearningRateFraction is >= 0 and <= 1, $"the learning-rate floor must lie in [0, 1] of the peak, got {o.MinLearningRateFraction}");
         return this;
     }
+
+    private static string Show(float x) => x.ToString(CultureInfo.InvariantCulture);
+}
+
+/// <summary>Options given again on `train --resume`: null where not given. The run's shape (model, data, batch,
+/// optimizer) is fixed by its checkpoint and a different value is refused; its length and bookkeeping may change.</summary>
+public sealed record ResumeOptions
+{
+    public string? Preset { get; init; }
+    public string? Tokenizer { get; init; }
+    public string? DataPath { get; init; }
+    public int? Batch { get; init; }
+    public int? Seq { get; init; }
+    public float? LearningRate { get; init; }
+    public int? WarmupSteps { get; init; }
+    public int? AccumulationSteps { get; init; }
+    public float? GradientClip { get; init; }
+    public float? WeightDecay { get; init; }
+    public ulong? Seed { get; init; }
+    public string? Out { get; init; }
+    // may change on resume
+    public int? Steps { get; init; }
+    public int? EvalEvery { get; init; }
+    public int? EvalBatches { get; init; }
+    public int? CheckpointEvery { get; init; }
+    public int? KeepLast { get; init; }
+    public int? MaxConsecutiveSkips { get; init; }
 }
 
 /// <summary>What the loop tells its caller (the CLI draws a progress bar from it).</summary>
 public abstract record TrainingEvent;
-public sealed record StepEvent(StepResult Result, int TotalSteps) : TrainingEvent;
+/// <param name="SkippedSteps">Steps skipped so far in the run (non-finite loss or gradient norm).</param>
+public sealed record StepEvent(StepResult Result, int TotalSteps, int SkippedSteps = 0) : TrainingEvent;
 public sealed record ValidationEvent(int Step, double Loss) : TrainingEvent;
 public sealed record CheckpointEvent(int Step, string Folder) : TrainingEvent;
 
 /// <summary>
 /// A whole training run: tokenize the corpus, build or resume the model, then for each step take a batch, update,
-/// validate and checkpoint on schedule. Resuming restores weights, AdamW moments, step, data position and RNG state,
-/// so the continued run reproduces the uninterrupted one bit for bit on the CPU.
+/// validate and checkpoint on schedule, keeping the last few checkpoints and the best one. Resuming restores weights,
+/// AdamW moments, the counters and the data loader's order and position, so the continued run reproduces the
+/// uninterrupted one bit for bit (on the CPU, and on a Vulkan device with itself).
 /// </summary>
 public sealed class TrainingRun
 {
@@ -54,74 +110,160 @@ public sealed class TrainingRun
     public TokenDataset Data { get; }
     public Gpt2 Model { get; }
     public Trainer Trainer { get; }
-    public Common.Rng Rng { get; }
-    /// <summary>(step, train loss, validation loss or NaN) for every step of this run folder, resumed steps included.</summary>
+    /// <summary>SHA-256 of the training text (lower-case hex), saved with every checkpoint.</summary>
+    public string DataSha256 { get; }
+    /// <summary>(step, train loss, validation loss or NaN, ...) for every step of this run folder, resumed steps included.</summary>
     public List<MetricsRow> Metrics { get; } = [];
 
-    public const string MetricsFile = "metrics.csv";
+    public const string MetricsFile = RunFolder.MetricsFile;
 
-    private TrainingRun(TrainOptions options, ITokenizer tokenizer, TokenDataset data, Gpt2 model, Trainer trainer, Common.Rng rng)
+    private TrainingRun(TrainOptions options, ITokenizer tokenizer, TokenDataset data, string sha, Gpt2 model, Trainer trainer)
     {
-        Options = options; Tokenizer = tokenizer; Data = data; Model = model; Trainer = trainer; Rng = rng;
+        Options = options; Tokenizer = tokenizer; Data = data; DataSha256 = sha; Model = model; Trainer = trainer;
     }
 
-    /// <summary>A fresh run: weights initialised from the seed.</summary>
-    public static TrainingRun Start(IBackend backend, TrainOptions options)
+    /// <summary>The run has taken all of its steps (a resumed run may already have).</summary>
+    public bool IsComplete => Trainer.CompletedSteps >= Options.Steps;
+
+    /// <summary>A fresh run: weights initialised from the seed, in <see cref="TrainOptions.Out"/>, which must not hold
+    /// another run unless <paramref name="overwrite"/> is set (then that run's files are deleted first).</summary>
+    /// <param name="warn">Receives warnings about the input (text that was not valid UTF-8).</param>
+    public static TrainingRun Start(IBackend backend, TrainOptions options, bool overwrite = false, Action<string>? warn = null)
     {
-        options.Validate();
+        options = options.Validate() with { DataPath = options.DataPath is null ? null : Path.GetFullPath(options.DataPath) };
         var tokenizer = Tokenizers.Create(options.Tokenizer);
         var config = Gpt2Config.FromPreset(options.Preset) with { VocabSize = tokenizer.VocabSize };
         if (options.Seq > config.ContextLength)
             throw new ArgumentException($"--seq {options.Seq} exceeds the context length {config.ContextLength} of preset '{options.Preset}'");
-        var data = LoadData(options, tokenizer);
+        var (data, sha) = LoadData(options, tokenizer, warn);
+
+        var existing = RunEntries(options.Out);
+        if (existing.Count > 0 && !overwrite)
+            throw new ArgumentException($"--out {options.Out} already holds a run ({string.Join(", ", existing.Take(4))}{(existing.Count > 4 ? ", …" : "")}): " +
+                                        "continue it with --resume, choose another --out, or give --overwrite to replace it");
+        RunFolder.EnsureWritable(options.Out);
+        if (existing.Count > 0) RunFolder.Clear(options.Out);
+
         var model = new Gpt2(backend, config);
         model.InitializeWeights(options.Seed);
-        var run = new TrainingRun(options, tokenizer, data, model, new Trainer(model, options.Optimizer, options.Steps), new Common.Rng(options.Seed));
-        return run;
+        return new TrainingRun(options, tokenizer, data, sha, model, new Trainer(model, options.Optimizer, options.Steps));
     }
 
-    /// <summary>Continues the run saved in <paramref name="checkpoint"/> (a step folder or a run folder's latest).
-    /// The saved options are used; <paramref name="steps"/> (when given) extends or shortens the run.</summary>
-    public static TrainingRun Resume(IBackend backend, string checkpoint, string? outFolder = null, int? steps = null)
+    private static List<string> RunEntries(string folder) =>
+        File.Exists(folder) ? throw new IOException($"--out {folder} is a file, not a folder") : RunFolder.RunEntries(folder);
+
+    /// <summary>Continues the run that <paramref name="checkpoint"/> (a run folder, or one of its step folders)
+    /// belongs to, in that run folder. The saved options are used; <paramref name="given"/> may change the run's
+    /// length and bookkeeping (each change is reported to <paramref name="say"/>) but not its shape.</summary>
+    public static TrainingRun Resume(IBackend backend, string checkpoint, ResumeOptions? given = null, Action<string>? say = null, Action<string>? warn = null)
     {
+        given ??= new ResumeOptions();
         string folder = Checkpoint.ResolveModelFolder(checkpoint);
-        var (model, tokenizerName) = Gpt2.Load(folder, backend);
-        // the moments are read into scratch tensors first: the trainer (and its AdamW) needs the saved options
-        var m = backend.Allocate(DType.F32, [(int)model.Parameters.Count], "adam.m");
-        var v = backend.Allocate(DType.F32, [(int)model.Parameters.Count], "adam.v");
         string statePath = Path.Combine(folder, Checkpoint.TrainingStateFile);
-        if (!File.Exists(statePath)) throw new FileNotFoundException($"{folder} has no {Checkpoint.TrainingStateFile}: it holds weights only and cannot be resumed");
-        var state = TrainingState.Load(statePath, m, v);
-        var options = JsonSerializer.Deserialize<TrainOptions>(state.TrainerJson, JsonOptions)
-            ?? throw new InvalidDataException($"{statePath}: no trainer options");
-        options = options with { Steps = steps ?? options.Steps, Out = outFolder ?? options.Out };
-        options.Validate();
+        if (!File.Exists(statePath))
+            throw new FileNotFoundException($"{folder} has no {Checkpoint.TrainingStateFile}: it holds weights only and cannot be resumed");
+        string runFolder = RunFolder.OfCheckpoint(folder);
+        var state = TrainingState.Read(statePath);
+        TrainOptions saved;
+        try
+        {
+            saved = JsonSerializer.Deserialize<TrainOptions>(state.TrainerJson, JsonOptions)
+                ?? throw new InvalidDataException($"{statePath}: no trainer options");
+        }
+        catch (JsonException e) { throw new InvalidDataException($"{statePath}: the trainer options are not valid JSON ({e.Message})", e); }
+
+        var options = Reconcile(saved, given, runFolder, say).Validate();
+        var (model, tokenizerName) = Gpt2.Load(folder, backend);
         if (tokenizerName != options.Tokenizer)
             throw new InvalidDataException($"{folder}: config.json names tokenizer '{tokenizerName}' but the training state says '{options.Tokenizer}'");
         var tokenizer = Tokenizers.Create(tokenizerName);
-        var data = LoadData(options, tokenizer);
+        var (data, sha) = LoadData(options, tokenizer, warn);
+        if (state.DataSha256 is { } expected && expected != sha)
+            throw new InvalidDataException($"{options.DataPath ?? "the embedded corpus"} changed since {folder} was written (SHA-256 {sha[..12]}…, the checkpoint's is {expected[..Math.Min(12, expected.Length)]}…): resuming on other text would not continue the same run");
+
         var trainer = new Trainer(model, options.Optimizer, options.Steps);
-        backend.Copy(m, trainer.Optimizer.M);
-        backend.Copy(v, trainer.Optimizer.V);
-        trainer.Optimizer.Step = checked((int)state.Step);
-        data.Position = state.DataPosition;
-        var run = new TrainingRun(options, tokenizer, data, model, trainer, new Common.Rng(state.RngState));
-        run.Metrics.AddRange(ReadMetrics(options.Out).Where(m => m.Step <= state.Step));
+        LoadMoments(statePath, trainer.Optimizer);
+        trainer.Optimizer.Step = checked((int)state.OptimizerStep);
+        trainer.CompletedSteps = checked((int)state.Step);
+        trainer.SkippedSteps = checked((int)state.SkippedSteps);
+        data.Restore(state.DataPosition, state.DataOrderState);
+        var run = new TrainingRun(options, tokenizer, data, sha, model, trainer);
+        run.Metrics.AddRange(ReadMetrics(runFolder).Where(m => m.Step <= state.Step));  // later rows are redone
         return run;
     }
 
-    private static TokenDataset LoadData(TrainOptions options, ITokenizer tokenizer)
+    /// <summary>The saved options with the given ones applied: those that shape the run must agree with the
+    /// checkpoint, the rest replace it and are said.</summary>
+    private static TrainOptions Reconcile(TrainOptions saved, ResumeOptions given, string runFolder, Action<string>? say)
     {
-        string text = Corpus.Load(options.DataPath);
-        return new TokenDataset(tokenizer.Encode(text), options.Batch, options.Seq, options.ValidationFraction);
+        var inv = CultureInfo.InvariantCulture;
+        void Fixed<T>(string option, T? value, T savedValue) where T : struct => FixedText(option, value?.ToString(), savedValue.ToString(), value is null || value.Value.Equals(savedValue));
+        void FixedF(string option, float? value, float savedValue) => FixedText(option, value?.ToString(inv), savedValue.ToString(inv), value is null || value.Value == savedValue);
+        void FixedText(string option, string? value, string? savedValue, bool same)
+        {
+            if (!same)
+                throw new ArgumentException($"{option} {value} contradicts the checkpoint, which was trained with {option} {savedValue ?? "(none)"}; " +
+                                            "a resumed run keeps it (start a new run in another --out to change it)");
+        }
+        var o = saved.Optimizer;
+        FixedText("--preset", given.Preset, saved.Preset, given.Preset is null || string.Equals(given.Preset, saved.Preset, StringComparison.OrdinalIgnoreCase));
+        FixedText("--tokenizer", given.Tokenizer, saved.Tokenizer, given.Tokenizer is null || given.Tokenizer == saved.Tokenizer);
+        FixedText("--data", given.DataPath, saved.DataPath ?? "(the embedded corpus)", given.DataPath is null || saved.DataPath is not null && Path.GetFullPath(given.DataPath) == saved.DataPath);
+        Fixed("--batch", given.Batch, saved.Batch);
+        Fixed("--seq", given.Seq, saved.Seq);
+        FixedF("--lr", given.LearningRate, o.LearningRate);
+        Fixed("--warmup", given.WarmupSteps, o.WarmupSteps);
+        Fixed("--accumulate", given.AccumulationSteps, o.AccumulationSteps);
+        FixedF("--grad-clip", given.GradientClip, o.GradientClip);
+        FixedF("--weight-decay", given.WeightDecay, o.WeightDecay);
+        Fixed("--seed", given.Seed, saved.Seed);
+        if (given.Out is { } outFolder && Path.GetFullPath(outFolder).TrimEnd(Path.DirectorySeparatorChar) != runFolder)
+            throw new ArgumentException($"--out {outFolder} is not the run being resumed ({runFolder}); a resumed run continues in its own folder");
+
+        int Changed(string option, int? value, int savedValue)
+        {
+            if (value is { } v && v != savedValue) say?.Invoke($"{option} {v} (the run had {savedValue})");
+            return value ?? savedValue;
+        }
+        return saved with
+        {
+            Out = runFolder,
+            Steps = Changed("--steps", given.Steps, saved.Steps),
+            EvalEvery = Changed("--eval-every", given.EvalEvery, saved.EvalEvery),
+            EvalBatches = Changed("--eval-batches", given.EvalBatches, saved.EvalBatches),
+            CheckpointEvery = Changed("--checkpoint-every", given.CheckpointEvery, saved.CheckpointEvery),
+            KeepLast = Changed("--keep-last", given.KeepLast, saved.KeepLast),
+            MaxConsecutiveSkips = Changed("--max-skipped", given.MaxConsecutiveSkips, saved.MaxConsecutiveSkips),
+        };
     }
 
-    /// <summary>Runs the remaining steps, reporting each event to <paramref name="onEvent"/>.</summary>
+    /// <summary>AdamW's moments: one tensor per parameter; checkpoints from before that layout hold one flat
+    /// "adam.m" / "adam.v" [P] in the single arena's layout.</summary>
+    private static void LoadMoments(string statePath, AdamW adam)
+    {
+        if (adam.M.Count == 1 && TrainingState.HasTensor(statePath, "adam.m") && !TrainingState.HasTensor(statePath, "adam.m." + adam.Parameters.All[0].Name))
+        {
+            TrainingState.ReadTensors(statePath, [adam.M[0], adam.V[0]]);
+            return;
+        }
+        TrainingState.ReadTensors(statePath, [.. adam.Parameters.All.Select(adam.MOf), .. adam.Parameters.All.Select(adam.VOf)]);
+    }
+
+    private static (TokenDataset Data, string Sha256) LoadData(TrainOptions options, ITokenizer tokenizer, Action<string>? warn)
+    {
+        string text = Corpus.Load(options.DataPath);
+        string sha = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(text)));
+        var data = new TokenDataset(tokenizer.Encode(text), options.Batch, options.Seq, options.ValidationFraction, shuffleSeed: options.Seed);
+        return (data, sha);
+    }
+
+    /// <summary>Runs the remaining steps, reporting each event to <paramref name="onEvent"/>. Throws
+    /// <see cref="TrainingDivergedException"/> (after writing the metrics) when the loss cannot be trusted any more.</summary>
     public void Run(Action<TrainingEvent>? onEvent = null, CancellationToken cancel = default)
     {
         var o = Options;
         Directory.CreateDirectory(o.Out);
-        while (Trainer.Optimizer.Step < o.Steps && !cancel.IsCancellationRequested)
+        while (!IsComplete && !cancel.IsCancellationRequested)
         {
             var micro = new List<(int[], int[])>(o.Optimizer.AccumulationSteps);
             for (int i = 0; i < o.Optimizer.AccumulationSteps; i++)
@@ -130,21 +272,37 @@ public sealed class TrainingRun
                 micro.Add((batch.Inputs, batch.Targets));
             }
             var result = Trainer.Step(micro, o.Batch, o.Seq);
-            onEvent?.Invoke(new StepEvent(result, o.Steps));
             int step = result.Step;
-            double val = double.NaN;
-            if (step % o.EvalEvery == 0 || step == o.Steps)
+            onEvent?.Invoke(new StepEvent(result, o.Steps, Trainer.SkippedSteps));
+            if (Trainer.ConsecutiveSkips >= o.MaxConsecutiveSkips)
             {
-                val = ValidationLoss();  // evaluated whether or not anyone listens
-                onEvent?.Invoke(new ValidationEvent(step, val));
+                Metrics.Add(new MetricsRow(step, result.Loss, double.NaN, result.LearningRate, result.GradientNorm, true));
+                Stop($"{Trainer.ConsecutiveSkips} steps in a row (the last: step {step}) had a non-finite loss ({result.Loss}) or gradient norm ({result.GradientNorm}); " +
+                     "they were skipped, so the weights are those of the last good step");
             }
-            Metrics.Add(new MetricsRow(step, result.Loss, val, result.LearningRate, result.GradientNorm));
-            if (step % o.CheckpointEvery == 0 || step == o.Steps)
+
+            bool checkpoint = step % o.CheckpointEvery == 0 || step == o.Steps;
+            bool validate = step % o.EvalEvery == 0 || checkpoint;  // every checkpoint carries its validation loss: the best one is kept
+            double val = validate ? ValidationLoss() : double.NaN;
+            if (validate) onEvent?.Invoke(new ValidationEvent(step, val));
+            Metrics.Add(new MetricsRow(step, result.Loss, val, result.LearningRate, result.GradientNorm, result.Skipped));
+            if (validate && !double.IsFinite(val)) Stop($"the validation loss at step {step} is {val}");
+            if (checkpoint)
             {
-                string folder = SaveCheckpoint();  // not inside onEvent?.Invoke(...): its arguments are skipped when null
+                string folder = SaveCheckpoint(val);  // not inside onEvent?.Invoke(...): its arguments are skipped when null
                 onEvent?.Invoke(new CheckpointEvent(step, folder));
             }
         }
+    }
+
+    /// <summary>Writes the metrics so far, then stops the run with a message that says where to go on from.</summary>
+    private void Stop(string why)
+    {
+        WriteMetrics(Options.Out, Metrics);
+        var last = RunFolder.StepFolders(Options.Out).LastOrDefault();
+        throw new TrainingDivergedException($"training stopped: {why}. " +
+            (last.Folder is null ? "No checkpoint was written yet." : $"The last checkpoint is {last.Folder}.") +
+            " Lower --lr or raise --warmup and start again, or resume from a checkpoint.");
     }
 
     /// <summary>Mean loss over the first EvalBatches validation batches (always the same ones).</summary>
@@ -156,37 +314,83 @@ public sealed class TrainingRun
         return Trainer.Evaluate(Model, batches, Options.Batch, Options.Seq).MeanLoss;
     }
 
-    /// <summary>Writes weights, config and training state as one step folder, then the metrics; returns the folder.</summary>
-    public string SaveCheckpoint()
+    /// <summary>Writes weights, config and training state as one step folder, then the metrics, then prunes the
+    /// older step folders to the last <see cref="TrainOptions.KeepLast"/> and the best; returns the folder.</summary>
+    public string SaveCheckpoint(double validationLoss = double.NaN)
     {
-        int step = Trainer.Optimizer.Step;
-        var state = new TrainingState(step, Rng.State, Data.Position, Trainer.Optimizer.M, Trainer.Optimizer.V, JsonSerializer.Serialize(Options, JsonOptions));
+        int step = Trainer.CompletedSteps;
+        var adam = Trainer.Optimizer;
+        var state = new TrainingState(step, adam.Step, Trainer.SkippedSteps, Data.OrderState, Data.Position, validationLoss, DataSha256,
+            JsonSerializer.Serialize(Options, JsonOptions))
+        {
+            Tensors = [.. Model.Parameters.All.Select(adam.MOf), .. Model.Parameters.All.Select(adam.VOf)],
+        };
         string folder = Checkpoint.Save(Options.Out, step, new HfConfig(Model.Config, Tokenizer.Name), Model.Parameters, state);
         WriteMetrics(Options.Out, Metrics);
+        Prune();
         return folder;
+    }
+
+    /// <summary>The step of the best checkpoint still on disk (lowest validation loss), if any has one.</summary>
+    public (long Step, double Loss)? BestCheckpoint()
+    {
+        var val = Metrics.Where(r => !double.IsNaN(r.ValidationLoss)).GroupBy(r => r.Step).ToDictionary(g => (long)g.Key, g => g.Last().ValidationLoss);
+        var best = RunFolder.StepFolders(Options.Out).Where(f => val.ContainsKey(f.Step)).Select(f => (f.Step, Loss: val[f.Step]))
+            .OrderBy(f => f.Loss).ThenByDescending(f => f.Step).ToList();
+        return best.Count == 0 ? null : best[0];
+    }
+
+    private void Prune()
+    {
+        if (Options.KeepLast == 0) return;
+        var keep = RunFolder.StepFolders(Options.Out).TakeLast(Options.KeepLast).Select(f => f.Step).ToHashSet();
+        if (BestCheckpoint() is { } best) keep.Add(best.Step);
+        RunFolder.Prune(Options.Out, keep);
     }
 
     private static readonly JsonSerializerOptions JsonOptions = new() { WriteIndented = true };
 
-    public readonly record struct MetricsRow(int Step, double TrainLoss, double ValidationLoss, float LearningRate, double GradientNorm);
+    /// <param name="Skipped">1 in metrics.csv: the step's loss or gradient norm was not finite and no update was made.</param>
+    public readonly record struct MetricsRow(int Step, double TrainLoss, double ValidationLoss, float LearningRate, double GradientNorm, bool Skipped = false);
 
+    private const string MetricsHeader = "step,train_loss,val_loss,lr,grad_norm,skipped";
+
+    /// <summary>The rows of a run folder's metrics.csv (none when it has no such file); files from before the
+    /// "skipped" column read as not skipped. A malformed line is refused naming the file and the line.</summary>
     public static List<MetricsRow> ReadMetrics(string runFolder)
     {
         string path = Path.Combine(runFolder, MetricsFile);
         if (!File.Exists(path)) return [];
-        var inv = System.Globalization.CultureInfo.InvariantCulture;
-        return File.ReadLines(path).Skip(1).Where(l => l.Length > 0).Select(l =>
+        var inv = CultureInfo.InvariantCulture;
+        var rows = new List<MetricsRow>();
+        int number = 1;
+        foreach (string line in File.ReadLines(path).Skip(1))
         {
-            var f = l.Split(',');
-            return new MetricsRow(int.Parse(f[0], inv), double.Parse(f[1], inv), double.Parse(f[2], inv), float.Parse(f[3], inv), double.Parse(f[4], inv));
-        }).ToList();
+            number++;
+            if (line.Length == 0) continue;
+            var f = line.Split(',');
+            if (f.Length is not (5 or 6)
+                || !int.TryParse(f[0], NumberStyles.Integer, inv, out int step)
+                || !double.TryParse(f[1], NumberStyles.Float, inv, out double train)
+                || !double.TryParse(f[2], NumberStyles.Float, inv, out double val)
+                || !float.TryParse(f[3], NumberStyles.Float, inv, out float lr)
+                || !double.TryParse(f[4], NumberStyles.Float, inv, out double norm)
+                || f.Length == 6 && f[5] is not ("0" or "1"))
+                throw new InvalidDataException($"{path}, line {number}: \"{line}\" is not a row of {MetricsHeader}");
+            rows.Add(new MetricsRow(step, train, val, lr, norm, f.Length == 6 && f[5] == "1"));
+        }
+        return rows;
     }
 
     public static void WriteMetrics(string runFolder, IEnumerable<MetricsRow> rows)
     {
-        var inv = System.Globalization.CultureInfo.InvariantCulture;
+        var inv = CultureInfo.InvariantCulture;
         var lines = rows.Select(r => string.Join(',', r.Step.ToString(inv), r.TrainLoss.ToString("R", inv),
-            r.ValidationLoss.ToString("R", inv), r.LearningRate.ToString("R", inv), r.GradientNorm.ToString("R", inv)));
-        AtomicFile.WriteAllText(Path.Combine(runFolder, MetricsFile), "step,train_loss,val_loss,lr,grad_norm\n" + string.Join('\n', lines) + "\n");
+            r.ValidationLoss.ToString("R", inv), r.LearningRate.ToString("R", inv), r.GradientNorm.ToString("R", inv), r.Skipped ? "1" : "0"));
+        AtomicFile.WriteAllText(Path.Combine(runFolder, MetricsFile), MetricsHeader + "\n" + string.Join('\n', lines) + "\n");
     }
 }
+
+/// <summary>The run cannot go on: its loss or gradients stayed non-finite (or its validation loss became so).
+/// Nothing non-finite was written into the weights or a checkpoint.</summary>
+public sealed class TrainingDivergedException(string message) : Exception(message);
