@@ -176,7 +176,8 @@ public sealed partial class VulkanBackend
         {
             Tensor output = g.Output.Slice((int)outLo, [(int)(outHi - outLo + 1)]);
             ReadOnlySpan<uint> specialization = [tile.Invocations, 1, 1, tile.BM, tile.BN, tile.BK, tile.TM, tile.TN];
-            for (long s0 = 0, s1; s0 == 0 || s0 < steps; s0 = s1)   // once even when K = 0: output = bias
+            long s0 = 0, s1;
+            do   // once even when K = 0 (no steps): output = bias, or unchanged when accumulating
             {
                 s1 = Math.Min(s0 + MaxStepsPerDispatch, steps);
                 while (s1 - s0 > 1 && !(Fits(ReachA(s0, s1)) && Fits(ReachB(s0, s1)))) s1 = s0 + (s1 - s0) / 2;
@@ -193,7 +194,8 @@ public sealed partial class VulkanBackend
                     (uint)s0, (uint)s1, (uint)n0 / tile.BN, (uint)m0 / tile.BM, (uint)z0);
                 Dispatch("matmul", (uint)tilesN, (uint)tilesM, (uint)(z1 - z0), push,
                     reads: [a, b, g.Bias ?? a], writes: [output], specialization: specialization);
-            }
+                s0 = s1;
+            } while (s0 < steps);
         }
     }
 }

@@ -18,6 +18,7 @@ public sealed partial class CpuBackend
         RequireFloat(op, table, output);
         var (vocab, c) = OpShapes.Embedding(ids, table, output);
         EmbeddingKernel.CheckIds(Span<int>(ids), vocab, $"{op}: {ids.Describe()} into {table.Describe()}");
+        if (output.Length == 0) return;  // no ids, or rows of no channels: nothing to copy
         switch (table.DType)
         {
             case DType.F64: EmbeddingKernel.Forward(Span<int>(ids), Span<double>(table), c, Span<double>(output)); break;
@@ -35,6 +36,7 @@ public sealed partial class CpuBackend
         RequireFloat(op, dTable, dOutput);
         var (vocab, c) = OpShapes.EmbeddingBackward(dOutput, ids, dTable);
         EmbeddingKernel.CheckIds(Span<int>(ids), vocab, $"{op}: {ids.Describe()} into {dTable.Describe()}");
+        if (dOutput.Length == 0) return;
         switch (dTable.DType)
         {
             case DType.F64: EmbeddingKernel.Backward(Span<double>(dOutput), Span<int>(ids), c, Span<double>(dTable)); break;
@@ -50,7 +52,7 @@ public sealed partial class CpuBackend
     public void LayerNorm(Tensor input, Tensor weight, Tensor bias, Tensor output, Tensor mean, Tensor rstd, float eps = 1e-5f)
     {
         RequireFloat("layernorm", input, weight, bias, output, mean, rstd);
-        OpShapes.LayerNorm(input, weight, bias, output, mean, rstd);
+        if (OpShapes.LayerNorm(input, weight, bias, output, mean, rstd).Rows == 0) return;
         switch (input.DType)
         {
             case DType.F64:
@@ -69,7 +71,7 @@ public sealed partial class CpuBackend
     public void LayerNormBackward(Tensor dOutput, Tensor input, Tensor weight, Tensor mean, Tensor rstd, Tensor dInput, Tensor dWeight, Tensor dBias)
     {
         RequireFloat("layernorm backward", input, dOutput, weight, mean, rstd, dInput, dWeight, dBias);
-        OpShapes.LayerNormBackward(dOutput, input, weight, mean, rstd, dInput, dWeight, dBias);
+        if (OpShapes.LayerNormBackward(dOutput, input, weight, mean, rstd, dInput, dWeight, dBias).Rows == 0) return;
         switch (input.DType)
         {
             case DType.F64:
@@ -178,6 +180,7 @@ public sealed partial class CpuBackend
     {
         RequireFloat("attention", qkv, output, probs);
         var (batch, time, _, _) = OpShapes.Attention(qkv, output, probs, heads);
+        if (batch * time == 0) return;  // no sequences, or sequences of no tokens
         switch (qkv.DType)
         {
             case DType.F64: AttentionKernel.Forward(Span<double>(qkv), batch, time, heads, Span<double>(output), Span<double>(probs)); break;
@@ -192,6 +195,7 @@ public sealed partial class CpuBackend
     {
         RequireFloat("attention backward", qkv, dOutput, probs, dQkv);
         var (batch, time, _, _) = OpShapes.AttentionBackward(dOutput, qkv, probs, dQkv, heads);
+        if (batch * time == 0) return;
         switch (qkv.DType)
         {
             case DType.F64:
@@ -211,8 +215,9 @@ public sealed partial class CpuBackend
         const string op = "cross-entropy";
         RequireFloat(op, logits, probs, losses);
         RequireI32(op, targets);
-        var (_, vocab) = OpShapes.CrossEntropy(logits, targets, probs, losses);
+        var (rows, vocab) = OpShapes.CrossEntropy(logits, targets, probs, losses);
         CrossEntropyKernel.CheckTargets(Span<int>(targets), vocab, ignoreIndex, $"{op}: {targets.Describe()} for {logits.Describe()}");
+        if (rows == 0) return;
         switch (logits.DType)
         {
             case DType.F64:
@@ -230,8 +235,9 @@ public sealed partial class CpuBackend
         const string op = "cross-entropy backward";
         RequireFloat(op, probs, dLosses, dLogits);
         RequireI32(op, targets);
-        var (_, vocab) = OpShapes.CrossEntropyBackward(dLosses, probs, targets, dLogits);
+        var (rows, vocab) = OpShapes.CrossEntropyBackward(dLosses, probs, targets, dLogits);
         CrossEntropyKernel.CheckTargets(Span<int>(targets), vocab, ignoreIndex, $"{op}: {targets.Describe()} for {probs.Describe()}");
+        if (rows == 0) return;
         switch (probs.DType)
         {
             case DType.F64:

@@ -6,7 +6,8 @@ namespace Llm.Tensors;
 /// one at fault in the same words (as <see cref="MatMulShapes"/> does for MatMul). Each op's validator checks shapes
 /// only and returns the sizes the kernel needs; a backend checks its own dtypes and tensor ownership first, and its
 /// index ranges (ids, targets) where its data lives. Messages start with the op's name: "layernorm: w [3] F32 must
-/// have shape [4]".
+/// have shape [4]". Zero-sized axes: no rows is valid (and no work); an axis the math cannot be empty along (C of
+/// LayerNorm and attention, V of the softmax) is refused here, for every backend alike.
 /// </summary>
 public static class OpShapes
 {
@@ -41,6 +42,7 @@ public static class OpShapes
         ReadOnlySpan<Tensor> likeInput, ReadOnlySpan<Tensor> perRow)
     {
         int c = input.Dim(-1), rows = input.Rows;
+        if (c == 0) throw new ArgumentException($"{op}: {input.Describe()} has C = 0 channels: the mean and variance of no values are undefined");
         foreach (var t in perChannel) RequireShape(op, t, c);
         foreach (var t in likeInput) RequireSameShape(op, input, t);
         foreach (var t in perRow) RequireLength(op, t, rows);
@@ -67,6 +69,7 @@ public static class OpShapes
         if (c3 % 3 != 0)
             throw new ArgumentException($"{op}: last dimension of {qkv.Describe()} must be 3C (q, k, v side by side)");
         int c = c3 / 3;
+        if (c == 0) throw new ArgumentException($"{op}: {qkv.Describe()} has C = 0 channels: attention heads of size 0 are undefined");
         if (heads < 1 || c % heads != 0)
             throw new ArgumentException($"{op}: {heads} heads do not divide C = {c} of {qkv.Describe()}");
         RequireShape(op, output, batch, time, c);
@@ -85,6 +88,7 @@ public static class OpShapes
     private static (int Rows, int Vocab) CrossEntropyShapes(string op, Tensor rowsByVocab, Tensor sameShape, Tensor targets, Tensor perRow)
     {
         int vocab = rowsByVocab.Dim(-1), rows = rowsByVocab.Rows;
+        if (vocab == 0) throw new ArgumentException($"{op}: {rowsByVocab.Describe()} has V = 0 classes: a softmax over none is undefined");
         RequireSameShape(op, rowsByVocab, sameShape);
         RequireLength(op, targets, rows);
         RequireLength(op, perRow, rows);
