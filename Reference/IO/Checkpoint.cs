@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Numerics;
 using System.Text.RegularExpressions;
 using Llm.Models;
 using Llm.Tensors;
@@ -269,8 +270,10 @@ public sealed record TrainingState(long Step, ulong RngState, long DataPosition,
         }
         string Meta(string key) => file.Metadata.TryGetValue(key, out var value) ? value
             : throw new InvalidDataException($"{path}: metadata '{key}' missing");
-        T Number<T>(string key) where T : IParsable<T> => T.TryParse(Meta(key), CultureInfo.InvariantCulture, out var value) ? value
-            : throw new InvalidDataException($"{path}: metadata '{key}' = \"{Meta(key)}\" is not a {typeof(T).Name}");
+        // Digits only (NumberStyles.None: no sign, no spaces): a step, a position or a generator state is never negative.
+        T Number<T>(string key) where T : IBinaryInteger<T>, IMinMaxValue<T> =>
+            T.TryParse(Meta(key), NumberStyles.None, CultureInfo.InvariantCulture, out var value) ? value
+                : throw new InvalidDataException($"{path}: metadata '{key}' = \"{Meta(key)}\" is not a non-negative integer of at most {T.MaxValue}");
         return new TrainingState(Number<long>("step"), Number<ulong>("rng_state"), Number<long>("data_position"), m, v, Meta("trainer"));
     }
 }
