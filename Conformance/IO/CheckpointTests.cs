@@ -30,7 +30,7 @@ public sealed class CheckpointTests : IDisposable
 
     /// <summary>Floats with every kind of bit pattern: NaNs with payloads (quiet and signalling, both signs),
     /// denormals, ±0, ±∞, extremes, then random bits.</summary>
-    private static float[] NastyFloats(int n, ulong seed)
+    internal static float[] NastyFloats(int n, ulong seed)
     {
         uint[] special =
         [
@@ -46,7 +46,7 @@ public sealed class CheckpointTests : IDisposable
         return values;
     }
 
-    private static void AssertBitsEqual(ReadOnlySpan<float> expected, ReadOnlySpan<float> actual)
+    internal static void AssertBitsEqual(ReadOnlySpan<float> expected, ReadOnlySpan<float> actual)
     {
         Assert.Equal(expected.Length, actual.Length);
         for (int i = 0; i < expected.Length; i++)
@@ -69,7 +69,7 @@ public sealed class CheckpointTests : IDisposable
     }
 
     /// <summary>A hand-made file: declared header length (default: the real one), header text, data bytes.</summary>
-    private static void WriteRaw(string path, string header, byte[] data, ulong? declaredLength = null)
+    internal static void WriteRaw(string path, string header, byte[] data, ulong? declaredLength = null)
     {
         var headerBytes = Encoding.UTF8.GetBytes(header);
         using var stream = File.Create(path);

@@ -1,9 +1,10 @@
 namespace Llm.IO;
 
 /// <summary>
-/// Crash-safe file replacement: write to "name.tmp-&lt;random&gt;" in the same folder, flush to the disk, then rename over
-/// the target. A reader therefore sees either the old complete file or the new complete one, never a torn write;
-/// on failure the temporary file is deleted and the target is left untouched.
+/// Crash-safe file replacement: write to "name.tmp-&lt;random&gt;" in the same folder, flush it to the disk, rename it over
+/// the target, then flush the folder (<see cref="FileSync"/>) so that the rename itself survives a power cut. A reader
+/// therefore sees either the old complete file or the new complete one, never a torn write; on failure the temporary
+/// file is deleted and the target is left untouched.
 /// </summary>
 public static class AtomicFile
 {
@@ -15,7 +16,7 @@ public static class AtomicFile
     {
         string full = Path.GetFullPath(path);
         string folder = Path.GetDirectoryName(full) ?? throw new ArgumentException($"'{path}' has no parent folder");
-        Directory.CreateDirectory(folder);
+        FileSync.CreateFolder(folder);
         // Same folder as the target: a rename within one file system is atomic, across file systems it is a copy.
         string temp = full + TempMarker + Convert.ToHexString(Guid.NewGuid().ToByteArray(), 0, 6).ToLowerInvariant();
         try
@@ -25,13 +26,16 @@ public static class AtomicFile
                 write(stream);
                 stream.Flush(flushToDisk: true); // the bytes are on the disk before the name points at them
             }
+            FileSync.Traced($"fsync file {temp}");
             File.Move(temp, full, overwrite: true);
+            FileSync.Traced($"rename {temp} -> {full}");
         }
         catch
         {
             try { File.Delete(temp); } catch (IOException) { } catch (UnauthorizedAccessException) { }
             throw;
         }
+        FileSync.SyncFolder(folder); // the new name is durable
     }
 
     /// <summary>Creates or replaces a UTF-8 text file (no byte-order mark).</summary>

@@ -10,7 +10,9 @@ namespace Llm.IO;
 /// model.safetensors (every parameter under its HF name, Conv1D layout) + config.json. A training run writes
 /// <c>DIR/step_000100/{model.safetensors, config.json, training_state.safetensors}</c> and <c>DIR/latest</c>, a text
 /// file naming the newest step folder. Every file is replaced atomically, and a step folder appears only complete:
-/// it is written as "step_000100.tmp" and renamed, and only then is <c>latest</c> pointed at it.
+/// it is written as "step_000100.tmp" and renamed, and only then is <c>latest</c> pointed at it. Each step is flushed
+/// to the disk before the next one depends on it (files, then their folder, then its rename, then the run folder,
+/// then <c>latest</c>), so that after a power cut <c>latest</c> still names a complete folder.
 /// </summary>
 public static class Checkpoint
 {
@@ -31,11 +33,12 @@ public static class Checkpoint
     public static string Save(string runFolder, long step, HfConfig config, ParameterSet parameters, TrainingState? state = null)
     {
         string name = StepFolderName(step);
-        string final = Path.Combine(Path.GetFullPath(runFolder), name);
+        string run = Path.GetFullPath(runFolder);
+        string final = Path.Combine(run, name);
         string temp = final + ".tmp";
-        Directory.CreateDirectory(runFolder);
+        FileSync.CreateFolder(run);
         if (Directory.Exists(temp)) Directory.Delete(temp, recursive: true); // left over from a crashed save
-        Directory.CreateDirectory(temp);
+        Directory.CreateDirectory(temp); // its name becomes durable with the rename below and the run folder's fsync
         try
         {
             SaveModel(temp, config, parameters);
@@ -43,17 +46,16 @@ public static class Checkpoint
             {
                 state.Save(Path.Combine(temp, TrainingStateFile));
             }
+            // Every file's name in it is durable before the folder gets its real name. AtomicFile's last write has done
+            // so already; said here so that the order does not depend on how the files were written.
+            FileSync.SyncFolder(temp);
             if (Directory.Exists(final))
-            {
-                // Re-saving a step: swap the old folder out first, since a folder rename cannot overwrite.
-                string old = final + ".old" + AtomicFile.TempMarker + Guid.NewGuid().ToString("N")[..8];
-                Directory.Move(final, old);
-                Directory.Move(temp, final);
-                Directory.Delete(old, recursive: true);
-            }
+                Replace(run, temp, final);
             else
             {
                 Directory.Move(temp, final);
+                FileSync.Traced($"rename {temp} -> {final}");
+                FileSync.SyncFolder(run); // the rename is durable before latest names the folder
             }
         }
         catch
@@ -61,8 +63,40 @@ public static class Checkpoint
             try { if (Directory.Exists(temp)) Directory.Delete(temp, recursive: true); } catch (IOException) { }
             throw;
         }
-        AtomicFile.WriteAllText(Path.Combine(runFolder, LatestFile), name + "\n");
+        AtomicFile.WriteAllText(Path.Combine(run, LatestFile), name + "\n");
         return final;
+    }
+
+    /// <summary>Re-saving a step: puts the complete new folder <paramref name="temp"/> in the place of
+    /// <paramref name="final"/> and deletes the old one, so that <c>final</c> is a complete folder at every instant.</summary>
+    private static void Replace(string run, string temp, string final)
+    {
+        if (FolderExchange.TryExchange(temp, final))
+        {
+            FileSync.SyncFolder(run); // the swap is durable before the old copy (now at temp) goes
+            Directory.Delete(temp, recursive: true);
+            FileSync.Traced($"delete {temp}");
+            return;
+        }
+        // No atomic swap on this system: a folder rename cannot overwrite, so the old folder moves aside first. Between
+        // the two renames final does not exist, and a crash there leaves latest (when it names this step) pointing at
+        // a missing folder, with the old copy at "<final>.old.tmp-*" and the new one at "<final>.tmp".
+        string old = final + ".old" + AtomicFile.TempMarker + Guid.NewGuid().ToString("N")[..8];
+        Directory.Move(final, old);
+        FileSync.Traced($"rename {final} -> {old}");
+        try
+        {
+            Directory.Move(temp, final);
+            FileSync.Traced($"rename {temp} -> {final}");
+        }
+        catch
+        {
+            Directory.Move(old, final); // put the old step back rather than leave none
+            throw;
+        }
+        FileSync.SyncFolder(run);
+        Directory.Delete(old, recursive: true);
+        FileSync.Traced($"delete {old}");
     }
 
     /// <summary>Writes model.safetensors and config.json into <paramref name="folder"/>: a folder that

@@ -62,8 +62,10 @@ public sealed record HfConfig(Gpt2Config Model, string? Tokenizer)
         return Encoding.UTF8.GetString(buffer.ToArray()) + "\n";
     }
 
-    /// <summary>Reads the fields we need, tolerates any others, and refuses settings this GPT-2 cannot represent.
-    /// <paramref name="source"/> names the file in error messages.</summary>
+    /// <summary>Reads the fields we need and refuses settings this GPT-2 cannot represent: every field of Hugging
+    /// Face's GPT2Config that changes what the model computes is honoured or refused by name, never ignored; fields
+    /// that do not (use_cache, torch_dtype, initializer_range, ...) are tolerated. <paramref name="source"/> names the
+    /// file in error messages.</summary>
     public static HfConfig Parse(string json, string source)
     {
         JsonDocument document;
@@ -80,9 +82,26 @@ public sealed record HfConfig(Gpt2Config Model, string? Tokenizer)
                 throw new InvalidDataException($"{source}: model_type \"{modelType}\" is not gpt2");
             string? activation = OptionalString(root, "activation_function", source);
             if (activation is not null and not "gelu_new" and not "gelu_pytorch_tanh")
-                throw new InvalidDataException($"{source}: activation_function \"{activation}\" is not supported (only the tanh GeLU, gelu_new)");
-            if (root.TryGetProperty("tie_word_embeddings", out var tie) && tie.ValueKind == JsonValueKind.False)
+                throw new InvalidDataException($"{source}: activation_function \"{activation}\" is not supported (supported: gelu_new, gelu_pytorch_tanh: the tanh approximation of GeLU that this library computes)");
+            // Our attention is softmax(q·kᵀ / √head_size + causal mask) in every layer, computed in fp32.
+            if (OptionalBool(root, "scale_attn_weights", source) == false)
+                throw new InvalidDataException($"{source}: scale_attn_weights false is not supported (attention here always scales q·kᵀ by 1/√head_size)");
+            if (OptionalBool(root, "scale_attn_by_inverse_layer_idx", source) == true)
+                throw new InvalidDataException($"{source}: scale_attn_by_inverse_layer_idx true is not supported (attention here does not scale q·kᵀ by 1/(layer index + 1))");
+            // reorder_and_upcast_attn only moves the 1/√head_size before the q·kᵀ product and computes it and the softmax
+            // in fp32, a guard against fp16 overflow: our attention is fp32 throughout, so the function is the same.
+            _ = OptionalBool(root, "reorder_and_upcast_attn", source);
+            if (OptionalBool(root, "add_cross_attention", source) == true)
+                throw new InvalidDataException($"{source}: add_cross_attention true is not supported (these blocks have no cross-attention to an encoder)");
+            if (OptionalBool(root, "tie_word_embeddings", source) == false)
                 throw new InvalidDataException($"{source}: tie_word_embeddings false is not supported (the output head is wte)");
+            if (root.TryGetProperty("pruned_heads", out var pruned) && pruned.ValueKind == JsonValueKind.Object && pruned.EnumerateObject().Any())
+                throw new InvalidDataException($"{source}: pruned_heads {pruned.GetRawText()} is not supported (every layer has all n_head heads)");
+            // Dropout only acts in training: inference is dropout-free, and training never starts from a hub folder
+            // (it starts from scratch or resumes our own checkpoints, which record 0). Accepted, checked to be probabilities.
+            foreach (string dropout in new[] { "resid_pdrop", "embd_pdrop", "attn_pdrop" })
+                if (OptionalNumber(root, dropout, source) is { } p && !(p >= 0 && p <= 1))
+                    throw new InvalidDataException($"{source}: {dropout} {p} is not a probability (0 to 1)");
 
             int channels = RequiredInt(root, "n_embd", source);
             // n_ctx is the legacy name of n_positions; HF has written both.
@@ -91,10 +110,7 @@ public sealed record HfConfig(Gpt2Config Model, string? Tokenizer)
                 && RequiredInt(root, "n_inner", source) != 4 * channels)
                 throw new InvalidDataException($"{source}: n_inner {inner.GetRawText()} is not 4 · n_embd = {4 * channels}; only that MLP width is supported");
 
-            float eps = 1e-5f; // HF's default when the field is absent
-            if (root.TryGetProperty("layer_norm_epsilon", out var epsElement))
-                eps = epsElement.ValueKind == JsonValueKind.Number ? (float)epsElement.GetDouble()
-                    : throw new InvalidDataException($"{source}: layer_norm_epsilon is {epsElement.GetRawText()}, not a number");
+            float eps = (float)(OptionalNumber(root, "layer_norm_epsilon", source) ?? 1e-5); // HF's default when absent
 
             var model = new Gpt2Config
             {
@@ -120,10 +136,36 @@ public sealed record HfConfig(Gpt2Config Model, string? Tokenizer)
         return value;
     }
 
+    /// <summary>A finite JSON number, or null when the field is absent or null.</summary>
+    private static double? OptionalNumber(JsonElement root, string field, string source)
+    {
+        if (!root.TryGetProperty(field, out var e) || e.ValueKind == JsonValueKind.Null) return null;
+        return e.ValueKind == JsonValueKind.Number && e.TryGetDouble(out double value) && double.IsFinite(value) ? value
+            : throw new InvalidDataException($"{source}: field \"{field}\" is {e.GetRawText()}, not a number");
+    }
+
+    /// <summary>true or false, or null when the field is absent or null; a string "false" or a 0 is refused, since
+    /// reading it either way could silently change the model.</summary>
+    private static bool? OptionalBool(JsonElement root, string field, string source)
+    {
+        if (!root.TryGetProperty(field, out var e) || e.ValueKind == JsonValueKind.Null) return null;
+        return e.ValueKind switch
+        {
+            JsonValueKind.True => true,
+            JsonValueKind.False => false,
+            _ => throw new InvalidDataException($"{source}: field \"{field}\" is {e.GetRawText()}, not true or false"),
+        };
+    }
+
     private static string? OptionalString(JsonElement root, string field, string source)
     {
         if (!root.TryGetProperty(field, out var e) || e.ValueKind == JsonValueKind.Null) return null;
-        return e.ValueKind == JsonValueKind.String ? e.GetString()
-            : throw new InvalidDataException($"{source}: field \"{field}\" is {e.GetRawText()}, not a string");
+        if (e.ValueKind != JsonValueKind.String)
+            throw new InvalidDataException($"{source}: field \"{field}\" is {e.GetRawText()}, not a string");
+        try { return e.GetString(); }
+        catch (InvalidOperationException) // System.Text.Json will not decode a lone surrogate escape such as "\ud800"
+        {
+            throw new InvalidDataException($"{source}: field \"{field}\" is {e.GetRawText()}, not valid Unicode");
+        }
     }
 }

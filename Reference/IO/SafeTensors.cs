@@ -1,8 +1,10 @@
 using System.Buffers;
 using System.Buffers.Binary;
+using System.IO.Hashing;
 using System.Runtime.InteropServices;
 using System.Text;
 using System.Text.Encodings.Web;
+using System.Text.Unicode;
 using System.Text.Json;
 using Llm.Tensors;
 using Microsoft.Win32.SafeHandles;
@@ -25,8 +27,9 @@ public sealed record SafeTensorInfo(string Name, string DTypeName, DType? DType,
 /// <summary>
 /// A validated, open safetensors file. <see cref="Read"/> parses and checks the whole header (offsets in range,
 /// contiguous, sized shape × dtype); the data stays on disk and each Read* call streams one tensor straight into the
-/// caller's span, converting F16/BF16/F64 to float on the way. Every problem is an <see cref="InvalidDataException"/>
-/// naming the file and the tensor.
+/// caller's span, converting F16/BF16/F64 to float on the way, and verifying the tensor's CRC-32 where the file records
+/// one (<see cref="TensorChecksums"/>). Every problem is an <see cref="InvalidDataException"/> naming the file and the
+/// tensor.
 /// </summary>
 public sealed class SafeTensorsFile : IDisposable
 {
@@ -46,23 +49,28 @@ public sealed class SafeTensorsFile : IDisposable
     public string Path { get; }
     /// <summary>Tensor names in header order.</summary>
     public IReadOnlyList<string> Names { get; }
-    /// <summary>The "__metadata__" map (empty when absent).</summary>
+    /// <summary>The "__metadata__" map (empty when absent), without the checksum entries, which are in <see cref="Checksums"/>.</summary>
     public IReadOnlyDictionary<string, string> Metadata { get; }
+    /// <summary>Tensor name → the CRC-32 of its bytes recorded in the file; every Read* of such a tensor verifies it.</summary>
+    public IReadOnlyDictionary<string, uint> Checksums { get; }
     /// <summary>File offset of the data buffer: 8 + header length.</summary>
     public long DataStart { get; }
 
     private readonly Dictionary<string, SafeTensorInfo> _infos;
     private readonly SafeFileHandle _handle;
 
-    private SafeTensorsFile(string path, SafeFileHandle handle, long dataStart, List<SafeTensorInfo> infos, Dictionary<string, string> metadata)
+    private SafeTensorsFile(string path, SafeFileHandle handle, Header header)
     {
         Path = path;
         _handle = handle;
-        DataStart = dataStart;
-        Names = infos.Select(i => i.Name).ToList();
-        _infos = infos.ToDictionary(i => i.Name);
-        Metadata = metadata;
+        DataStart = header.DataStart;
+        Names = header.Infos.Select(i => i.Name).ToList();
+        _infos = header.Infos.ToDictionary(i => i.Name);
+        Metadata = header.Metadata;
+        Checksums = header.Checksums;
     }
+
+    private sealed record Header(long DataStart, List<SafeTensorInfo> Infos, Dictionary<string, string> Metadata, Dictionary<string, uint> Checksums);
 
     public bool Contains(string name) => _infos.ContainsKey(name);
 
@@ -77,8 +85,7 @@ public sealed class SafeTensorsFile : IDisposable
         var handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read, FileOptions.RandomAccess);
         try
         {
-            var (dataStart, infos, metadata) = ParseHeader(path, handle);
-            return new SafeTensorsFile(path, handle, dataStart, infos, metadata);
+            return new SafeTensorsFile(path, handle, ParseHeader(path, handle));
         }
         catch
         {
@@ -87,7 +94,7 @@ public sealed class SafeTensorsFile : IDisposable
         }
     }
 
-    private static (long DataStart, List<SafeTensorInfo> Infos, Dictionary<string, string> Metadata) ParseHeader(string path, SafeFileHandle handle)
+    private static Header ParseHeader(string path, SafeFileHandle handle)
     {
         long fileLength = RandomAccess.GetLength(handle);
         if (fileLength < 8)
@@ -95,14 +102,18 @@ public sealed class SafeTensorsFile : IDisposable
         Span<byte> lengthBytes = stackalloc byte[8];
         ReadExactly(path, handle, lengthBytes, 0, "the header length");
         ulong headerLength = BinaryPrimitives.ReadUInt64LittleEndian(lengthBytes);
+        // The limit first: a wild length prefix is reported as such, whatever the file's size.
+        if (headerLength > MaxHeaderBytes)
+            throw new InvalidDataException($"{path}: header length {headerLength} exceeds the format's limit of {MaxHeaderBytes} bytes (corrupt, or not a safetensors file)");
         if (headerLength > (ulong)(fileLength - 8))
             throw new InvalidDataException($"{path}: header length {headerLength} exceeds the {fileLength - 8} bytes after it (truncated or not a safetensors file)");
-        if (headerLength > MaxHeaderBytes)
-            throw new InvalidDataException($"{path}: header length {headerLength} exceeds the format's limit of {MaxHeaderBytes} bytes");
         var header = new byte[headerLength];
         ReadExactly(path, handle, header, 8, "the header");
         if (header.Length == 0 || header[0] != (byte)'{')
             throw new InvalidDataException($"{path}: header does not start with '{{' (header length {headerLength} is wrong or the file is not safetensors)");
+        // The spec says UTF-8; System.Text.Json parses other bytes inside strings and fails only when one is read.
+        if (!Utf8.IsValid(header))
+            throw new InvalidDataException($"{path}: header is not valid UTF-8 (first bad byte at header offset {FirstInvalidUtf8(header)})");
 
         JsonDocument document;
         try { document = JsonDocument.Parse(header); }
@@ -122,16 +133,47 @@ public sealed class SafeTensorsFile : IDisposable
                 throw new InvalidDataException($"{path}: header is a JSON {document.RootElement.ValueKind}, not an object");
             foreach (var property in document.RootElement.EnumerateObject())
             {
-                if (!seen.Add(property.Name))
-                    throw new InvalidDataException($"{path}: header names '{property.Name}' twice");
-                if (property.Name == MetadataKey)
+                string name = NameOf(path, property, "a tensor name");
+                if (!seen.Add(name))
+                    throw new InvalidDataException($"{path}: header names '{name}' twice");
+                if (name == MetadataKey)
                     ParseMetadata(path, property.Value, metadata);
                 else
-                    infos.Add(ParseEntry(path, property.Name, property.Value, bufferLength));
+                    infos.Add(ParseEntry(path, name, property.Value, bufferLength));
             }
         }
         CheckLayout(path, infos, bufferLength);
-        return (dataStart, infos, metadata);
+        var checksums = TakeChecksums(path, metadata, infos);
+        return new Header(dataStart, infos, metadata, checksums);
+    }
+
+    /// <summary>Offset of the first byte that does not begin a valid UTF-8 sequence.</summary>
+    private static int FirstInvalidUtf8(ReadOnlySpan<byte> bytes)
+    {
+        int offset = 0;
+        while (offset < bytes.Length && Rune.DecodeFromUtf8(bytes[offset..], out _, out int consumed) == OperationStatus.Done)
+            offset += consumed;
+        return offset;
+    }
+
+    // JSON escapes can spell UTF-16 that is not Unicode (a lone surrogate, "\ud800"), which System.Text.Json refuses to
+    // decode: reading one throws InvalidOperationException. These two turn that into the file's error.
+    private static string NameOf(string path, JsonProperty property, string what)
+    {
+        try { return property.Name; }
+        catch (InvalidOperationException)
+        {
+            throw new InvalidDataException($"{path}: header holds {what} that is not valid Unicode (a lone surrogate escape such as \\ud800?)");
+        }
+    }
+
+    private static string StringOf(string path, JsonElement element, string what)
+    {
+        try { return element.GetString()!; }
+        catch (InvalidOperationException)
+        {
+            throw new InvalidDataException($"{path}: {what} {element.GetRawText()} is not valid Unicode (a lone surrogate escape such as \\ud800?)");
+        }
     }
 
     private static void ParseMetadata(string path, JsonElement element, Dictionary<string, string> metadata)
@@ -140,10 +182,30 @@ public sealed class SafeTensorsFile : IDisposable
             throw new InvalidDataException($"{path}: {MetadataKey} is a JSON {element.ValueKind}, not an object of strings");
         foreach (var entry in element.EnumerateObject())
         {
+            string key = NameOf(path, entry, $"a {MetadataKey} key");
             if (entry.Value.ValueKind != JsonValueKind.String)
-                throw new InvalidDataException($"{path}: {MetadataKey} entry '{entry.Name}' is a JSON {entry.Value.ValueKind}, not a string");
-            metadata[entry.Name] = entry.Value.GetString()!;
+                throw new InvalidDataException($"{path}: {MetadataKey} entry '{key}' is a JSON {entry.Value.ValueKind}, not a string");
+            metadata[key] = StringOf(path, entry.Value, $"{MetadataKey} entry '{key}' =");
         }
+    }
+
+    /// <summary>Moves the checksum entries out of <paramref name="metadata"/>: each must name a tensor of the file and
+    /// hold 8 hex digits, or the file is refused (a damaged checksum cannot vouch for anything).</summary>
+    private static Dictionary<string, uint> TakeChecksums(string path, Dictionary<string, string> metadata, List<SafeTensorInfo> infos)
+    {
+        var checksums = new Dictionary<string, uint>();
+        var names = infos.Select(i => i.Name).ToHashSet();
+        foreach (var (key, value) in metadata.Where(m => m.Key.StartsWith(TensorChecksums.KeyPrefix, StringComparison.Ordinal)).ToList())
+        {
+            string tensor = key[TensorChecksums.KeyPrefix.Length..];
+            if (!names.Contains(tensor))
+                throw new InvalidDataException($"{path}: {MetadataKey} entry '{key}' is the checksum of tensor '{tensor}', which the file does not hold");
+            if (!TensorChecksums.TryParse(value, out uint crc))
+                throw new InvalidDataException($"{path}: {MetadataKey} entry '{key}' = \"{value}\" is not a checksum ({TensorChecksums.Digits} hex digits of a CRC-32)");
+            checksums[tensor] = crc;
+            metadata.Remove(key);
+        }
+        return checksums;
     }
 
     private static SafeTensorInfo ParseEntry(string path, string name, JsonElement element, long bufferLength)
@@ -153,7 +215,7 @@ public sealed class SafeTensorsFile : IDisposable
             throw new InvalidDataException($"{at}: entry is a JSON {element.ValueKind}, not an object");
         if (!element.TryGetProperty("dtype", out var dtypeElement) || dtypeElement.ValueKind != JsonValueKind.String)
             throw new InvalidDataException($"{at}: missing string field \"dtype\"");
-        string dtypeName = dtypeElement.GetString()!;
+        string dtypeName = StringOf(path, dtypeElement, $"tensor '{name}': dtype");
         if (!FileDTypes.TryGetValue(dtypeName, out var dtype))
             throw new InvalidDataException($"{at}: unknown dtype \"{dtypeName}\" (known: {string.Join(", ", FileDTypes.Keys)})");
 
@@ -177,10 +239,10 @@ public sealed class SafeTensorsFile : IDisposable
             throw new InvalidDataException($"{at}: data_offsets [{begin}, {end}] run past the end of the data buffer ({bufferLength} bytes): file truncated or offsets out of range");
 
         var info = new SafeTensorInfo(name, dtypeName, dtype.DType, shape, begin, end);
-        long elements = 1;
+        long elements = shape.Contains(0) ? 0 : 1; // a zero anywhere makes it empty, however large the rest
         foreach (int d in shape)
-            elements = d == 0 || elements <= long.MaxValue / 8 / d ? elements * d
-                : throw new InvalidDataException($"{at}: shape {Tensor.ShapeString(shape)} is too large");
+            elements = elements == 0 || elements <= long.MaxValue / 8 / d ? elements * d
+                : throw new InvalidDataException($"{at}: shape {Tensor.ShapeString(shape)} is too large (more than 2⁶⁰ elements)");
         if (elements * dtype.Size != end - begin)
             throw new InvalidDataException($"{at}: data_offsets [{begin}, {end}] hold {end - begin} bytes but shape {Tensor.ShapeString(shape)} of {dtypeName} needs {elements * dtype.Size}");
         return info;
@@ -217,6 +279,7 @@ public sealed class SafeTensorsFile : IDisposable
         var info = Info(name);
         CheckLength(info, destination.Length, info.ByteLength, "bytes");
         ReadExactly(Path, _handle, destination, DataStart + info.Begin, $"tensor '{name}'");
+        if (Checksums.ContainsKey(name)) Verify(info, Crc32.HashToUInt32(destination));
     }
 
     /// <summary>One tensor as float: F32 exactly, F16 and BF16 exactly (every value is representable), F64 rounded.</summary>
@@ -275,17 +338,20 @@ public sealed class SafeTensorsFile : IDisposable
     /// <summary>bfloat16 is the top half of a float32: shifting its bits up 16 places is the exact conversion.</summary>
     public static void BFloat16ToSingle(ReadOnlySpan<ushort> source, Span<float> destination)
     {
-        if (destination.Length < source.Length) throw new ArgumentException("destination is too short", nameof(destination));
+        if (destination.Length < source.Length)
+            throw new ArgumentException($"bfloat16 conversion: {source.Length} values do not fit in a destination of {destination.Length}");
         for (int i = 0; i < source.Length; i++) destination[i] = BitConverter.Int32BitsToSingle(source[i] << 16);
     }
 
     private delegate void Converter<T>(ReadOnlySpan<byte> source, Span<T> destination);
 
-    /// <summary>Streams a tensor through a pooled buffer of at most 1 MiB, converting one chunk at a time.</summary>
+    /// <summary>Streams a tensor through a pooled buffer of at most 1 MiB, converting one chunk at a time (and
+    /// hashing the file's bytes on the way when a checksum is recorded).</summary>
     private void ReadConverted<T>(SafeTensorInfo info, Span<T> destination, int elementSize, Converter<T> convert)
     {
         const int chunkBytes = 1 << 20;
         byte[] buffer = ArrayPool<byte>.Shared.Rent(chunkBytes);
+        var crc = Checksums.ContainsKey(info.Name) ? new Crc32() : null;
         try
         {
             int perChunk = chunkBytes / elementSize;
@@ -294,10 +360,19 @@ public sealed class SafeTensorsFile : IDisposable
                 int n = Math.Min(perChunk, destination.Length - start);
                 var bytes = buffer.AsSpan(0, n * elementSize);
                 ReadExactly(Path, _handle, bytes, DataStart + info.Begin + (long)start * elementSize, $"tensor '{info.Name}'");
+                crc?.Append(bytes);
                 convert(bytes, destination.Slice(start, n));
             }
         }
         finally { ArrayPool<byte>.Shared.Return(buffer); }
+        if (crc is not null) Verify(info, crc.GetCurrentHashAsUInt32());
+    }
+
+    private void Verify(SafeTensorInfo info, uint actual)
+    {
+        uint recorded = Checksums[info.Name];
+        if (actual != recorded)
+            throw new InvalidDataException($"{Path}: tensor '{info.Name}': checksum mismatch (recorded CRC-32 {TensorChecksums.Format(recorded)}, the data has {TensorChecksums.Format(actual)}): the file is corrupt");
     }
 
     private void CheckLength(SafeTensorInfo info, long given, long needed, string unit)
@@ -341,7 +416,7 @@ public sealed record SafeTensorsEntry(string Name, DType DType, int[] Shape, Act
             double => DType.F64,
             int => DType.I32,
             Half => DType.F16,
-            _ => throw new ArgumentException($"tensor '{name}': no safetensors dtype for {typeof(T).Name}"),
+            _ => throw new ArgumentException($"tensor '{name}': only float, double, int and Half arrays have a safetensors dtype (F32, F64, I32, F16)"),
         };
         return new(name, dtype, shape, stream => stream.Write(MemoryMarshal.AsBytes(data.Span)));
     }
@@ -371,7 +446,10 @@ public sealed record SafeTensorsEntry(string Name, DType DType, int[] Shape, Act
 }
 
 /// <summary>Writes safetensors files atomically (see <see cref="AtomicFile"/>), tensors in the order given,
-/// header padded with spaces to 8 bytes as Hugging Face does, so the data buffer starts aligned.</summary>
+/// header padded with spaces to 8 bytes as Hugging Face does, so the data buffer starts aligned. Every tensor's CRC-32
+/// goes into the metadata (<see cref="TensorChecksums"/>): the header precedes the data, so it is written with
+/// "00000000" placeholders, each tensor is hashed as its callback streams it, and the digits are patched in place
+/// before the file is flushed and renamed (same length, so the header stays valid JSON).</summary>
 public static class SafeTensorsWriter
 {
     private static readonly Dictionary<DType, string> DTypeNames = new()
@@ -384,49 +462,71 @@ public static class SafeTensorsWriter
         if (!BitConverter.IsLittleEndian)
             throw new PlatformNotSupportedException("safetensors data is little-endian; this writer assumes a little-endian host");
         var entries = tensors.ToList();
-        byte[] header = BuildHeader(path, entries, metadata);
+        var (header, checksumAt) = BuildHeader(path, entries, metadata);
         AtomicFile.Write(path, stream =>
         {
             Span<byte> length = stackalloc byte[8];
             BinaryPrimitives.WriteUInt64LittleEndian(length, (ulong)header.Length);
             stream.Write(length);
             stream.Write(header);
-            foreach (var entry in entries)
+            var crcs = new uint[entries.Count];
+            for (int i = 0; i < entries.Count; i++)
             {
-                long before = stream.Position;
-                entry.WriteData(stream);
-                long written = stream.Position - before;
-                if (written != entry.ByteLength)
-                    throw new InvalidOperationException($"{path}: tensor '{entry.Name}' {Tensor.ShapeString(entry.Shape)} {entry.DType}: wrote {written} bytes, expected {entry.ByteLength}");
+                var entry = entries[i];
+                var hashing = new Crc32WriteStream(stream);
+                entry.WriteData(hashing);
+                if (hashing.BytesWritten != entry.ByteLength)
+                    throw new InvalidOperationException($"{path}: tensor '{entry.Name}' {Tensor.ShapeString(entry.Shape)} {entry.DType}: wrote {hashing.BytesWritten} bytes, expected {entry.ByteLength}");
+                crcs[i] = hashing.Crc;
+            }
+            for (int i = 0; i < entries.Count; i++)
+            {
+                stream.Seek(8 + checksumAt[i], SeekOrigin.Begin);
+                stream.Write(Encoding.ASCII.GetBytes(TensorChecksums.Format(crcs[i])));
             }
         });
     }
 
-    /// <summary>The JSON header, padded with spaces to a multiple of 8 bytes (without the length prefix).</summary>
-    internal static byte[] BuildHeader(string path, IReadOnlyList<SafeTensorsEntry> entries, IReadOnlyDictionary<string, string>? metadata)
+    /// <summary>The JSON header, padded with spaces to a multiple of 8 bytes (without the length prefix), and for each
+    /// entry the header offset of its checksum's placeholder digits.</summary>
+    internal static (byte[] Header, long[] ChecksumAt) BuildHeader(string path, IReadOnlyList<SafeTensorsEntry> entries, IReadOnlyDictionary<string, string>? metadata)
     {
         var names = new HashSet<string>();
+        foreach (var e in entries)
+        {
+            if (e.Name == SafeTensorsFile.MetadataKey || string.IsNullOrEmpty(e.Name))
+                throw new ArgumentException($"{path}: '{e.Name}' is not a valid tensor name");
+            if (!names.Add(e.Name))
+                throw new ArgumentException($"{path}: tensor '{e.Name}' given twice");
+            if (!DTypeNames.ContainsKey(e.DType))
+                throw new ArgumentException($"{path}: tensor '{e.Name}': dtype {e.DType} has no safetensors name");
+        }
+        foreach (var key in metadata?.Keys ?? [])
+            if (key.StartsWith(TensorChecksums.KeyPrefix, StringComparison.Ordinal))
+                throw new ArgumentException($"{path}: metadata key '{key}' is reserved: the writer records each tensor's checksum under '{TensorChecksums.KeyPrefix}<name>'");
+
+        var checksumAt = new long[entries.Count];
         var json = new ArrayBufferWriter<byte>();
         using (var writer = new Utf8JsonWriter(json, new JsonWriterOptions { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping }))
         {
             writer.WriteStartObject();
-            if (metadata is { Count: > 0 })
+            if (metadata is { Count: > 0 } || entries.Count > 0)
             {
                 writer.WriteStartObject(SafeTensorsFile.MetadataKey);
-                foreach (var (key, value) in metadata) writer.WriteString(key, value);
+                foreach (var (key, value) in metadata ?? new Dictionary<string, string>()) writer.WriteString(key, value);
+                for (int i = 0; i < entries.Count; i++)
+                {
+                    writer.WriteString(TensorChecksums.KeyOf(entries[i].Name), new string('0', TensorChecksums.Digits));
+                    writer.Flush();
+                    checksumAt[i] = json.WrittenCount - 1 - TensorChecksums.Digits; // the digits, before the closing quote
+                }
                 writer.WriteEndObject();
             }
             long offset = 0;
             foreach (var e in entries)
             {
-                if (e.Name == SafeTensorsFile.MetadataKey || string.IsNullOrEmpty(e.Name))
-                    throw new ArgumentException($"{path}: '{e.Name}' is not a valid tensor name");
-                if (!names.Add(e.Name))
-                    throw new ArgumentException($"{path}: tensor '{e.Name}' given twice");
-                if (!DTypeNames.TryGetValue(e.DType, out var dtypeName))
-                    throw new ArgumentException($"{path}: tensor '{e.Name}': dtype {e.DType} has no safetensors name");
                 writer.WriteStartObject(e.Name);
-                writer.WriteString("dtype", dtypeName);
+                writer.WriteString("dtype", DTypeNames[e.DType]);
                 writer.WriteStartArray("shape");
                 foreach (int d in e.Shape) writer.WriteNumberValue(d);
                 writer.WriteEndArray();
@@ -442,6 +542,6 @@ public static class SafeTensorsWriter
         var header = new byte[padded];
         json.WrittenSpan.CopyTo(header);
         header.AsSpan(json.WrittenCount).Fill((byte)' ');
-        return header;
+        return (header, checksumAt);
     }
 }
