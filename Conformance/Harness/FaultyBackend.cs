@@ -8,11 +8,17 @@ public enum Fault { None, WritesPastEnd, LeavesLastUnwritten, ReadsBeforeStart, 
 
 /// <summary>
 /// A CPU backend whose Gelu has one deliberate <see cref="Fault"/>: the harness's own test subject, proving that a
-/// conformance failure is reported for each kind of bug rather than assumed. Every other member delegates.
+/// conformance failure is reported for each kind of bug rather than assumed. Every other member delegates, except
+/// that <see cref="NonFiniteSumOfSquares"/> can make chosen SumOfSquares calls return NaN: the global gradient norm
+/// of an overflowed backward, for the trainer's guard.
 /// </summary>
 public sealed class FaultyBackend(Fault fault) : IBackend
 {
     private readonly CpuBackend _cpu = new(fastPaths: true);
+    private int _sums;
+
+    /// <summary>Called with the 1-based index of each SumOfSquares call; true makes that call return NaN.</summary>
+    public Func<int, bool>? NonFiniteSumOfSquares { get; init; }
 
     public string Name => $"faulty({fault})";
 
@@ -60,7 +66,8 @@ public sealed class FaultyBackend(Fault fault) : IBackend
     public void Add(Tensor a, Tensor b, Tensor output) => _cpu.Add(a, b, output);
     public void Accumulate(Tensor source, Tensor destination) => _cpu.Accumulate(source, destination);
     public void Scale(Tensor tensor, float factor) => _cpu.Scale(tensor, factor);
-    public double SumOfSquares(Tensor tensor) => _cpu.SumOfSquares(tensor);
+    public double SumOfSquares(Tensor tensor) =>
+        NonFiniteSumOfSquares?.Invoke(++_sums) == true ? double.NaN : _cpu.SumOfSquares(tensor);
     public void Attention(Tensor qkv, Tensor output, Tensor probs, int heads) => _cpu.Attention(qkv, output, probs, heads);
     public void AttentionBackward(Tensor dOutput, Tensor qkv, Tensor probs, Tensor dQkv, int heads) => _cpu.AttentionBackward(dOutput, qkv, probs, dQkv, heads);
     public void CrossEntropy(Tensor logits, Tensor targets, Tensor probs, Tensor losses, int ignoreIndex = -1) => _cpu.CrossEntropy(logits, targets, probs, losses, ignoreIndex);

@@ -1,0 +1,40 @@
+using Llm.Tensors;
+
+namespace Llm.Conformance.Harness;
+
+/// <summary>
+/// A backend that hands out tensors without memory behind them, for tests of bookkeeping at sizes no test machine
+/// holds (a 7B model's parameter arenas): shapes, offsets and names only. Every op refuses to run.
+/// </summary>
+public sealed class ShapeOnlyBackend(int maxTensorElements = int.MaxValue) : IBackend
+{
+    public string Name => "shape-only";
+    public Tensor Allocate(DType dtype, int[] shape, string? name = null) => new(this, dtype, shape, new object(), 0, name);
+    public void Release(Tensor tensor) { }
+    public int MaxTensorElements(DType dtype) => maxTensorElements;
+    public void Dispose() { }
+
+    private static Exception NoData() => new NotSupportedException("the shape-only test backend holds no data");
+    public void Upload<T>(ReadOnlySpan<T> source, Tensor destination) where T : unmanaged => throw NoData();
+    public void Download<T>(Tensor source, Span<T> destination) where T : unmanaged => throw NoData();
+    public void Copy(Tensor source, Tensor destination) => throw NoData();
+    public void Fill(Tensor destination, double value) => throw NoData();
+    public void Synchronize() { }
+    public void Embedding(Tensor ids, Tensor table, Tensor output) => throw NoData();
+    public void EmbeddingBackward(Tensor dOutput, Tensor ids, Tensor dTable) => throw NoData();
+    public void MatMul(Tensor a, Tensor b, Tensor? bias, Tensor output, bool transA = false, bool transB = false, bool accumulate = false) => throw NoData();
+    public void MatMulBackward(Tensor dOutput, Tensor a, Tensor b, Tensor? dA, Tensor? dB, Tensor? dBias, bool transA = false, bool transB = false) => throw NoData();
+    public void LayerNorm(Tensor input, Tensor weight, Tensor bias, Tensor output, Tensor mean, Tensor rstd, float eps = 1e-5f) => throw NoData();
+    public void LayerNormBackward(Tensor dOutput, Tensor input, Tensor weight, Tensor mean, Tensor rstd, Tensor dInput, Tensor dWeight, Tensor dBias) => throw NoData();
+    public void Gelu(Tensor input, Tensor output) => throw NoData();
+    public void GeluBackward(Tensor dOutput, Tensor input, Tensor dInput) => throw NoData();
+    public void Add(Tensor a, Tensor b, Tensor output) => throw NoData();
+    public void Accumulate(Tensor source, Tensor destination) => throw NoData();
+    public void Scale(Tensor tensor, float factor) => throw NoData();
+    public double SumOfSquares(Tensor tensor) => throw NoData();
+    public void Attention(Tensor qkv, Tensor output, Tensor probs, int heads) => throw NoData();
+    public void AttentionBackward(Tensor dOutput, Tensor qkv, Tensor probs, Tensor dQkv, int heads) => throw NoData();
+    public void CrossEntropy(Tensor logits, Tensor targets, Tensor probs, Tensor losses, int ignoreIndex = -1) => throw NoData();
+    public void CrossEntropyBackward(Tensor dLosses, Tensor probs, Tensor targets, Tensor dLogits, int ignoreIndex = -1) => throw NoData();
+    public void AdamW(Tensor param, Tensor grad, Tensor m, Tensor v, AdamWParameters hyper) => throw NoData();
+}
