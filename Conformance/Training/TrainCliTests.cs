@@ -1,0 +1,100 @@
+using Llm.Tools;
+using Xunit;
+
+namespace Llm.Conformance.Training;
+
+/// <summary>`train` as a user meets it: values that cannot train, presets' defaults, resume, overwrite.</summary>
+public sealed class TrainCliTests : IDisposable
+{
+    private readonly string _dir = Path.Combine(Path.GetTempPath(), "llm-train-cli-" + Guid.NewGuid().ToString("N")[..8]);
+    public TrainCliTests() => Directory.CreateDirectory(_dir);
+    public void Dispose() { if (Directory.Exists(_dir)) Directory.Delete(_dir, recursive: true); }
+
+    private static (int Code, string Out, string Err) Run(params string[] args)
+    {
+        var stdout = new StringWriter();
+        var stderr = new StringWriter();
+        int code = Cli.Run(args, stdout, stderr);
+        return (code, stdout.ToString(), stderr.ToString());
+    }
+
+    private string[] Micro(string run, int steps = 2) =>
+        ["train", "--backend", "cpu", "--preset", "micro", "--steps", $"{steps}", "--batch", "2", "--eval-every", "2", "--eval-batches", "1",
+         "--checkpoint-every", "2", "--out", Path.Combine(_dir, run)];
+
+    private static void OneLineError((int Code, string Out, string Err) r, string mention)
+    {
+        Assert.True(r.Code != 0, $"exit code 0; stdout: {r.Out}");
+        var lines = r.Err.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.True(lines.Length == 1, $"expected one line on stderr, got:\n{r.Err}");
+        Assert.StartsWith("error: ", lines[0]);
+        Assert.Contains(mention, lines[0]);
+        foreach (string dotnet in new[] { "(Parameter", "Actual value was", "System.", "Exception" })
+            Assert.DoesNotContain(dotnet, lines[0]);
+    }
+
+    [Fact]
+    public void The_micro_preset_runs_with_its_own_defaults()
+    {
+        // no --seq: micro's context is 16, so the default of 64 would not fit it
+        var r = Run(Micro("micro"));
+        Assert.True(r.Code == 0, r.Err + r.Out);
+        Assert.Contains("B=2 T=16", r.Out);
+        Assert.True(File.Exists(Path.Combine(_dir, "micro", "step_000002", "model.safetensors")));
+    }
+
+    [Theory]
+    [InlineData("--weight-decay", "NaN")]
+    [InlineData("--weight-decay", "-0.1")]
+    [InlineData("--grad-clip", "NaN")]
+    [InlineData("--grad-clip", "-1")]
+    [InlineData("--grad-clip", "Infinity")]
+    [InlineData("--warmup", "-1")]
+    [InlineData("--lr", "0")]
+    [InlineData("--lr", "NaN")]
+    [InlineData("--lr", "-0.001")]
+    [InlineData("--accumulate", "0")]
+    [InlineData("--keep-last", "-1")]
+    [InlineData("--max-skipped", "0")]
+    [InlineData("--eval-every", "0")]
+    [InlineData("--checkpoint-every", "0")]
+    [InlineData("--seq", "17")]
+    public void Values_that_cannot_train_are_refused_before_anything_is_written(string option, string value)
+    {
+        var r = Run([.. Micro("bad"), option, value]);
+        OneLineError(r, option);
+        Assert.False(Directory.Exists(Path.Combine(_dir, "bad")), "the run folder was created before the options were checked");
+    }
+
+    [Fact]
+    public void Resume_refuses_contradictions_says_changes_and_stops_at_the_end()
+    {
+        string run = Path.Combine(_dir, "r");
+        Assert.Equal(0, Run(Micro("r")).Code);
+
+        OneLineError(Run("train", "--backend", "cpu", "--resume", run, "--batch", "4"), "--batch 4");
+        OneLineError(Run("train", "--backend", "cpu", "--resume", run, "--lr", "0.1"), "--lr 0.1");
+        OneLineError(Run("train", "--backend", "cpu", "--resume", run, "--overwrite"), "--overwrite");
+
+        var done = Run("train", "--backend", "cpu", "--resume", run);
+        Assert.True(done.Code == 0, done.Err);
+        Assert.Contains("nothing to do", done.Out);
+        Assert.DoesNotContain("NaN", done.Out);
+
+        var more = Run("train", "--backend", "cpu", "--resume", run, "--steps", "4", "--batch", "2");  // the same batch is no contradiction
+        Assert.True(more.Code == 0, more.Err + more.Out);
+        Assert.Contains("--steps 4 (the run had 2)", more.Out);
+        Assert.Equal("step_000004", File.ReadAllText(Path.Combine(run, "latest")).Trim());
+    }
+
+    [Fact]
+    public void A_fresh_run_does_not_overwrite_another_unless_asked()
+    {
+        Assert.Equal(0, Run(Micro("o")).Code);
+        var again = Run(Micro("o"));
+        OneLineError(again, "--overwrite");
+        Assert.Contains("--resume", again.Err);
+        var forced = Run([.. Micro("o"), "--overwrite"]);
+        Assert.True(forced.Code == 0, forced.Err);
+    }
+}
