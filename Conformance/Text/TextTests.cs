@@ -335,7 +335,7 @@ public class TextTests
         var e = Assert.Throws<ArgumentOutOfRangeException>(() => new TokenDataset(Iota(300), 2, 4, vocabSize: 256));
         Assert.Contains("token 256 at position 256", e.Message);
         var data = new TokenDataset(Iota(100), 2, 4);
-        Assert.Throws<ArgumentOutOfRangeException>(() => data.Position = -1);
+        Assert.Throws<ArgumentException>(() => data.Position = -1);
         Assert.Throws<ArgumentException>(() => data.NextTrainBatch(new int[7], new int[8]));
     }
 
