@@ -14,7 +14,7 @@ public static class Generator
     public static IEnumerable<int> Generate(Gpt2 model, IReadOnlyList<int> prompt, int maxNewTokens, Sampler sampler)
     {
         if (prompt.Count == 0) throw new ArgumentException("generation needs at least one prompt token");
-        if (maxNewTokens < 0) throw new ArgumentOutOfRangeException(nameof(maxNewTokens), maxNewTokens, "must be ≥ 0");
+        if (maxNewTokens < 0) throw new ArgumentOutOfRangeException($"the number of new tokens must be ≥ 0, got {maxNewTokens}", innerException: null);
         int V = model.Config.VocabSize;
         foreach (int id in prompt)
             if ((uint)id >= (uint)V) throw new ArgumentException($"prompt token {id} is outside the model's vocabulary of {V}");
