@@ -13,7 +13,24 @@ namespace Llm.Tools;
 /// </summary>
 public static class Bench
 {
-    public sealed record Options(string Preset = "gpt2", int Batch = 4, int Seq = 64, int Steps = 3, int MatMulSize = 1024, bool SkipNaive = false, bool Json = false);
+    public sealed record Options(string Preset = "gpt2", int Batch = 4, int Seq = 64, int Steps = 3, int MatMulSize = 1024, bool SkipNaive = false, bool Json = false)
+    {
+        /// <summary>The largest n whose n×n matrix fits one array (n² ≤ 2³¹ − 1).</summary>
+        public const int MaxMatMulSize = 46340;
+
+        /// <summary>Throws naming the first option (as `bench` spells it) that cannot run; returns this.</summary>
+        public Options Validate()
+        {
+            if (Batch < 1) throw new ArgumentException($"--batch must be ≥ 1, got {Batch}");
+            if (Seq < 1) throw new ArgumentException($"--seq must be ≥ 1, got {Seq}");
+            if (Steps < 1) throw new ArgumentException($"--steps must be ≥ 1, got {Steps}");
+            if (MatMulSize is < 1 or > MaxMatMulSize) throw new ArgumentException($"--matmul-size must be in [1, {MaxMatMulSize}], got {MatMulSize}");
+            var config = Gpt2Config.FromPreset(Preset);  // an unknown preset throws naming the known ones
+            if (Seq > config.ContextLength)
+                throw new ArgumentException($"--seq {Seq} exceeds the context length {config.ContextLength} of preset '{Preset}'");
+            return this;
+        }
+    }
 
     public sealed record Result(string Backend, int MatMulSize, double NaiveGflops, double FastGflops,
         string Preset, long Parameters, int Batch, int Seq, double ForwardMs, double BackwardMs, double AdamWMs, double StepMs,
@@ -21,6 +38,7 @@ public static class Bench
 
     public static Result Run(IBackend backend, Options o, TextWriter log)
     {
+        o.Validate();
         if (backend is not Vulkan.VulkanBackend) log.WriteLine($"cpu: {Environment.ProcessorCount} cores, Vector512: {System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated}, Vector256: {System.Runtime.Intrinsics.Vector256.IsHardwareAccelerated}");
         int n = o.MatMulSize;
         double naive = o.SkipNaive ? double.NaN : MatMulGflops(new CpuBackend(fastPaths: false), n, repeats: 1);

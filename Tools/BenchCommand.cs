@@ -22,7 +22,8 @@ internal static class BenchCommand
         { preset, batch, seq, steps, size, skipNaive, torch, json, table };
         cmd.SetAction(p =>
         {
-            var o = new Bench.Options(p.GetValue(preset)!, p.GetValue(batch), p.GetValue(seq), p.GetValue(steps), p.GetValue(size), p.GetValue(skipNaive));
+            // checked before a device opens: a value that cannot run is refused at once, not after minutes of measuring
+            var o = new Bench.Options(p.GetValue(preset)!, p.GetValue(batch), p.GetValue(seq), p.GetValue(steps), p.GetValue(size), p.GetValue(skipNaive)).Validate();
             bool asJson = p.GetValue(json);
             var log = asJson ? TextWriter.Null : stdout;
             using var backend = Cli.CreateBackend(p, log);

@@ -21,36 +21,35 @@ public static class Cli
         root.Options.Add(DeviceOption);
         root.Options.Add(VerboseOption);
         root.Subcommands.Add(TrainCommand.Create(stdout));
-        root.Subcommands.Add(SampleCommand.Create(stdout));
-        root.Subcommands.Add(EvalCommand.Create(stdout));
+        root.Subcommands.Add(SampleCommand.Create(stdout, stderr));
+        root.Subcommands.Add(EvalCommand.Create(stdout, stderr));
         root.Subcommands.Add(BenchCommand.Create(stdout));
 
-        var parse = root.Parse(args);
-        if (parse.Errors.Count > 0)
-        {
-            stderr.WriteLine($"error: {OneLine(parse.Errors[0].Message)} (see --help)");
-            return 2;
-        }
         try
         {
+            // inside the try: the parser runs option rules, and a rule that throws must still end as one line
+            var parse = root.Parse(args);
+            if (ParseErrors.Explain(parse) is { } problem)
+            {
+                stderr.WriteLine($"error: {problem}");
+                return 2;
+            }
             return parse.Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false, Output = stdout, Error = stderr });
         }
+        // the last line of defence: these carry messages written in this project, naming the file or option at fault
         catch (Exception e) when (e is ArgumentException or InvalidDataException or IOException or UnauthorizedAccessException
-                                       or FormatException or NotSupportedException or KeyNotFoundException or JsonException or InvalidOperationException)
+                                       or FormatException or NotSupportedException or KeyNotFoundException or JsonException
+                                       or InvalidOperationException or VulkanException or Training.TrainingDivergedException)
         {
-            stderr.WriteLine($"error: {OneLine(e.Message)}");
+            stderr.WriteLine($"error: {ParseErrors.OneLine(e.Message)}");
             return 1;
         }
         catch (Exception e)
         {
-            stderr.WriteLine($"error: unexpected {e.GetType().Name}: {OneLine(e.Message)}");
+            stderr.WriteLine($"error: internal error, please report it: {ParseErrors.OneLine(e.Message)} ({e.GetType().Name})");
             return 3;
         }
     }
-
-    /// <summary>Folds a multi-line message (System.CommandLine lists choices on lines of their own) into one line.</summary>
-    private static string OneLine(string message) =>
-        string.Join(' ', message.Split(['\n', '\r', '\t'], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
 
     internal static readonly Option<string> BackendOption = new("--backend")
     {
@@ -58,18 +57,20 @@ public static class Cli
         DefaultValueFactory = _ => "auto",
         Recursive = true,
     };
-    internal static readonly Option<int?> DeviceOption = new("--device")
+    internal static readonly Option<int?> DeviceOption = new Option<int?>("--device")
     {
         Description = "Vulkan device index (listed by --verbose; also LLM_VULKAN_DEVICE)",
         Recursive = true,
-    };
+    }.AtLeast(0);
     internal static readonly Option<bool> VerboseOption = new("--verbose")
     {
         Description = "print the chosen device's name, driver and limits",
         Recursive = true,
     };
 
-    static Cli() => BackendOption.AcceptOnlyFromAmong("auto", "cpu", "vulkan");
+    private static readonly string[] Backends = ["auto", "cpu", "vulkan"];
+
+    static Cli() => BackendOption.Must(b => Backends.Contains(b), string.Join(", ", Backends[..^1]) + " or " + Backends[^1]);
 
     /// <summary>The backend a command runs on, per --backend/--device; the choice is printed to <paramref name="log"/>.</summary>
     internal static IBackend CreateBackend(ParseResult p, TextWriter log)
@@ -92,10 +93,33 @@ public static class Cli
                 log.WriteLine($"cpu: Vector512 {System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated}, Vector256 {System.Runtime.Intrinsics.Vector256.IsHardwareAccelerated}, FMA {System.Runtime.Intrinsics.X86.Fma.IsSupported}");
             return cpu;
         }
-        var vulkan = new VulkanBackend(device);
+        CheckDeviceIndex(device);
+        VulkanBackend vulkan;
+        try { vulkan = new VulkanBackend(device); }
+        catch (DllNotFoundException)
+        {
+            throw new NotSupportedException("--backend vulkan: the Vulkan loader (libvulkan.so.1) is not installed; install libvulkan1 and a driver, or use --backend cpu");
+        }
         log.WriteLine($"backend: vulkan on {vulkan.Info.Name} ({vulkan.Info.Type}){(reason.Length > 0 ? "; " + reason : "")}");
         if (verbose) log.WriteLine(vulkan.Info.ToString());
         return vulkan;
+    }
+
+    /// <summary>Refuses a device index (--device, else LLM_VULKAN_DEVICE) beyond the devices present, saying how many
+    /// there are, before the backend is opened.</summary>
+    private static void CheckDeviceIndex(int? device)
+    {
+        string source = device is null ? "LLM_VULKAN_DEVICE=" : "--device ";
+        device ??= Vulkan.VulkanOptions.FromEnvironment().DeviceIndex;
+        if (device is not int index) return;
+        var devices = SafeListDevices();
+        if (index < devices.Count) return;
+        throw new ArgumentException(devices.Count switch
+        {
+            0 => $"{source}{index}: no Vulkan device is present",
+            1 => $"{source}{index}: there is only 1 Vulkan device, {devices[0]}",
+            _ => $"{source}{index}: there are {devices.Count} Vulkan devices, {string.Join("; ", devices)}",
+        });
     }
 
     /// <summary>auto: the first GPU among the Vulkan devices, else the CPU Reference (lavapipe is a CPU device: slower

@@ -6,42 +6,62 @@ using Llm.Training;
 
 namespace Llm.Tools;
 
-/// <summary>`eval`: mean cross-entropy (nats/token) and perplexity of a checkpoint on a text file.</summary>
+/// <summary>`eval`: mean cross-entropy (nats/token) and perplexity of a checkpoint on a text, or on the held-out tail
+/// of it that `train` validated on.</summary>
 internal static class EvalCommand
 {
-    public static Command Create(TextWriter stdout)
+    /// <param name="stdout">The result (and, without --json, the backend line).</param>
+    /// <param name="stderr">Warnings about the text, such as bytes that are not UTF-8.</param>
+    public static Command Create(TextWriter stdout, TextWriter stderr)
     {
         var checkpoint = new Option<string>("--checkpoint") { Description = "a run folder (its latest checkpoint), a step folder, or a Hugging Face GPT-2 folder", Required = true };
-        var data = new Option<string>("--data") { Description = "UTF-8 text file to score", Required = true };
-        var batch = Cli.Opt("--batch", "B sequences per forward pass", 8);
-        var seq = Cli.Opt<int?>("--seq", "T tokens per sequence (default: the model's context length)");
+        var data = Cli.Opt<string?>("--data", "UTF-8 text file to score (default: the embedded Pride and Prejudice)");
+        var heldOut = Cli.Opt("--held-out", $"score only the last {TokenDataset.DefaultValidationFraction:P0} of the tokens, the tail train holds out for validation", false);
+        var batch = Cli.Opt("--batch", "B sequences per forward pass", 8).AtLeast(1);
+        var seq = Cli.Opt<int?>("--seq", "T tokens per sequence (default: the model's context length)").AtLeast(1);
         var json = Cli.Opt("--json", "print one JSON object: loss, perplexity, tokens, bits_per_byte", false);
-        var cmd = new Command("eval", "Score a text file: mean cross-entropy in nats per token, and perplexity.") { checkpoint, data, batch, seq, json };
+        var cmd = new Command("eval", "Score a text: mean cross-entropy in nats per token, and perplexity.") { checkpoint, data, heldOut, batch, seq, json };
         cmd.SetAction(p =>
         {
             string folder = Checkpoint.ResolveModelFolder(p.GetValue(checkpoint)!);
+            string? path = p.GetValue(data);
+            string text = Corpus.Load(path, warning => stderr.WriteLine($"warning: {warning}"));  // a bad file fails before a device opens
             bool asJson = p.GetValue(json);
             using var backend = Cli.CreateBackend(p, asJson ? TextWriter.Null : stdout);
             var (model, tokenizerName) = Models.Gpt2.Load(folder, backend);
             var tokenizer = Tokenizers.Create(tokenizerName);
-            string path = p.GetValue(data)!;
-            string text = Corpus.Load(path);
             int B = p.GetValue(batch);
             int T = p.GetValue(seq) ?? model.Config.ContextLength;
-            if (B < 1 || T < 1 || T > model.Config.ContextLength)
-                throw new ArgumentException($"--batch must be ≥ 1 and --seq in [1, {model.Config.ContextLength}], got B={B}, T={T}");
+            if (T > model.Config.ContextLength)
+                throw new ArgumentException($"--seq {T} exceeds the model's context length, {model.Config.ContextLength}");
+            string name = path ?? "Pride and Prejudice (embedded)";
             int[] tokens = tokenizer.Encode(text);
-            if (tokens.Length < 2) throw new ArgumentException($"{path}: needs at least 2 tokens to score, has {tokens.Length}");
+            long bytes = System.Text.Encoding.UTF8.GetByteCount(text);
+            if (p.GetValue(heldOut))
+            {
+                tokens = HeldOutTail(tokens);
+                bytes = System.Text.Encoding.UTF8.GetByteCount(tokenizer.Decode(tokens));
+                name += ", held-out tail";
+            }
+            if (tokens.Length < 2) throw new ArgumentException($"{name}: needs at least 2 tokens to score, has {tokens.Length}");
             var (loss, count) = Trainer.Evaluate(model, Windows(tokens, B, T), B, T);
             double perplexity = Math.Exp(loss);
-            double bitsPerByte = loss * count / Math.Log(2) / System.Text.Encoding.UTF8.GetByteCount(text);
+            double bitsPerByte = loss * count / Math.Log(2) / bytes;
             if (asJson)
-                stdout.WriteLine(JsonSerializer.Serialize(new { loss, perplexity, tokens = count, bits_per_byte = bitsPerByte, file = path, backend = backend.Name }));
+                stdout.WriteLine(JsonSerializer.Serialize(new { loss, perplexity, tokens = count, bits_per_byte = bitsPerByte, file = path, held_out = p.GetValue(heldOut), backend = backend.Name }));
             else
-                stdout.WriteLine($"{path}: loss {loss:F4} nats/token, perplexity {perplexity:F3}, {count:N0} tokens, {bitsPerByte:F3} bits/byte");
+                stdout.WriteLine($"{name}: loss {loss:F4} nats/token, perplexity {perplexity:F3}, {count:N0} tokens, {bitsPerByte:F3} bits/byte");
             return 0;
         });
         return cmd;
+    }
+
+    /// <summary>The validation split of `train`: the last round(N·fraction) tokens, cut by the same expression as
+    /// <see cref="TokenDataset"/> (TrainCount = N − round(N·fraction)), so eval scores exactly the tokens train held out.</summary>
+    internal static int[] HeldOutTail(int[] tokens)
+    {
+        int validation = (int)Math.Round(tokens.Length * TokenDataset.DefaultValidationFraction);
+        return tokens[(tokens.Length - validation)..];
     }
 
     /// <summary>Every token after the first is scored exactly once: non-overlapping windows of T+1 tokens (stride T);

@@ -7,6 +7,17 @@ internal static class LossPlot
 {
     public static string Save(string runFolder, IReadOnlyList<TrainingRun.MetricsRow> rows, double unigram)
     {
+        var plot = Build(rows, unigram);
+        string path = Path.Combine(runFolder, "loss.png");
+        string tmp = path + ".tmp-" + Guid.NewGuid().ToString("N")[..8] + ".png";
+        plot.SavePng(tmp, 900, 550);
+        File.Move(tmp, path, overwrite: true);
+        return path;
+    }
+
+    /// <summary>The figure <see cref="Save"/> writes, before rendering.</summary>
+    internal static ScottPlot.Plot Build(IReadOnlyList<TrainingRun.MetricsRow> rows, double unigram)
+    {
         var plot = new ScottPlot.Plot();
         var train = plot.Add.Scatter(rows.Select(r => (double)r.Step).ToArray(), rows.Select(r => r.TrainLoss).ToArray());
         train.LegendText = "train";
@@ -24,11 +35,9 @@ internal static class LossPlot
         plot.Title("GPT-2 training loss");
         plot.XLabel("step");
         plot.YLabel("cross-entropy (nats/token)");
-        plot.ShowLegend();
-        string path = Path.Combine(runFolder, "loss.png");
-        string tmp = path + ".tmp-" + Guid.NewGuid().ToString("N")[..8] + ".png";
-        plot.SavePng(tmp, 900, 550);
-        File.Move(tmp, path, overwrite: true);
-        return path;
+        // beside the data area, not inside it: no corner of the data area is always empty (the curves end lower right,
+        // a diverging run ends upper right, the baseline crosses the whole width), so only outside is never in the way
+        plot.ShowLegend(ScottPlot.Edge.Right);
+        return plot;
     }
 }

@@ -8,16 +8,22 @@ namespace Llm.Tools;
 /// <summary>`sample`: continue a prompt with a trained model (greedy, temperature, top-k, top-p; seeded).</summary>
 internal static class SampleCommand
 {
-    public static Command Create(TextWriter stdout)
+    /// <param name="stdout">Carries only the prompt and its continuation, so the text can be piped on.</param>
+    /// <param name="stderr">The backend line (and with --verbose, the devices).</param>
+    public static Command Create(TextWriter stdout, TextWriter stderr)
     {
         var d = new SamplingOptions();
         var checkpoint = new Option<string>("--checkpoint") { Description = "a run folder (its latest checkpoint), a step folder, or a Hugging Face GPT-2 folder", Required = true };
         var prompt = Cli.Opt("--prompt", "text to continue", "");
-        var tokens = Cli.Opt("--tokens", "new tokens to generate", 200);
-        var temperature = Cli.Opt("--temperature", "softmax temperature; 0 = greedy", 0.8f);
-        var topK = Cli.Opt("--top-k", "sample among the k most likely tokens (0: off)", d.TopK);
-        var topP = Cli.Opt("--top-p", "nucleus sampling: the smallest set with probability ≥ p (1: off)", d.TopP);
-        var penalty = Cli.Opt("--repetition-penalty", "CTRL repetition penalty (1: off)", d.RepetitionPenalty);
+        // the ranges of SamplingOptions.Validate, checked here too so the message names the option as typed
+        var tokens = Cli.Opt("--tokens", "new tokens to generate", 200).AtLeast(0);
+        var temperature = Cli.Opt("--temperature", "softmax temperature; 0 = greedy", 0.8f)
+            .Must(t => t >= 0 && float.IsFinite(t), "a finite number ≥ 0 (0 = greedy)");
+        var topK = Cli.Opt("--top-k", "sample among the k most likely tokens (0: off)", d.TopK).AtLeast(0);
+        var topP = Cli.Opt("--top-p", "nucleus sampling: the smallest set with probability ≥ p (1: off)", d.TopP)
+            .Must(v => v > 0 && v <= 1, "in (0, 1] (1 = off)");
+        var penalty = Cli.Opt("--repetition-penalty", "CTRL repetition penalty (1: off)", d.RepetitionPenalty)
+            .Must(r => r > 0 && float.IsFinite(r), "a finite number > 0 (1 = off)");
         var seed = Cli.Opt("--seed", "sampling seed", d.Seed);
         var cmd = new Command("sample", "Generate text from a checkpoint.") { checkpoint, prompt, tokens, temperature, topK, topP, penalty, seed };
         cmd.SetAction(p =>
@@ -28,10 +34,9 @@ internal static class SampleCommand
                 RepetitionPenalty = p.GetValue(penalty), Seed = p.GetValue(seed),
             }.Validate();
             int n = p.GetValue(tokens);
-            if (n < 0) throw new ArgumentException($"--tokens must be ≥ 0, got {n}");
             string folder = Checkpoint.ResolveModelFolder(p.GetValue(checkpoint)!);  // a missing folder fails before any device opens
-            // stdout carries only the text: the backend choice goes to stderr, and only with --verbose
-            using var backend = Cli.CreateBackend(p, p.GetValue(Cli.VerboseOption) ? Console.Error : TextWriter.Null);
+            // as every command, sample names its backend; on stderr, since stdout carries only the text
+            using var backend = Cli.CreateBackend(p, stderr);
             var (model, tokenizerName) = Models.Gpt2.Load(folder, backend);
             var tokenizer = Tokenizers.Create(tokenizerName);
             string text = p.GetValue(prompt)!;

@@ -1,7 +1,6 @@
 using System.CommandLine;
 using Llm.Tensors;
 using Llm.Training;
-using Spectre.Console;
 
 namespace Llm.Tools;
 
@@ -90,58 +89,8 @@ internal static class TrainCommand
                 backend = Cli.CreateBackend(p, stdout);
                 run = TrainingRun.Start(backend, options, p.GetValue(overwrite), Warn);
             }
-            using (backend) Execute(run, backend.Name, stdout);
-            return 0;
+            using (backend) return TrainProgress.Run(run, backend.Name, stdout);
         });
         return cmd;
-    }
-
-    private static void Execute(TrainingRun run, string backendName, TextWriter stdout)
-    {
-        var o = run.Options;
-        double unigram = run.Data.TrainUnigramEntropy;
-        stdout.WriteLine($"GPT-2 '{o.Preset}' ({run.Model.Parameters.Count:N0} parameters) on {backendName}; tokenizer {run.Tokenizer.Name}; " +
-                         $"{run.Data.TrainCount:N0} train / {run.Data.ValidationCount:N0} validation tokens; B={o.Batch} T={o.Seq}; unigram baseline {unigram:F3} nats/token");
-        double lastVal = double.NaN;
-        string? lastCheckpoint = null;
-        var console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(stdout) });
-        bool interactive = ReferenceEquals(stdout, Console.Out) && !Console.IsOutputRedirected;
-
-        void OnEvent(TrainingEvent e, ProgressTask? task)
-        {
-            switch (e)
-            {
-                case StepEvent { Result: var r } se:
-                    double tps = r.Tokens / Math.Max(1e-9, r.Elapsed.TotalSeconds);
-                    string val = double.IsNaN(lastVal) ? "—" : lastVal.ToString("F4");
-                    string line = $"step {r.Step}/{se.TotalSteps}  loss {r.Loss:F4}  val {val}  lr {r.LearningRate:E2}  {tps:N0} tok/s";
-                    if (task is not null) { task.Description = Markup.Escape(line); task.Value = r.Step; }
-                    else if (r.Step == 1 || r.Step % 50 == 0 || r.Step == se.TotalSteps) stdout.WriteLine(line);
-                    break;
-                case ValidationEvent v:
-                    lastVal = v.Loss;
-                    if (task is null) stdout.WriteLine($"step {v.Step}: validation loss {v.Loss:F4}");
-                    break;
-                case CheckpointEvent c:
-                    lastCheckpoint = c.Folder;
-                    break;
-            }
-        }
-
-        if (interactive)
-        {
-            console.Progress()
-                .Columns(new TaskDescriptionColumn { Alignment = Justify.Left }, new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn(), new ElapsedTimeColumn())
-                .Start(ctx =>
-                {
-                    var task = ctx.AddTask("training", maxValue: o.Steps);
-                    task.Value = run.Trainer.Optimizer.Step;
-                    run.Run(e => OnEvent(e, task));
-                });
-        }
-        else run.Run(e => OnEvent(e, null));
-
-        string plot = LossPlot.Save(o.Out, TrainingRun.ReadMetrics(o.Out), unigram);
-        stdout.WriteLine($"validation loss {lastVal:F4} nats/token (unigram baseline {unigram:F3}); checkpoint {lastCheckpoint}; loss curve {plot}");
     }
 }

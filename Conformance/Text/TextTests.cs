@@ -211,10 +211,10 @@ public class TextTests
     }
 
     [Fact]
-    public void Corpus_rejects_a_directory_as_missing_file()
+    public void Corpus_rejects_a_directory_naming_it()
     {
         var e = Assert.Throws<FileNotFoundException>(() => Corpus.Load(Path.GetTempPath()));
-        Assert.Contains("does not exist", e.Message);
+        Assert.Contains("is a directory, not a text file", e.Message);
     }
 
     // ---- token dataset ----

@@ -22,7 +22,7 @@ public sealed class Rng(ulong seed)
     /// <summary>Uniform integer in [0, n).</summary>
     public int NextInt(int n)
     {
-        if (n <= 0) throw new ArgumentOutOfRangeException(nameof(n), n, "must be positive");
+        if (n <= 0) throw new ArgumentOutOfRangeException($"a uniform integer in [0, n) needs n > 0, got n = {n}", innerException: null);
         return (int)((NextUInt64() >> 33) % (ulong)n);
     }
 

@@ -21,7 +21,8 @@ public sealed record SamplingOptions
 
     public bool IsGreedy => Temperature == 0;
 
-    /// <summary>Throws naming the first option outside its range; returns this for chaining.</summary>
+    /// <summary>Throws naming the first option outside its range (as ParamName, the property's name); returns this
+    /// for chaining. The CLI checks the same ranges while parsing, so its messages name the options as typed.</summary>
     public SamplingOptions Validate()
     {
         if (!(Temperature >= 0) || float.IsPositiveInfinity(Temperature))
@@ -128,7 +129,7 @@ public sealed class Sampler
     /// <summary>Index of the largest value; the lowest index among ties.</summary>
     public static int ArgMax(ReadOnlySpan<double> values)
     {
-        if (values.IsEmpty) throw new ArgumentException("argmax of an empty logits row", nameof(values));
+        if (values.IsEmpty) throw new ArgumentException("argmax of an empty logits row");
         int best = 0;
         for (int v = 1; v < values.Length; v++)
             if (values[v] > values[best]) best = v;
@@ -138,7 +139,7 @@ public sealed class Sampler
     /// <summary>In place: x_v ← exp((x_v − max) / τ) / Σ_u exp((x_u − max) / τ), τ &gt; 0.</summary>
     public static void Softmax(Span<double> logits, double temperature)
     {
-        if (!(temperature > 0)) throw new ArgumentOutOfRangeException(nameof(temperature), temperature, "softmax temperature must be > 0");
+        if (!(temperature > 0)) throw new ArgumentOutOfRangeException($"softmax temperature must be > 0, got {temperature}", innerException: null);
         double max = logits[ArgMax(logits)];
         double sum = 0;
         for (int v = 0; v < logits.Length; v++)
@@ -156,14 +157,14 @@ public sealed class Sampler
     public static void ApplyRepetitionPenalty(Span<double> logits, ReadOnlySpan<int> generated, double penalty)
     {
         if (penalty == 1 || generated.IsEmpty) return;
-        if (!(penalty > 0)) throw new ArgumentOutOfRangeException(nameof(penalty), penalty, "repetition penalty must be > 0");
+        if (!(penalty > 0)) throw new ArgumentOutOfRangeException($"repetition penalty must be > 0, got {penalty}", innerException: null);
         var seen = new HashSet<int>();
         for (int i = 0; i < generated.Length; i++)
         {
             int token = generated[i];
             if ((uint)token >= (uint)logits.Length)
-                throw new ArgumentOutOfRangeException(nameof(generated),
-                    $"generated token {token} at position {i} is outside the logits row [0, {logits.Length})");
+                throw new ArgumentOutOfRangeException(
+                    $"generated token {token} at position {i} is outside the logits row [0, {logits.Length})", innerException: null);
             if (!seen.Add(token)) continue;
             logits[token] = logits[token] > 0 ? logits[token] / penalty : logits[token] * penalty;
         }
@@ -186,18 +187,18 @@ public sealed class Sampler
 
     static void CopyChecked(ReadOnlySpan<float> logits, Span<double> destination)
     {
-        if (logits.IsEmpty) throw new ArgumentException("cannot sample from an empty logits row", nameof(logits));
+        if (logits.IsEmpty) throw new ArgumentException("cannot sample from an empty logits row");
         bool anyFinite = false;
         for (int v = 0; v < logits.Length; v++)
         {
             float l = logits[v];
             // −∞ is a legitimate mask (probability 0); NaN or +∞ means the model diverged
             if (float.IsNaN(l) || float.IsPositiveInfinity(l))
-                throw new ArgumentException($"logit {l} at token {v} of a row of {logits.Length}; the model produced a non-finite value", nameof(logits));
+                throw new ArgumentException($"logit {l} at token {v} of a row of {logits.Length}; the model produced a non-finite value");
             anyFinite |= !float.IsNegativeInfinity(l);
             destination[v] = l;
         }
-        if (!anyFinite) throw new ArgumentException($"all {logits.Length} logits are -infinity; nothing can be sampled", nameof(logits));
+        if (!anyFinite) throw new ArgumentException($"all {logits.Length} logits are -infinity; nothing can be sampled");
     }
 
     void EnsureScratch(int V)

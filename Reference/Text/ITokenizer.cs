@@ -33,7 +33,7 @@ public static class Tokenizers
         {
             "byte" => new ByteTokenizer(),
             "gpt2" => Gpt2Tokenizer.Shared,
-            _ => throw new ArgumentException($"unknown tokenizer '{name}'; known: {string.Join(", ", Names)}", nameof(name)),
+            _ => throw new ArgumentException($"unknown tokenizer '{name}'; known: {string.Join(", ", Names)}"),
         };
     }
 
@@ -42,7 +42,7 @@ public static class Tokenizers
     {
         for (int i = 0; i < ids.Length; i++)
             if ((uint)ids[i] >= (uint)vocabSize)
-                throw new ArgumentOutOfRangeException(nameof(ids),
-                    $"token id {ids[i]} at position {i} is outside the {tokenizerName} vocabulary [0, {vocabSize})");
+                throw new ArgumentOutOfRangeException(
+                    $"token id {ids[i]} at position {i} is outside the {tokenizerName} vocabulary [0, {vocabSize})", innerException: null);
     }
 }

@@ -47,17 +47,18 @@ public sealed class TokenDataset
     public TokenDataset(ReadOnlySpan<int> tokens, int batchSize, int sequenceLength,
         double validationFraction = DefaultValidationFraction, int? vocabSize = null, ulong? shuffleSeed = null)
     {
-        if (batchSize <= 0) throw new ArgumentOutOfRangeException(nameof(batchSize), batchSize, "batch size B must be positive");
-        if (sequenceLength <= 0) throw new ArgumentOutOfRangeException(nameof(sequenceLength), sequenceLength, "sequence length T must be positive");
+        // messages that stand alone: with a parameter name, .NET appends "(Parameter '...')" and "Actual value was ..."
+        if (batchSize <= 0) throw new ArgumentOutOfRangeException($"batch size B must be positive, got {batchSize}", innerException: null);
+        if (sequenceLength <= 0) throw new ArgumentOutOfRangeException($"sequence length T must be positive, got {sequenceLength}", innerException: null);
         if (!(validationFraction >= 0 && validationFraction < 1))
-            throw new ArgumentOutOfRangeException(nameof(validationFraction), validationFraction, "validation fraction must lie in [0, 1)");
+            throw new ArgumentOutOfRangeException($"validation fraction must lie in [0, 1), got {validationFraction}", innerException: null);
         if ((long)batchSize * sequenceLength + 1 > int.MaxValue)
             throw new ArgumentException($"B*T+1 = {(long)batchSize * sequenceLength + 1} tokens per batch exceeds 2^31");
         int upper = vocabSize ?? int.MaxValue;
         for (int i = 0; i < tokens.Length; i++)
             if (tokens[i] < 0 || tokens[i] >= upper)
-                throw new ArgumentOutOfRangeException(nameof(tokens),
-                    $"token {tokens[i]} at position {i} is outside the vocabulary [0, {(vocabSize is null ? "2^31" : upper)})");
+                throw new ArgumentOutOfRangeException(
+                    $"token {tokens[i]} at position {i} is outside the vocabulary [0, {(vocabSize is null ? "2^31" : upper)})", innerException: null);
 
         BatchSize = batchSize;
         SequenceLength = sequenceLength;
@@ -181,8 +182,9 @@ public sealed class TokenDataset
     public void ValidationBatch(int index, Span<int> inputs, Span<int> targets)
     {
         if ((uint)index >= (uint)ValidationBatchCount)
-            throw new ArgumentOutOfRangeException(nameof(index), index,
-                $"validation batch index must lie in [0, {ValidationBatchCount}) ({ValidationCount} validation tokens, B*T = {BatchSize * SequenceLength})");
+            throw new ArgumentOutOfRangeException(
+                $"validation batch index {index} must lie in [0, {ValidationBatchCount}) ({ValidationCount} validation tokens, B*T = {BatchSize * SequenceLength})",
+                innerException: null);
         Fill(Validation.Slice(index * BatchSize * SequenceLength, WindowLength), inputs, targets);
     }
 
@@ -206,11 +208,11 @@ public sealed class TokenDataset
     /// </summary>
     public static double UnigramEntropy(ReadOnlySpan<int> tokens)
     {
-        if (tokens.IsEmpty) throw new ArgumentException("unigram entropy of an empty token sequence is undefined", nameof(tokens));
+        if (tokens.IsEmpty) throw new ArgumentException("unigram entropy of an empty token sequence is undefined");
         int max = 0;
         for (int i = 0; i < tokens.Length; i++)
         {
-            if (tokens[i] < 0) throw new ArgumentOutOfRangeException(nameof(tokens), $"negative token {tokens[i]} at position {i}");
+            if (tokens[i] < 0) throw new ArgumentOutOfRangeException($"negative token {tokens[i]} at position {i}", innerException: null);
             max = Math.Max(max, tokens[i]);
         }
         var counts = new long[max + 1]; // [V]

@@ -251,7 +251,7 @@ public sealed class TrainingRun
 
     private static (TokenDataset Data, string Sha256) LoadData(TrainOptions options, ITokenizer tokenizer, Action<string>? warn)
     {
-        string text = Corpus.Load(options.DataPath);
+        string text = Corpus.Load(options.DataPath, warn);
         string sha = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(text)));
         var data = new TokenDataset(tokenizer.Encode(text), options.Batch, options.Seq, options.ValidationFraction, shuffleSeed: options.Seed);
         return (data, sha);
