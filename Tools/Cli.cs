@@ -20,7 +20,7 @@ public static class Cli
         root.Options.Add(BackendOption);
         root.Options.Add(DeviceOption);
         root.Options.Add(VerboseOption);
-        root.Subcommands.Add(TrainCommand.Create(stdout));
+        root.Subcommands.Add(TrainCommand.Create(stdout, stderr));
         root.Subcommands.Add(SampleCommand.Create(stdout, stderr));
         root.Subcommands.Add(EvalCommand.Create(stdout, stderr));
         root.Subcommands.Add(BenchCommand.Create(stdout));

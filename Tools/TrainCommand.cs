@@ -7,7 +7,8 @@ namespace Llm.Tools;
 /// <summary>`train`: the main job. Defaults train the tiny GPT-2 on the embedded Pride and Prejudice in a few minutes.</summary>
 internal static class TrainCommand
 {
-    public static Command Create(TextWriter stdout)
+    /// <param name="stderr">Warnings about the input, such as bytes of --data that are not UTF-8.</param>
+    public static Command Create(TextWriter stdout, TextWriter stderr)
     {
         var d = new TrainOptions();
         var preset = Cli.Opt("--preset", "model preset: tiny, micro or gpt2", d.Preset);
@@ -42,7 +43,7 @@ internal static class TrainCommand
             T? Given<T>(Option<T> o) where T : struct => p.GetResult(o) is { Implicit: false } ? p.GetValue(o) : null;
             string? GivenText(Option<string> o) => p.GetResult(o) is { Implicit: false } ? p.GetValue(o) : null;
             var defaults = TrainOptions.ForPreset(p.GetValue(preset)!);  // also refuses an unknown preset
-            void Warn(string message) => Console.Error.WriteLine($"warning: {message}");
+            void Warn(string message) => stderr.WriteLine($"warning: {message}");
             TrainingRun run;
             IBackend backend;
             if (p.GetResult(resume) is not null)

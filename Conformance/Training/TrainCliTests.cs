@@ -97,4 +97,18 @@ public sealed class TrainCliTests : IDisposable
         var forced = Run([.. Micro("o"), "--overwrite"]);
         Assert.True(forced.Code == 0, forced.Err);
     }
+
+    [Fact]
+    public void Training_text_that_is_not_UTF8_is_converted_with_a_warning()
+    {
+        string data = Path.Combine(_dir, "latin1.txt");
+        var bytes = System.Text.Encoding.UTF8.GetBytes(Llm.Text.Corpus.PrideAndPrejudice[..3000]).ToList();
+        bytes.InsertRange(100, new byte[] { 0xE9, 0xFF });   // Latin-1 é and a byte no UTF-8 has
+        File.WriteAllBytes(data, [.. bytes]);
+        var r = Run([.. Micro("latin1"), "--data", data]);
+        Assert.True(r.Code == 0, r.Err + r.Out);
+        Assert.Contains("warning: ", r.Err);
+        Assert.Contains("latin1.txt", r.Err);
+        Assert.Contains("2 bytes", r.Err);
+    }
 }
