@@ -5,6 +5,7 @@ using Llm.Text;
 using Llm.Tools;
 using Llm.Training;
 using Xunit;
+using static Llm.Conformance.Training.CliRun;
 
 namespace Llm.Conformance.Training;
 
@@ -41,29 +42,6 @@ public sealed class MicroCheckpoint : IDisposable
 /// the held-out tail and warns about bytes that are not UTF-8.</summary>
 public sealed class CliInputTests(MicroCheckpoint checkpoint) : IClassFixture<MicroCheckpoint>
 {
-    private static (int Code, string Out, string Err) Run(params string[] args)
-    {
-        var stdout = new StringWriter();
-        var stderr = new StringWriter();
-        int code = Cli.Run(args, stdout, stderr);
-        return (code, stdout.ToString(), stderr.ToString());
-    }
-
-    private static string[] Lines(string text) => text.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
-
-    /// <summary>Exactly one line on stderr, "error: ...", naming <paramref name="mention"/>, in the CLI's own words.</summary>
-    private static string AssertOneLineError((int Code, string Out, string Err) r, string mention)
-    {
-        Assert.NotEqual(0, r.Code);
-        var lines = Lines(r.Err);
-        Assert.True(lines.Length == 1, $"expected one line on stderr, got:\n{r.Err}");
-        Assert.StartsWith("error: ", lines[0]);
-        Assert.Contains(mention, lines[0]);
-        foreach (string dotnet in new[] { "(Parameter", "Actual value was", "System.", "Int32", "UInt64", "Single", "Exception", " at Llm." })
-            Assert.DoesNotContain(dotnet, lines[0]);
-        return lines[0];
-    }
-
     /// <summary>{ck}: a checkpoint; {dir}: a directory; {text}: a text file.</summary>
     private string[] Expand(string commandLine) => commandLine.Split(' ', StringSplitOptions.RemoveEmptyEntries)
         .Select(a => a.Replace("{ck}", checkpoint.Run).Replace("{dir}", checkpoint.Dir).Replace("{text}", checkpoint.Text).Replace("''", ""))

@@ -1,6 +1,7 @@
 using System.Text.Json;
 using Llm.Tools;
 using Xunit;
+using static Llm.Conformance.Training.CliRun;
 
 namespace Llm.Conformance.Training;
 
@@ -11,14 +12,6 @@ public sealed class CliTests : IDisposable
 
     public CliTests() => Directory.CreateDirectory(_dir);
     public void Dispose() { if (Directory.Exists(_dir)) Directory.Delete(_dir, recursive: true); }
-
-    private static (int Code, string Out, string Err) Run(params string[] args)
-    {
-        var stdout = new StringWriter();
-        var stderr = new StringWriter();
-        int code = Cli.Run(args, stdout, stderr);
-        return (code, stdout.ToString(), stderr.ToString());
-    }
 
     [Fact]
     public void TrainThenSampleThenEval()
@@ -68,7 +61,7 @@ public sealed class CliTests : IDisposable
         Assert.Equal(cpu.Out, sample.Out);  // greedy decoding agrees across backends on this small model
         var bad = Run("train", "--backend", "metal");
         Assert.NotEqual(0, bad.Code);
-        AssertOneLineError(bad.Err, "metal");
+        AssertOneLineError(bad, "metal");
     }
 
     [Theory]
@@ -83,7 +76,7 @@ public sealed class CliTests : IDisposable
     {
         var r = Run("train", option, value, "--out", Path.Combine(_dir, "bad"));
         Assert.NotEqual(0, r.Code);
-        AssertOneLineError(r.Err, r.Err.Contains(value) ? value : option);
+        AssertOneLineError(r, r.Err.Contains(value) ? value : option);
     }
 
     [Fact]
@@ -91,7 +84,7 @@ public sealed class CliTests : IDisposable
     {
         var missing = Run("sample", "--checkpoint", Path.Combine(_dir, "nothing-here"));
         Assert.NotEqual(0, missing.Code);
-        AssertOneLineError(missing.Err, "nothing-here");
+        AssertOneLineError(missing, "nothing-here");
 
         string corrupt = Path.Combine(_dir, "corrupt");
         Directory.CreateDirectory(corrupt);
@@ -99,15 +92,6 @@ public sealed class CliTests : IDisposable
         File.WriteAllBytes(Path.Combine(corrupt, "model.safetensors"), [1, 2, 3]);
         var bad = Run("eval", "--checkpoint", corrupt, "--data", Path.Combine(corrupt, "config.json"));
         Assert.NotEqual(0, bad.Code);
-        AssertOneLineError(bad.Err, "model.safetensors");
-    }
-
-    private static void AssertOneLineError(string stderr, string mention)
-    {
-        var lines = stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries);
-        Assert.True(lines.Length == 1, $"expected one line on stderr, got:\n{stderr}");
-        Assert.StartsWith("error: ", lines[0]);
-        Assert.DoesNotContain(" at Llm.", stderr);
-        Assert.Contains(mention, stderr);
+        AssertOneLineError(bad, "model.safetensors");
     }
 }

@@ -1,5 +1,5 @@
-using Llm.Tools;
 using Xunit;
+using static Llm.Conformance.Training.CliRun;
 
 namespace Llm.Conformance.Training;
 
@@ -10,28 +10,9 @@ public sealed class TrainCliTests : IDisposable
     public TrainCliTests() => Directory.CreateDirectory(_dir);
     public void Dispose() { if (Directory.Exists(_dir)) Directory.Delete(_dir, recursive: true); }
 
-    private static (int Code, string Out, string Err) Run(params string[] args)
-    {
-        var stdout = new StringWriter();
-        var stderr = new StringWriter();
-        int code = Cli.Run(args, stdout, stderr);
-        return (code, stdout.ToString(), stderr.ToString());
-    }
-
     private string[] Micro(string run, int steps = 2) =>
         ["train", "--backend", "cpu", "--preset", "micro", "--steps", $"{steps}", "--batch", "2", "--eval-every", "2", "--eval-batches", "1",
          "--checkpoint-every", "2", "--out", Path.Combine(_dir, run)];
-
-    private static void OneLineError((int Code, string Out, string Err) r, string mention)
-    {
-        Assert.True(r.Code != 0, $"exit code 0; stdout: {r.Out}");
-        var lines = r.Err.Split('\n', StringSplitOptions.RemoveEmptyEntries);
-        Assert.True(lines.Length == 1, $"expected one line on stderr, got:\n{r.Err}");
-        Assert.StartsWith("error: ", lines[0]);
-        Assert.Contains(mention, lines[0]);
-        foreach (string dotnet in new[] { "(Parameter", "Actual value was", "System.", "Exception" })
-            Assert.DoesNotContain(dotnet, lines[0]);
-    }
 
     [Fact]
     public void The_micro_preset_runs_with_its_own_defaults()
@@ -62,7 +43,7 @@ public sealed class TrainCliTests : IDisposable
     public void Values_that_cannot_train_are_refused_before_anything_is_written(string option, string value)
     {
         var r = Run([.. Micro("bad"), option, value]);
-        OneLineError(r, option);
+        AssertOneLineError(r, option);
         Assert.False(Directory.Exists(Path.Combine(_dir, "bad")), "the run folder was created before the options were checked");
     }
 
@@ -72,9 +53,9 @@ public sealed class TrainCliTests : IDisposable
         string run = Path.Combine(_dir, "r");
         Assert.Equal(0, Run(Micro("r")).Code);
 
-        OneLineError(Run("train", "--backend", "cpu", "--resume", run, "--batch", "4"), "--batch 4");
-        OneLineError(Run("train", "--backend", "cpu", "--resume", run, "--lr", "0.1"), "--lr 0.1");
-        OneLineError(Run("train", "--backend", "cpu", "--resume", run, "--overwrite"), "--overwrite");
+        AssertOneLineError(Run("train", "--backend", "cpu", "--resume", run, "--batch", "4"), "--batch 4");
+        AssertOneLineError(Run("train", "--backend", "cpu", "--resume", run, "--lr", "0.1"), "--lr 0.1");
+        AssertOneLineError(Run("train", "--backend", "cpu", "--resume", run, "--overwrite"), "--overwrite");
 
         var done = Run("train", "--backend", "cpu", "--resume", run);
         Assert.True(done.Code == 0, done.Err);
@@ -92,7 +73,7 @@ public sealed class TrainCliTests : IDisposable
     {
         Assert.Equal(0, Run(Micro("o")).Code);
         var again = Run(Micro("o"));
-        OneLineError(again, "--overwrite");
+        AssertOneLineError(again, "--overwrite");
         Assert.Contains("--resume", again.Err);
         var forced = Run([.. Micro("o"), "--overwrite"]);
         Assert.True(forced.Code == 0, forced.Err);
