@@ -54,19 +54,23 @@ public sealed class CheckpointTests : IDisposable
                 Assert.Fail($"element {i}: expected bits 0x{BitConverter.SingleToUInt32Bits(expected[i]):X8}, got 0x{BitConverter.SingleToUInt32Bits(actual[i]):X8}");
     }
 
-    private ParameterSet RandomMicro(ulong seed, Gpt2Config? config = null)
+    /// <summary>Micro's parameters (one arena) filled with <see cref="NastyFloats"/>.</summary>
+    internal static ParameterSet RandomMicro(CpuBackend cpu, ulong seed, Gpt2Config? config = null)
     {
-        var parameters = new ParameterSet(_cpu, (config ?? Gpt2Config.Micro).ParameterSpecs());
-        _cpu.Upload<float>(NastyFloats((int)parameters.Count, seed), parameters.Arenas.Single().Values);
+        var parameters = new ParameterSet(cpu, (config ?? Gpt2Config.Micro).ParameterSpecs());
+        cpu.Upload<float>(NastyFloats((int)parameters.Count, seed), parameters.Arenas.Single().Values);
         return parameters;
     }
 
-    private float[] Download(Tensor t)
+    internal static float[] Download(CpuBackend cpu, Tensor t)
     {
         var host = new float[t.Length];
-        _cpu.Download<float>(t, host);
+        cpu.Download<float>(t, host);
         return host;
     }
+
+    private ParameterSet RandomMicro(ulong seed, Gpt2Config? config = null) => RandomMicro(_cpu, seed, config);
+    private float[] Download(Tensor t) => Download(_cpu, t);
 
     /// <summary>A hand-made file: declared header length (default: the real one), header text, data bytes.</summary>
     internal static void WriteRaw(string path, string header, byte[] data, ulong? declaredLength = null)

@@ -27,12 +27,7 @@ public sealed class DurabilityTests : IDisposable
 
     private string PathOf(string name) => Path.Combine(_dir, name);
 
-    private ParameterSet RandomMicro(ulong seed)
-    {
-        var parameters = new ParameterSet(_cpu, Gpt2Config.Micro.ParameterSpecs());
-        _cpu.Upload<float>(NastyFloats((int)parameters.Count, seed), parameters.Arenas.Single().Values);
-        return parameters;
-    }
+    private ParameterSet RandomMicro(ulong seed) => CheckpointTests.RandomMicro(_cpu, seed);
 
     private TrainingState StateFor(ParameterSet parameters, long step)
     {
@@ -43,12 +38,7 @@ public sealed class DurabilityTests : IDisposable
         return new TrainingState(step, step, 0, 1, 2, double.NaN, null, "{}") { Tensors = [m, v] };
     }
 
-    private float[] Download(Tensor t)
-    {
-        var host = new float[t.Length];
-        _cpu.Download<float>(t, host);
-        return host;
-    }
+    private float[] Download(Tensor t) => CheckpointTests.Download(_cpu, t);
 
     private static bool BitsEqual(float[] a, float[] b) =>
         a.Length == b.Length && a.Zip(b).All(p => BitConverter.SingleToUInt32Bits(p.First) == BitConverter.SingleToUInt32Bits(p.Second));

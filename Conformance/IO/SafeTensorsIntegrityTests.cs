@@ -66,19 +66,9 @@ public sealed class SafeTensorsIntegrityTests : IDisposable
         WriteRaw(path, header.Append('}').ToString(), data.ToArray());
     }
 
-    private ParameterSet RandomMicro(ulong seed)
-    {
-        var parameters = new ParameterSet(_cpu, Gpt2Config.Micro.ParameterSpecs());
-        _cpu.Upload<float>(NastyFloats((int)parameters.Count, seed), parameters.Arenas.Single().Values);
-        return parameters;
-    }
+    private ParameterSet RandomMicro(ulong seed) => CheckpointTests.RandomMicro(_cpu, seed);
 
-    private float[] Download(Tensor t)
-    {
-        var host = new float[t.Length];
-        _cpu.Download<float>(t, host);
-        return host;
-    }
+    private float[] Download(Tensor t) => CheckpointTests.Download(_cpu, t);
 
     // ---- headers that are not Unicode ---------------------------------------------------------------------------
 
