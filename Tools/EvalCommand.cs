@@ -56,13 +56,10 @@ internal static class EvalCommand
         return cmd;
     }
 
-    /// <summary>The validation split of `train`: the last round(N·fraction) tokens, cut by the same expression as
-    /// <see cref="TokenDataset"/> (TrainCount = N − round(N·fraction)), so eval scores exactly the tokens train held out.</summary>
-    internal static int[] HeldOutTail(int[] tokens)
-    {
-        int validation = (int)Math.Round(tokens.Length * TokenDataset.DefaultValidationFraction);
-        return tokens[(tokens.Length - validation)..];
-    }
+    /// <summary>The validation split of `train`, cut where <see cref="TokenDataset"/> cuts it, so eval scores exactly
+    /// the tokens train held out.</summary>
+    internal static int[] HeldOutTail(int[] tokens) =>
+        tokens[TokenDataset.TrainCountOf(tokens.Length, TokenDataset.DefaultValidationFraction)..];
 
     /// <summary>Every token after the first is scored exactly once: non-overlapping windows of T+1 tokens (stride T);
     /// the last batch is padded with targets that are ignored.</summary>

@@ -81,7 +81,7 @@ public static class Checkpoint
         // No atomic swap on this system: a folder rename cannot overwrite, so the old folder moves aside first. Between
         // the two renames final does not exist, and a crash there leaves latest (when it names this step) pointing at
         // a missing folder, with the old copy at "<final>.old.tmp-*" and the new one at "<final>.tmp".
-        string old = final + ".old" + AtomicFile.TempMarker + Guid.NewGuid().ToString("N")[..8];
+        string old = RunFolder.AsideName(final);
         Directory.Move(final, old);
         FileSync.Traced($"rename {final} -> {old}");
         try
@@ -139,15 +139,10 @@ public static class Checkpoint
             return CheckModelFolder(folder, path);
         }
 
-        var steps = Directory.EnumerateDirectories(full, "step_*")
-            .Select(d => (Folder: d, Name: Path.GetFileName(d)))
-            .Where(d => long.TryParse(d.Name.AsSpan("step_".Length), NumberStyles.None, CultureInfo.InvariantCulture, out _)
-                        && File.Exists(Path.Combine(d.Folder, ModelFile)))
-            .OrderByDescending(d => long.Parse(d.Name.AsSpan("step_".Length), NumberStyles.None, CultureInfo.InvariantCulture))
-            .ToList();
+        var steps = RunFolder.StepFolders(full);
         if (steps.Count == 0)
             throw new FileNotFoundException($"{path}: neither {ModelFile}, nor a '{LatestFile}' file, nor a step_* folder with a {ModelFile}");
-        return CheckModelFolder(steps[0].Folder, path);
+        return CheckModelFolder(steps[^1].Folder, path);
     }
 
     private static string CheckModelFolder(string folder, string asked)

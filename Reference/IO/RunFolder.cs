@@ -66,11 +66,15 @@ public static partial class RunFolder
         }
     }
 
+    /// <summary>Where a step folder goes while it is replaced or deleted: "step_NNNNNN.old.tmp-xxxxxxxx", a leftover
+    /// that <see cref="RunEntries"/> recognises and no reader takes for a checkpoint.</summary>
+    internal static string AsideName(string folder) => folder + ".old" + AtomicFile.TempMarker + Guid.NewGuid().ToString("N")[..8];
+
     /// <summary>Renamed to a leftover name first (atomic), then deleted: a crash halfway through leaves a folder
     /// that no reader takes for a checkpoint, never a step folder with half its files.</summary>
     private static void DeleteFolder(string folder)
     {
-        string doomed = folder + ".old" + AtomicFile.TempMarker + Guid.NewGuid().ToString("N")[..8];
+        string doomed = AsideName(folder);
         Directory.Move(folder, doomed);
         Directory.Delete(doomed, recursive: true);
     }

@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Numerics;
 using Llm.Tensors;
 
 namespace Llm.IO;
@@ -50,19 +51,20 @@ public sealed record TrainingState(long Step, long OptimizerStep, long SkippedSt
         using var file = SafeTensorsFile.Read(path);
         string? Optional(string key) => file.Metadata.TryGetValue(key, out var value) ? value : null;
         string Meta(string key) => Optional(key) ?? throw new InvalidDataException($"{path}: metadata '{key}' missing");
-        long Count(string key, string? text) => long.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out long v) ? v
-            : throw new InvalidDataException($"{path}: metadata '{key}' = \"{text}\" is not a non-negative integer");
-        long step = Count("step", Meta("step"));
-        ulong order = ulong.TryParse(Meta("rng_state"), NumberStyles.None, CultureInfo.InvariantCulture, out ulong o) ? o
-            : throw new InvalidDataException($"{path}: metadata 'rng_state' = \"{Meta("rng_state")}\" is not a non-negative integer");
+        // digits only (NumberStyles.None: no sign, no spaces): counters, positions and generator states are never negative
+        T Count<T>(string key, string? text) where T : IBinaryInteger<T> =>
+            T.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var v) ? v
+                : throw new InvalidDataException($"{path}: metadata '{key}' = \"{text}\" is not a non-negative integer");
+        long step = Count<long>("step", Meta("step"));
+        ulong order = Count<ulong>("rng_state", Meta("rng_state"));
         double val = Optional("val_loss") is { } text
             ? double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out double v) ? v
                 : throw new InvalidDataException($"{path}: metadata 'val_loss' = \"{text}\" is not a number")
             : double.NaN;
         return new TrainingState(step,
-            Optional("optimizer_step") is { } os ? Count("optimizer_step", os) : step,
-            Optional("skipped_steps") is { } ss ? Count("skipped_steps", ss) : 0,
-            order, Count("data_position", Meta("data_position")), val, Optional("data_sha256"), Meta("trainer"));
+            Optional("optimizer_step") is { } os ? Count<long>("optimizer_step", os) : step,
+            Optional("skipped_steps") is { } ss ? Count<long>("skipped_steps", ss) : 0,
+            order, Count<long>("data_position", Meta("data_position")), val, Optional("data_sha256"), Meta("trainer"));
     }
 
     /// <summary>Fills each destination from the tensor of its name in <paramref name="path"/>; the whole file is
@@ -82,11 +84,11 @@ public sealed record TrainingState(long Step, long OptimizerStep, long SkippedSt
         foreach (var d in destinations) Checkpoint.ReadInto(file, file.Info(d.Name!), d);
     }
 
-    /// <summary>Whether <paramref name="path"/> holds a tensor called <paramref name="name"/> (used to recognise the
-    /// older layout of one flat "adam.m" [P]).</summary>
-    public static bool HasTensor(string path, string name)
+    /// <summary>The names of the tensors in <paramref name="path"/> (used to recognise the older layout of one flat
+    /// "adam.m" [P]).</summary>
+    public static IReadOnlySet<string> TensorNames(string path)
     {
         using var file = SafeTensorsFile.Read(path);
-        return file.Contains(name);
+        return file.Names.ToHashSet();
     }
 }

@@ -81,24 +81,13 @@ public sealed class ParameterSet
     }
 
     /// <summary>Every parameter value, arena after arena (the order of <see cref="All"/>), as floats on the host.</summary>
-    public float[] DownloadValues() => Download(a => a.Values);
-
-    /// <summary>Every gradient, in the order of <see cref="DownloadValues"/>.</summary>
-    public float[] DownloadGrads() => Download(a => a.Grads);
-
-    private float[] Download(Func<Arena, Tensor> part)
+    public float[] DownloadValues()
     {
         if (Count > Array.MaxLength)
             throw new InvalidOperationException($"{Count:N0} parameters do not fit one host array; download them parameter by parameter");
         var host = new float[Count];
-        foreach (var a in Arenas) Backend.DownloadFloats(part(a), host.AsSpan((int)a.Start, a.Values.Length));
+        foreach (var a in Arenas) Backend.DownloadFloats(a.Values, host.AsSpan((int)a.Start, a.Values.Length));
         return host;
-    }
-
-    /// <summary>Gives the arenas back to the backend (a model that is done with).</summary>
-    public void Release()
-    {
-        foreach (var a in Arenas) { Backend.Release(a.Values); Backend.Release(a.Grads); }
     }
 }
 

@@ -64,8 +64,8 @@ public sealed class TokenDataset
         SequenceLength = sequenceLength;
         ValidationFraction = validationFraction;
         this.tokens = tokens.ToArray();
-        int validationCount = (int)Math.Round(tokens.Length * validationFraction);
-        TrainCount = tokens.Length - validationCount;
+        TrainCount = TrainCountOf(tokens.Length, validationFraction);
+        int validationCount = tokens.Length - TrainCount;
 
         int window = WindowLength;
         if (TrainCount < window)
@@ -82,9 +82,6 @@ public sealed class TokenDataset
             DrawEpoch(seed);
         }
     }
-
-    /// <summary>Whether training batches are shuffled rows (a seed was given) or consecutive windows.</summary>
-    public bool Shuffled => order is not null;
 
     /// <summary>Shuffled: the order generator's state at the start of the current epoch (0 in order). Saved with
     /// <see cref="Position"/>; <see cref="Restore"/> redraws the same epoch from it.</summary>
@@ -113,6 +110,10 @@ public sealed class TokenDataset
             (rows[i], rows[j]) = (rows[j], rows[i]);
         }
     }
+
+    /// <summary>Where a stream of <paramref name="tokens"/> is cut: the first N − round(N·fraction) train, the rest
+    /// validate (`eval --held-out` scores that rest).</summary>
+    public static int TrainCountOf(int tokens, double validationFraction) => tokens - (int)Math.Round(tokens * validationFraction);
 
     /// <summary>B*T+1: the tokens one batch reads (the extra one is the last row's last target).</summary>
     public int WindowLength => BatchSize * SequenceLength + 1;

@@ -197,8 +197,8 @@ public sealed class TrainingRun
     private static TrainOptions Reconcile(TrainOptions saved, ResumeOptions given, string runFolder, Action<string>? say)
     {
         var inv = CultureInfo.InvariantCulture;
-        void Fixed<T>(string option, T? value, T savedValue) where T : struct => FixedText(option, value?.ToString(), savedValue.ToString(), value is null || value.Value.Equals(savedValue));
-        void FixedF(string option, float? value, float savedValue) => FixedText(option, value?.ToString(inv), savedValue.ToString(inv), value is null || value.Value == savedValue);
+        void Fixed<T>(string option, T? value, T savedValue) where T : struct, IFormattable =>
+            FixedText(option, value?.ToString(null, inv), savedValue.ToString(null, inv), value is null || value.Value.Equals(savedValue));
         void FixedText(string option, string? value, string? savedValue, bool same)
         {
             if (!same)
@@ -211,11 +211,11 @@ public sealed class TrainingRun
         FixedText("--data", given.DataPath, saved.DataPath ?? "(the embedded corpus)", given.DataPath is null || saved.DataPath is not null && Path.GetFullPath(given.DataPath) == saved.DataPath);
         Fixed("--batch", given.Batch, saved.Batch);
         Fixed("--seq", given.Seq, saved.Seq);
-        FixedF("--lr", given.LearningRate, o.LearningRate);
+        Fixed("--lr", given.LearningRate, o.LearningRate);
         Fixed("--warmup", given.WarmupSteps, o.WarmupSteps);
         Fixed("--accumulate", given.AccumulationSteps, o.AccumulationSteps);
-        FixedF("--grad-clip", given.GradientClip, o.GradientClip);
-        FixedF("--weight-decay", given.WeightDecay, o.WeightDecay);
+        Fixed("--grad-clip", given.GradientClip, o.GradientClip);
+        Fixed("--weight-decay", given.WeightDecay, o.WeightDecay);
         Fixed("--seed", given.Seed, saved.Seed);
         if (given.Out is { } outFolder && Path.GetFullPath(outFolder).TrimEnd(Path.DirectorySeparatorChar) != runFolder)
             throw new ArgumentException($"--out {outFolder} is not the run being resumed ({runFolder}); a resumed run continues in its own folder");
@@ -241,7 +241,8 @@ public sealed class TrainingRun
     /// "adam.m" / "adam.v" [P] in the single arena's layout.</summary>
     private static void LoadMoments(string statePath, AdamW adam)
     {
-        if (adam.M.Count == 1 && TrainingState.HasTensor(statePath, "adam.m") && !TrainingState.HasTensor(statePath, "adam.m." + adam.Parameters.All[0].Name))
+        var names = TrainingState.TensorNames(statePath);
+        if (adam.M.Count == 1 && names.Contains("adam.m") && !names.Contains(adam.MOf(adam.Parameters.All[0]).Name!))
         {
             TrainingState.ReadTensors(statePath, [adam.M[0], adam.V[0]]);
             return;
