@@ -4,7 +4,14 @@ using Llm.Tensors;
 namespace Llm.Conformance.Harness;
 
 /// <summary>The kinds of bug the harness must catch, injected into GeLU.</summary>
-public enum Fault { None, WritesPastEnd, LeavesLastUnwritten, ReadsBeforeStart, ModifiesInput, SlightlyWrong, IgnoresOffset }
+public enum Fault
+{
+    None, WritesPastEnd, LeavesLastUnwritten, ReadsBeforeStart, ModifiesInput, SlightlyWrong, IgnoresOffset,
+    /// <summary>One element in the middle off by a relative 1e-3: invisible to NMSE in a large output (1e-6/n).</summary>
+    OneElementWrong,
+    /// <summary>GeLU's cubic coefficient 0.0447 instead of 0.044715: a wrong forward constant, relative error ≤ ~1e-4.</summary>
+    WrongGeluConstant,
+}
 
 /// <summary>
 /// A CPU backend whose Gelu has one deliberate <see cref="Fault"/>: the harness's own test subject, proving that a
@@ -43,6 +50,17 @@ public sealed class FaultyBackend(Fault fault) : IBackend
                 foreach (ref float v in CpuBackend.Span<float>(output)) v *= 1.0001f; // relative 1e-4: NMSE 1e-8
                 break;
             case Fault.IgnoresOffset: y.CopyTo(whole.AsSpan(0, output.Length)); break; // writes at the storage start
+            case Fault.OneElementWrong:
+                y.CopyTo(CpuBackend.Span<float>(output));
+                CpuBackend.Span<float>(output)[output.Length / 2] *= 1.001f;
+                break;
+            case Fault.WrongGeluConstant:
+                for (int i = 0; i < x.Length; i++)
+                {
+                    double v = x[i];
+                    CpuBackend.Span<float>(output)[i] = (float)(0.5 * v * (1 + Math.Tanh(GeluKernel.Scaling * (v + 0.0447 * v * v * v))));
+                }
+                break;
             default: y.CopyTo(CpuBackend.Span<float>(output)); break;
         }
     }

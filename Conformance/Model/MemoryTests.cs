@@ -85,11 +85,10 @@ public sealed class MemoryTests
         Assert.Throws<ObjectDisposedException>(() => tape.Temp(DType.F32, [4]));
     }
 
-    [Fact]
+    [SkippableFact]
     public void Validation_passes_and_evaluations_give_device_memory_back()
     {
         using var vk = Vulkan.VulkanTestDevice.Open();
-        if (vk is null) return;
         string root = Path.Combine(Path.GetTempPath(), "llm-vkmem-" + Guid.NewGuid().ToString("N")[..8]);
         try
         {

@@ -46,10 +46,10 @@ public sealed class CliTests : IDisposable
         Assert.Equal("step_000006", File.ReadAllText(Path.Combine(run, "latest")).Trim());
     }
 
-    [Fact]
+    [SkippableFact]
     public void TrainAndSampleOnVulkan()
     {
-        if (Vulkan.VulkanTestDevice.Skipped) return;
+        Skip.If(Vulkan.VulkanTestDevice.Skipped, Vulkan.VulkanTestDevice.SkipReason);
         string run = Path.Combine(_dir, "vk");
         var train = Run("train", "--backend", "vulkan", "--preset", "micro", "--steps", "3", "--batch", "2", "--seq", "16",
             "--eval-every", "3", "--eval-batches", "1", "--out", run);

@@ -8,11 +8,13 @@ using static Llm.Conformance.Vulkan.VulkanTestData;
 
 namespace Llm.Conformance.Vulkan;
 
-/// <summary>Opens one validated Vulkan backend for the smoke tests (null when LLM_SKIP_VULKAN=1).</summary>
+/// <summary>One validated Vulkan backend shared by a test class, opened at its first use inside a test, so that
+/// LLM_SKIP_VULKAN=1 skips that test (a fixture constructor cannot skip).</summary>
 public sealed class VulkanFixture : IDisposable
 {
-    public VulkanBackend? Backend { get; } = VulkanTestDevice.Open();
-    public void Dispose() => Backend?.Dispose();
+    private VulkanBackend? _backend;
+    public VulkanBackend Backend => _backend ??= VulkanTestDevice.Open();
+    public void Dispose() => _backend?.Dispose();
 }
 
 /// <summary>
@@ -27,11 +29,10 @@ public class VulkanSmokeTests(VulkanFixture fixture) : IClassFixture<VulkanFixtu
 
     // ---- device and memory ---------------------------------------------------------------------------------------
 
-    [Fact]
+    [SkippableFact]
     public void DeviceIsCreatedWithValidationAndReportsItsLimits()
     {
         var vk = fixture.Backend;
-        if (vk is null) return;
         var info = vk.Info;
         Assert.True(info.ValidationEnabled);
         Assert.True(info.ApiVersion >= new Version(1, 2));
@@ -44,11 +45,10 @@ public class VulkanSmokeTests(VulkanFixture fixture) : IClassFixture<VulkanFixtu
         VulkanTestDevice.AssertClean(vk);
     }
 
-    [Fact]
+    [SkippableFact]
     public void UploadDownloadRoundTripsWholeTensorsAndOddSlices()
     {
         var vk = fixture.Backend;
-        if (vk is null) return;
         var data = Random(1001, 1);
         var t = PutWhole(vk, data);
         Assert.Equal(data, Get(vk, t));
@@ -71,11 +71,10 @@ public class VulkanSmokeTests(VulkanFixture fixture) : IClassFixture<VulkanFixtu
         VulkanTestDevice.AssertClean(vk);
     }
 
-    [Fact]
+    [SkippableFact]
     public void AllocationsAreZeroedAlsoWhenMemoryIsReused()
     {
         var vk = fixture.Backend;
-        if (vk is null) return;
         var a = PutWhole(vk, Random(4099, 3));
         vk.Release(a);
         var b = vk.Allocate(DType.F32, [4099]);
@@ -86,11 +85,10 @@ public class VulkanSmokeTests(VulkanFixture fixture) : IClassFixture<VulkanFixtu
         VulkanTestDevice.AssertClean(vk);
     }
 
-    [Fact]
+    [SkippableFact]
     public void FreedNeighboursCoalesceAndTheirRangeIsReused()
     {
         var vk = fixture.Backend;
-        if (vk is null) return;
         vk.Synchronize();
         Tensor a = vk.Allocate(DType.F32, [1000]), b = vk.Allocate(DType.F32, [3000]), c = vk.Allocate(DType.F32, [10]);
         var first = (VulkanBuffer)a.Storage;
@@ -105,10 +103,10 @@ public class VulkanSmokeTests(VulkanFixture fixture) : IClassFixture<VulkanFixtu
         VulkanTestDevice.AssertClean(vk);
     }
 
-    [Fact]
+    [SkippableFact]
     public void DeviceIndexOverrideIsHonouredAndChecked()
     {
-        if (VulkanTestDevice.Skipped) return;
+        Skip.If(VulkanTestDevice.Skipped, VulkanTestDevice.SkipReason);
         var env = VulkanOptions.FromEnvironment();
         using (var first = VulkanTestDevice.Open(env with { Validation = true, DeviceIndex = 0 })!)
             Assert.Equal(0, first.Info.Index);
@@ -118,11 +116,10 @@ public class VulkanSmokeTests(VulkanFixture fixture) : IClassFixture<VulkanFixtu
 
     // ---- ops against the Reference -------------------------------------------------------------------------------
 
-    [Theory, MemberData(nameof(Sizes))]
+    [SkippableTheory, MemberData(nameof(Sizes))]
     public void FillAndCopyMatchTheReference(int n)
     {
         var vk = fixture.Backend;
-        if (vk is null) return;
         var t = vk.Allocate(DType.F32, [n + 5]);
         var view = t.Slice(5, [n]);
         vk.Fill(view, -1.25);
@@ -143,11 +140,10 @@ public class VulkanSmokeTests(VulkanFixture fixture) : IClassFixture<VulkanFixtu
         VulkanTestDevice.AssertClean(vk);
     }
 
-    [Theory, MemberData(nameof(Sizes))]
+    [SkippableTheory, MemberData(nameof(Sizes))]
     public void AddAccumulateScaleMatchTheReference(int n)
     {
         var vk = fixture.Backend;
-        if (vk is null) return;
         float[] a = Random(n, 5), b = Random(n, 6);
         Tensor ga = PutWhole(vk, a), gb = PutWhole(vk, b), gOut = vk.Allocate(DType.F32, [n]);
         Tensor ca = PutWhole(Cpu, a), cb = PutWhole(Cpu, b), cOut = Cpu.Allocate(DType.F32, [n]);
@@ -162,11 +158,10 @@ public class VulkanSmokeTests(VulkanFixture fixture) : IClassFixture<VulkanFixtu
         VulkanTestDevice.AssertClean(vk);
     }
 
-    [Theory, MemberData(nameof(Sizes))]
+    [SkippableTheory, MemberData(nameof(Sizes))]
     public void GeluForwardAndBackwardMatchTheReference(int n)
     {
         var vk = fixture.Backend;
-        if (vk is null) return;
         float[] x = Random(n, 7, 6), dy = Random(n, 8), dx0 = Random(n, 9);
         x[0] = n > 1 ? 40f : x[0];                   // far in the tail: tanh must not turn into NaN
         Tensor gx = PutWhole(vk, x), gy = vk.Allocate(DType.F32, [n]), gdy = PutWhole(vk, dy), gdx = PutWhole(vk, dx0);
@@ -180,11 +175,10 @@ public class VulkanSmokeTests(VulkanFixture fixture) : IClassFixture<VulkanFixtu
         VulkanTestDevice.AssertClean(vk);
     }
 
-    [Theory, MemberData(nameof(Sizes))]
+    [SkippableTheory, MemberData(nameof(Sizes))]
     public void SumOfSquaresMatchesTheReference(int n)
     {
         var vk = fixture.Backend;
-        if (vk is null) return;
         var x = Random(n, 10, 3);
         double expected = Cpu.SumOfSquares(PutWhole(Cpu, x));
         double got = vk.SumOfSquares(PutWhole(vk, x).Slice(0, [n]));
@@ -194,11 +188,10 @@ public class VulkanSmokeTests(VulkanFixture fixture) : IClassFixture<VulkanFixtu
 
     // ---- execution -----------------------------------------------------------------------------------------------
 
-    [Fact]
+    [SkippableFact]
     public void BarriersOnlyWhereNeededAndDependentChainsAcrossBatchesAreOrdered()
     {
         var vk = fixture.Backend;
-        if (vk is null) return;
         Tensor a = vk.Allocate(DType.F32, [1000]), b = vk.Allocate(DType.F32, [1000]), c = vk.Allocate(DType.F32, [1000]);
         vk.Fill(a, 1);                               // after a's zero-fill: one barrier
         long before = vk.Barriers;
@@ -214,10 +207,10 @@ public class VulkanSmokeTests(VulkanFixture fixture) : IClassFixture<VulkanFixtu
         VulkanTestDevice.AssertClean(vk);
     }
 
-    [Fact]
+    [SkippableFact]
     public void KillSwitchesGiveWorkingBackendsAndThePipelineCacheIsSaved()
     {
-        if (VulkanTestDevice.Skipped) return;
+        Skip.If(VulkanTestDevice.Skipped, VulkanTestDevice.SkipReason);
         string cache = Path.Combine(Path.GetTempPath(), "llm-vulkan-cache-" + Guid.NewGuid().ToString("N"));
         var options = VulkanOptions.FromEnvironment() with { Validation = true, DisableFp16 = true, DisableSubgroups = true, CacheDirectory = cache };
         var x = Random(4097, 11);
@@ -241,11 +234,10 @@ public class VulkanSmokeTests(VulkanFixture fixture) : IClassFixture<VulkanFixtu
     }
 
     /// <summary>The messenger works: an invalid (but harmless) call is reported. Fence flags 0x80 is not a valid bit.</summary>
-    [Fact]
+    [SkippableFact]
     public unsafe void TheValidationMessengerReportsMisuse()
     {
         var vk = fixture.Backend;
-        if (vk is null) return;
         VulkanTestDevice.AssertClean(vk);
         var context = vk.Context;
         var info = new FenceCreateInfo { SType = StructureType.FenceCreateInfo, Flags = (FenceCreateFlags)0x80 };
@@ -256,11 +248,10 @@ public class VulkanSmokeTests(VulkanFixture fixture) : IClassFixture<VulkanFixtu
         Assert.Contains(messages, m => m.Contains("VkFenceCreateInfo"));
     }
 
-    [Fact]
+    [SkippableFact]
     public void OneDimensionalOpsSplitTensorsBeyondMaxStorageBufferRange()
     {
         var vk = fixture.Backend;
-        if (vk is null) return;
         // lavapipe binds at most 128 MiB; a GPU's range is usually 4 GiB, too much to allocate in a test
         if (vk.Info.MaxStorageBufferRange > 256UL << 20) return;
         int n = (int)(vk.Info.MaxStorageBufferRange / 4) + 1000;

@@ -6,9 +6,9 @@ namespace Llm.Conformance.Vulkan;
 
 /// <summary>
 /// Opens the Vulkan backend for tests, with the validation layer on. Without a usable device or embedded shaders the
-/// tests FAIL, naming the opt-out LLM_SKIP_VULKAN=1; with it set, <see cref="Open"/> returns null and the test
-/// passes after printing a note. Every Vulkan test file uses this:
-/// <code>using var vk = VulkanTestDevice.Open(); if (vk is null) return; ... VulkanTestDevice.AssertClean(vk);</code>
+/// tests FAIL, naming the opt-out LLM_SKIP_VULKAN=1; with it set, <see cref="Open"/> skips the test, which is then
+/// reported as skipped (and counted so on test.sh's last line), never as passed. Every Vulkan test uses this:
+/// <code>[SkippableFact] ... using var vk = VulkanTestDevice.Open(); ... VulkanTestDevice.AssertClean(vk);</code>
 /// </summary>
 public static class VulkanTestDevice
 {
@@ -16,15 +16,13 @@ public static class VulkanTestDevice
 
     public static bool Skipped => VulkanOptions.Flag(SkipVariable);
 
+    public const string SkipReason = SkipVariable + "=1: the Vulkan tests are skipped";
+
     /// <summary>A validated backend (environment options, validation forced on unless <paramref name="options"/>
-    /// says otherwise), or null when LLM_SKIP_VULKAN=1.</summary>
-    public static VulkanBackend? Open(VulkanOptions? options = null)
+    /// says otherwise); skips the calling [SkippableFact] when LLM_SKIP_VULKAN=1.</summary>
+    public static VulkanBackend Open(VulkanOptions? options = null)
     {
-        if (Skipped)
-        {
-            Console.WriteLine($"note: {SkipVariable}=1, Vulkan test skipped (passes trivially)");
-            return null;
-        }
+        Skip.If(Skipped, SkipReason);
         if (VulkanBackend.EmbeddedShaders.Count == 0)
             throw new XunitException($"Llm.Vulkan has no embedded shaders (was glslc run at build time?); set {SkipVariable}=1 to skip the Vulkan tests");
         try

@@ -11,11 +11,10 @@ namespace Llm.Conformance.Vulkan;
 /// <summary>End to end: the tiny GPT-2 trained on Vulkan follows the Reference's loss curve and lands on its weights.</summary>
 public sealed class VulkanTrainingTests
 {
-    [Fact]
+    [SkippableFact]
     public void TwentyStepsOfTinyGpt2MatchTheReference()
     {
         using var vk = VulkanTestDevice.Open();
-        if (vk is null) return;
         const int B = 4, T = 64, Steps = 20;
         var tokens = new ByteTokenizer().Encode(Corpus.PrideAndPrejudice[..20_000]);
         var data = new TokenDataset(tokens, B, T, validationFraction: 0.1);
