@@ -7,7 +7,7 @@ using Llm.Vulkan;
 namespace Llm.Tools;
 
 /// <summary>
-/// The `llm` command line: train, sample, eval, bench. Every failure, a bad option included, ends as one line on
+/// The `llm` command line: train, sample, eval, bench, conformance. Every failure, a bad option included, ends as one line on
 /// stderr ("error: ...") and a non-zero exit code, never a stack trace.
 /// </summary>
 public static class Cli
@@ -24,6 +24,7 @@ public static class Cli
         root.Subcommands.Add(SampleCommand.Create(stdout, stderr));
         root.Subcommands.Add(EvalCommand.Create(stdout, stderr));
         root.Subcommands.Add(BenchCommand.Create(stdout));
+        root.Subcommands.Add(ConformanceCommand.Create(stdout));
 
         try
         {
@@ -75,14 +76,9 @@ public static class Cli
     /// <summary>The backend a command runs on, per --backend/--device; the choice is printed to <paramref name="log"/>.</summary>
     internal static IBackend CreateBackend(ParseResult p, TextWriter log)
     {
-        string choice = p.GetValue(BackendOption) ?? "auto";
+        var (choice, reason) = ResolveBackend(p);
         int? device = p.GetValue(DeviceOption);
         bool verbose = p.GetValue(VerboseOption);
-        string reason = "";
-        if (choice == "auto")
-        {
-            (choice, reason) = device is not null ? ("vulkan", "--device given") : FindGpu();
-        }
         if (verbose && choice == "vulkan" || verbose && reason.Length > 0)
             foreach (var d in SafeListDevices()) log.WriteLine($"vulkan device {d}");
         if (choice == "cpu")
@@ -105,9 +101,17 @@ public static class Cli
         return vulkan;
     }
 
+    /// <summary>cpu or vulkan, per --backend (auto: Vulkan when --device is given or a GPU is present), and why.</summary>
+    internal static (string Choice, string Reason) ResolveBackend(ParseResult p)
+    {
+        string choice = p.GetValue(BackendOption) ?? "auto";
+        if (choice != "auto") return (choice, "");
+        return p.GetValue(DeviceOption) is not null ? ("vulkan", "--device given") : FindGpu();
+    }
+
     /// <summary>Refuses a device index (--device, else LLM_VULKAN_DEVICE) beyond the devices present, saying how many
     /// there are, before the backend is opened.</summary>
-    private static void CheckDeviceIndex(int? device)
+    internal static void CheckDeviceIndex(int? device)
     {
         string source = device is null ? "LLM_VULKAN_DEVICE=" : "--device ";
         device ??= Vulkan.VulkanOptions.FromEnvironment().DeviceIndex;

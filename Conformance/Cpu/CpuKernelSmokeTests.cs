@@ -5,8 +5,8 @@ using Xunit;
 namespace Llm.Conformance.Cpu;
 
 /// <summary>
-/// Quick checks of the CPU kernels: each F32 fast path against the float definition on odd shapes (and against
-/// itself: bit-identical twice), and each backward definition against central finite differences in double.
+/// The CPU fast paths run twice from the same inputs give bit-identical results on odd shapes (closeness to the
+/// definition and the definitions' gradients are the catalogue's properties), and bad ids or targets are refused.
 /// </summary>
 public class CpuKernelSmokeTests
 {
@@ -47,58 +47,17 @@ public class CpuKernelSmokeTests
     private static double[] Get64(Tensor t) => CpuBackend.Span<double>(t).ToArray();
     private static float[] Get32(Tensor t) => CpuBackend.Span<float>(t).ToArray();
 
-    /// <summary>Checks analytic = ∂loss/∂x at every element of x by central differences (x is perturbed in place).</summary>
-    private static void CheckGradient(string what, Tensor x, Func<double> loss, double[] analytic, double h = 1e-5, double tolerance = 1e-6)
-    {
-        var values = CpuBackend.Span<double>(x);
-        Assert.Equal(values.Length, analytic.Length);
-        for (int i = 0; i < analytic.Length; i++)
-        {
-            double saved = values[i];
-            values[i] = saved + h;
-            double plus = loss();
-            values = CpuBackend.Span<double>(x);
-            values[i] = saved - h;
-            double minus = loss();
-            values = CpuBackend.Span<double>(x);
-            values[i] = saved;
-            double numeric = (plus - minus) / (2 * h);
-            double error = Math.Abs(numeric - analytic[i]) / Math.Max(1, Math.Abs(numeric));
-            Assert.True(error < tolerance, $"{what}[{i}]: analytic {analytic[i]} vs numeric {numeric}");
-        }
-    }
 
-    /// <summary>Σ w·y: the scalar whose gradient w.r.t. y is w, turning any op into a loss.</summary>
-    private static double Dot(double[] w, Tensor y)
-    {
-        var v = CpuBackend.Span<double>(y);
-        double s = 0;
-        for (int i = 0; i < w.Length; i++) s += w[i] * v[i];
-        return s;
-    }
 
-    private static void AssertClose(float[] expected, float[] actual, double tolerance, string what)
-    {
-        Assert.Equal(expected.Length, actual.Length);
-        for (int i = 0; i < expected.Length; i++)
-        {
-            double error = Math.Abs(expected[i] - actual[i]) / Math.Max(1, Math.Abs(expected[i]));
-            Assert.True(error <= tolerance, $"{what}[{i}]: definition {expected[i]} vs fast {actual[i]}");
-        }
-    }
 
-    /// <summary>Runs <paramref name="op"/> on the definition and on the fast path (twice, from the same inputs) and
-    /// compares the tensors it writes: fast ≈ definition, and fast twice bit-identical.</summary>
-    private static void CompareFast(string what, Func<CpuBackend, Tensor[]> op, double tolerance = 1e-5)
+    /// <summary>Runs <paramref name="op"/> on the fast path twice from the same inputs: the tensors it writes must be
+    /// bit-identical (chunks are fixed, not per-thread; closeness to the definition is the catalogue's properties' job).</summary>
+    private static void CompareFast(string what, Func<CpuBackend, Tensor[]> op)
     {
-        var expected = op(Definition).Select(Get32).ToArray();
         var first = op(Fast).Select(Get32).ToArray();
         var second = op(Fast).Select(Get32).ToArray();
-        for (int k = 0; k < expected.Length; k++)
-        {
-            AssertClose(expected[k], first[k], tolerance, $"{what} output {k}");
+        for (int k = 0; k < first.Length; k++)
             Assert.True(first[k].AsSpan().SequenceEqual(second[k]), $"{what} output {k}: fast path not deterministic");
-        }
     }
 
     // ---- embedding -------------------------------------------------------------------------------------------------
@@ -107,7 +66,7 @@ public class CpuKernelSmokeTests
     [InlineData(1, 1, 1)]
     [InlineData(7, 3, 5)]
     [InlineData(97, 13, 67)]
-    public void EmbeddingFastMatchesDefinition(int n, int vocab, int c)
+    public void EmbeddingFastIsDeterministic(int n, int vocab, int c)
     {
         var ids = Enumerable.Range(0, n).Select(i => (i * 7 + 3) % vocab).ToArray(); // repeats: scatter-add collisions
         CompareFast("embedding", be =>
@@ -121,18 +80,6 @@ public class CpuKernelSmokeTests
         });
     }
 
-    [Fact]
-    public void EmbeddingBackwardMatchesFiniteDifferences()
-    {
-        int n = 5, vocab = 4, c = 3;
-        int[] ids = [0, 2, 2, 3, 0];
-        var table = F64(RandomValues(vocab * c, 1), vocab, c);
-        var output = Definition.Allocate(DType.F64, [n, c]);
-        var w = RandomValues(n * c, 2);
-        var dTable = Definition.Allocate(DType.F64, [vocab, c]);
-        Definition.EmbeddingBackward(F64(w, n, c), I32(Definition, ids), dTable);
-        CheckGradient("dTable", table, () => { Definition.Embedding(I32(Definition, ids), table, output); return Dot(w, output); }, Get64(dTable));
-    }
 
     [Fact]
     public void EmbeddingRejectsOutOfRangeIdNamingPosition()
@@ -152,7 +99,7 @@ public class CpuKernelSmokeTests
     [InlineData(97, 67)]
     [InlineData(33, 768)]
     [InlineData(401, 768)] // large enough for the parallel path
-    public void LayerNormFastMatchesDefinition(int n, int c)
+    public void LayerNormFastIsDeterministic(int n, int c)
     {
         CompareFast("layernorm", be =>
         {
@@ -167,32 +114,9 @@ public class CpuKernelSmokeTests
             var dBias = F32(be, RandomValues(c, 6), c);
             be.LayerNormBackward(F32(be, RandomValues(n * c, 7), n, c), input, weight, mean, rstd, dInput, dWeight, dBias);
             return [output, mean, rstd, dInput, dWeight, dBias];
-        }, tolerance: 2e-5);
+        });
     }
 
-    [Fact]
-    public void LayerNormBackwardMatchesFiniteDifferences()
-    {
-        int n = 3, c = 5;
-        var input = F64(RandomValues(n * c, 1, 2), n, c);
-        var weight = F64(RandomValues(c, 2), c);
-        var bias = F64(RandomValues(c, 3), c);
-        var output = Definition.Allocate(DType.F64, [n, c]);
-        var mean = Definition.Allocate(DType.F64, [n]);
-        var rstd = Definition.Allocate(DType.F64, [n]);
-        var w = RandomValues(n * c, 4);
-        double Loss() { Definition.LayerNorm(input, weight, bias, output, mean, rstd); return Dot(w, output); }
-        Loss();
-        var dInput = F64(RandomValues(n * c, 5), n, c); // non-zero start: backward must accumulate
-        var start = Get64(dInput);
-        var dWeight = Definition.Allocate(DType.F64, [c]);
-        var dBias = Definition.Allocate(DType.F64, [c]);
-        Definition.LayerNormBackward(F64(w, n, c), input, weight, mean, rstd, dInput, dWeight, dBias);
-        var dInputDelta = Get64(dInput).Zip(start, (a, b) => a - b).ToArray();
-        CheckGradient("dInput", input, Loss, dInputDelta);
-        CheckGradient("dWeight", weight, Loss, Get64(dWeight));
-        CheckGradient("dBias", bias, Loss, Get64(dBias));
-    }
 
     // ---- gelu ------------------------------------------------------------------------------------------------------
 
@@ -201,7 +125,7 @@ public class CpuKernelSmokeTests
     [InlineData(7)]
     [InlineData(97)]
     [InlineData(300_007)] // large enough for the parallel path
-    public void GeluFastMatchesDefinition(int n)
+    public void GeluFastIsDeterministic(int n)
     {
         CompareFast("gelu", be =>
         {
@@ -211,20 +135,9 @@ public class CpuKernelSmokeTests
             var dInput = F32(be, RandomValues(n, 2), n);
             be.GeluBackward(F32(be, RandomValues(n, 3), n), input, dInput);
             return [output, dInput];
-        }, tolerance: 1e-5);
+        });
     }
 
-    [Fact]
-    public void GeluBackwardMatchesFiniteDifferences()
-    {
-        int n = 11;
-        var input = F64(RandomValues(n, 1, 4), n);
-        var output = Definition.Allocate(DType.F64, [n]);
-        var w = RandomValues(n, 2);
-        var dInput = Definition.Allocate(DType.F64, [n]);
-        Definition.GeluBackward(F64(w, n), input, dInput);
-        CheckGradient("dInput", input, () => { Definition.Gelu(input, output); return Dot(w, output); }, Get64(dInput));
-    }
 
     // ---- residual ops ----------------------------------------------------------------------------------------------
 
@@ -233,7 +146,7 @@ public class CpuKernelSmokeTests
     [InlineData(7)]
     [InlineData(97)]
     [InlineData(300_007)]
-    public void ResidualFastMatchesDefinition(int n)
+    public void ResidualFastIsDeterministic(int n)
     {
         CompareFast("add/accumulate/scale", be =>
         {
@@ -243,7 +156,7 @@ public class CpuKernelSmokeTests
             be.Accumulate(F32(be, RandomValues(n, 3), n), a);
             be.Scale(a, 0.37f);
             return [output, a];
-        }, tolerance: 0);
+        });
         var x = RandomValues(n, 4, 3);
         double expected = Definition.SumOfSquares(F32(Definition, x, n));
         double fast = Fast.SumOfSquares(F32(Fast, x, n));
@@ -258,7 +171,7 @@ public class CpuKernelSmokeTests
     [InlineData(2, 3, 2, 7)]
     [InlineData(1, 97, 3, 16)]
     [InlineData(2, 64, 2, 64)]
-    public void AttentionFastMatchesDefinition(int batch, int time, int heads, int headSize)
+    public void AttentionFastIsDeterministic(int batch, int time, int heads, int headSize)
     {
         int c = heads * headSize;
         CompareFast("attention", be =>
@@ -270,26 +183,9 @@ public class CpuKernelSmokeTests
             var dQkv = F32(be, RandomValues(batch * time * 3 * c, 2), batch, time, 3 * c);
             be.AttentionBackward(F32(be, RandomValues(batch * time * c, 3), batch, time, c), qkv, probs, dQkv, heads);
             return [output, probs, dQkv];
-        }, tolerance: 2e-5);
+        });
     }
 
-    [Fact]
-    public void AttentionBackwardMatchesFiniteDifferences()
-    {
-        int batch = 2, time = 4, heads = 2, c = 6;
-        var qkv = F64(RandomValues(batch * time * 3 * c, 1, 1.5), batch, time, 3 * c);
-        var output = Definition.Allocate(DType.F64, [batch, time, c]);
-        var probs = Definition.Allocate(DType.F64, [batch, heads, time, time]);
-        var w = RandomValues(batch * time * c, 2);
-        double Loss() { Definition.Attention(qkv, output, probs, heads); return Dot(w, output); }
-        Loss();
-        var p = Get64(probs);
-        for (int row = 0; row < batch * heads * time; row++)
-            for (int s = row % time + 1; s < time; s++) Assert.Equal(0.0, p[row * time + s]); // causal mask
-        var dQkv = Definition.Allocate(DType.F64, [batch, time, 3 * c]);
-        Definition.AttentionBackward(F64(w, batch, time, c), qkv, probs, dQkv, heads);
-        CheckGradient("dQkv", qkv, Loss, Get64(dQkv));
-    }
 
     // ---- cross-entropy ---------------------------------------------------------------------------------------------
 
@@ -298,7 +194,7 @@ public class CpuKernelSmokeTests
     [InlineData(3, 7)]
     [InlineData(7, 97)]
     [InlineData(5, 50257)]
-    public void CrossEntropyFastMatchesDefinition(int n, int vocab)
+    public void CrossEntropyFastIsDeterministic(int n, int vocab)
     {
         var targets = Enumerable.Range(0, n).Select(i => i == 1 ? -1 : (i * 31 + 5) % vocab).ToArray();
         CompareFast("cross-entropy", be =>
@@ -310,26 +206,9 @@ public class CpuKernelSmokeTests
             var dLogits = F32(be, RandomValues(n * vocab, 2), n, vocab);
             be.CrossEntropyBackward(F32(be, RandomValues(n, 3), n), probs, I32(be, targets), dLogits);
             return [probs, losses, dLogits];
-        }, tolerance: 2e-5);
+        });
     }
 
-    [Fact]
-    public void CrossEntropyBackwardMatchesFiniteDifferences()
-    {
-        int n = 4, vocab = 6;
-        int[] targets = [2, -1, 0, 5];
-        var logits = F64(RandomValues(n * vocab, 1, 3), n, vocab);
-        var probs = Definition.Allocate(DType.F64, [n, vocab]);
-        var losses = Definition.Allocate(DType.F64, [n]);
-        var w = RandomValues(n, 2);
-        double Loss() { Definition.CrossEntropy(logits, I32(Definition, targets), probs, losses); return Dot(w, losses); }
-        Loss();
-        Assert.Equal(0.0, Get64(losses)[1]); // ignored row
-        var dLogits = Definition.Allocate(DType.F64, [n, vocab]);
-        Definition.CrossEntropyBackward(F64(w, n), probs, I32(Definition, targets), dLogits);
-        Assert.All(Get64(dLogits).AsSpan(vocab, vocab).ToArray(), g => Assert.Equal(0.0, g)); // no gradient
-        CheckGradient("dLogits", logits, Loss, Get64(dLogits));
-    }
 
     [Fact]
     public void CrossEntropyRejectsBadTargetNamingRow()
@@ -347,7 +226,7 @@ public class CpuKernelSmokeTests
     [InlineData(7, 3)]
     [InlineData(97, 10)]
     [InlineData(200_003, 2)]
-    public void AdamWFastMatchesDefinition(int n, int step)
+    public void AdamWFastIsDeterministic(int n, int step)
     {
         var hyper = new AdamWParameters(LearningRate: 1e-3f, Step: step);
         CompareFast("adamw", be =>
@@ -357,7 +236,7 @@ public class CpuKernelSmokeTests
             var v = F32(be, RandomValues(n, 3, 0.001).Select(Math.Abs).ToArray(), n);
             be.AdamW(param, F32(be, RandomValues(n, 4), n), m, v, hyper);
             return [param, m, v];
-        }, tolerance: 1e-6);
+        });
     }
 
     [Fact]

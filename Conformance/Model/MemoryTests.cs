@@ -1,4 +1,5 @@
 using Llm.Autograd;
+using Llm.Checks;
 using Llm.Conformance.Harness;
 using Llm.Cpu;
 using Llm.Inference;

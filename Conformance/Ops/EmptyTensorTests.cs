@@ -1,3 +1,4 @@
+using Llm.Checks;
 using Llm.Conformance.Harness;
 using Llm.Tensors;
 using Xunit;

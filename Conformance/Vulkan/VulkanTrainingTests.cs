@@ -1,3 +1,4 @@
+using Llm.Checks;
 using Llm.Conformance.Harness;
 using Llm.Cpu;
 using Llm.Models;
@@ -40,7 +41,10 @@ public sealed class VulkanTrainingTests
             Assert.True(relative < 1e-4, $"step {s + 1}: Vulkan loss {vulkan.Losses[s]:R} vs Reference {reference.Losses[s]:R} (relative {relative:E2} ≥ 1e-4)");
         }
         Assert.True(reference.Losses[^1] < reference.Losses[0] - 0.5, "the run should learn something in 20 steps");
-        Compare.Nmse("20 training steps on vulkan", "weights", vulkan.Weights.Select(x => (double)x).ToArray(),
-            reference.Weights.Select(x => (double)x).ToArray(), Tolerance.MatMul, "tiny GPT-2, B=4, T=64, seed 42");
+        // Per element, AdamW normalizes each update to ≈ ±lr whatever the gradient's size, so an element whose gradient is
+        // f32 noise may step differently on each side: the element bound is loose, NMSE holds the whole.
+        var weightsTolerance = Tolerance.MatMul with { Element = 1e-2, Why = "20 AdamW steps: updates of ≈ lr per step, whatever the gradient's size" };
+        Compare.Check(new CheckContext([]), "20 training steps", "vulkan", "weights", [vulkan.Weights.Length], vulkan.Weights.Select(x => (double)x).ToArray(),
+            reference.Weights.Select(x => (double)x).ToArray(), weightsTolerance, "tiny GPT-2, B=4, T=64, seed 42");
     }
 }

@@ -39,7 +39,7 @@ public static class AttentionKernel
                         for (int i = 0; i < hs; i++) dot += query[i] * key[i];
                         dot *= scale;
                         att[s] = dot;
-                        if (dot > max) max = dot;
+                        max = T.Max(max, dot); // NaN propagates, as TensorPrimitives.Max in the fast path
                     }
                     // pass 2: exp(score − max), so the largest term is exp(0) and nothing overflows
                     T sum = T.Zero;

@@ -27,7 +27,7 @@ public static class CrossEntropyKernel
             ReadOnlySpan<T> x = logits.Slice(n * vocab, vocab); // [V]
             Span<T> p = probs.Slice(n * vocab, vocab);          // [V]
             T max = T.NegativeInfinity;
-            for (int v = 0; v < vocab; v++) if (x[v] > max) max = x[v];
+            for (int v = 0; v < vocab; v++) max = T.Max(max, x[v]); // NaN propagates, as TensorPrimitives.Max in the fast path
             T sum = T.Zero;
             for (int v = 0; v < vocab; v++) { p[v] = T.Exp(x[v] - max); sum += p[v]; }
             T inverse = T.One / sum;

@@ -1,7 +1,7 @@
 using Llm.Common;
 using Llm.Tensors;
 
-namespace Llm.Conformance.Harness;
+namespace Llm.Checks;
 
 /// <summary>What an op does with a buffer, which decides how it is prepared and checked.</summary>
 public enum Role
@@ -55,10 +55,11 @@ internal sealed class Guarded
 
 /// <summary>
 /// Runs one op on the oracle (scalar definition, F64) and on every subject backend (F32) with identical inputs,
-/// then checks: guards untouched, inputs unchanged, outputs fully written and finite, and every output or
-/// in-out buffer within its <see cref="Tolerance"/> of the oracle.
+/// then checks: guards untouched, inputs unchanged, outputs fully written and finite, every output within its
+/// <see cref="Tolerance"/> of the oracle, and of every in-out buffer the increment (after − before), so that a
+/// wrong small update to a large pre-filled gradient is not hidden by the pre-fill.
 /// <code>
-/// var check = new OpCheck("Gelu", c, c.Seed);
+/// var check = new OpCheck("Gelu", c, c.Seed, context);
 /// var x = check.Input("input", [n], Values.Normal(check.Rng, n));
 /// var y = check.Output("output", [n], Tolerance.Elementwise);
 /// check.Run((b, t) => b.Gelu(t(x), t(y)));
@@ -72,15 +73,18 @@ public sealed class OpCheck
     private readonly List<(IBackend Backend, DType Float, string Name)> _sides;
     private readonly Rng _guardRng;
 
-    /// <param name="subjects">the backends under test; <see cref="Backends.Subjects"/> unless a test injects its own.</param>
-    public OpCheck(string op, object testCase, int seed, IReadOnlyList<Subject>? subjects = null)
+    private readonly CheckContext _context;
+
+    /// <param name="context">the backends under test, and where the worst errors seen are recorded.</param>
+    public OpCheck(string op, object testCase, int seed, CheckContext context)
     {
         _op = op;
         _case = testCase;
+        _context = context;
         Rng = new Rng((ulong)seed);
         _guardRng = new Rng((ulong)seed ^ 0x5DEECE66DUL);
-        _sides = [(Backends.Oracle, DType.F64, "oracle")];
-        foreach (var s in subjects ?? Backends.Subjects) _sides.Add((s.Backend, s.DType, s.Name));
+        _sides = [(Oracle.Backend, DType.F64, "oracle")];
+        foreach (var s in context.Subjects) _sides.Add((s.Backend, s.DType, s.Name));
     }
 
     /// <summary>The case's data generator: draw every input from it, in a fixed order, so a seed replays.</summary>
@@ -162,11 +166,25 @@ public sealed class OpCheck
         for (int s = 1; s < _sides.Count; s++)
         {
             foreach (var buf in _bufs.Where(b => b.Role != Role.Input))
-                Compare.Nmse($"{_op} on {_sides[s].Name}", buf.Name, SubjectValues(buf, s), oracle[buf], buf.Tolerance, _case);
+            {
+                var actual = SubjectValues(buf, s);
+                if (buf.Role == Role.Output)
+                    Compare.Check(_context, _op, _sides[s].Name, buf.Name, buf.Shape, actual, oracle[buf], buf.Tolerance, _case);
+                else // the increment, beyond the f32 roundings at the size of the result that no subject avoids
+                    Compare.Check(_context, _op, _sides[s].Name, buf.Name + " increment", buf.Shape, Increment(actual, buf.Floats!),
+                        Increment(oracle[buf], buf.Floats!), buf.Tolerance, _case, [.. oracle[buf].Select(v => ResultRoundings * Compare.F32Rounding * Math.Abs(v))]);
+            }
             if (result is { } r)
-                Compare.Nmse($"{_op} on {_sides[s].Name}", r.Name, [returned[s]], [returned[0]], r.Tolerance, _case);
+                Compare.Check(_context, _op, _sides[s].Name, r.Name, [], [returned[s]], [returned[0]], r.Tolerance, _case);
         }
     }
+
+    /// <summary>An update after = before + δ in f32 rounds at the size of |after| a few times (AdamW's β₂·v, the
+    /// sum, the store), each by ≤ 2⁻²⁴·|after|, an error that can dwarf a small δ: four such are allowed.</summary>
+    public const double ResultRoundings = 4;
+
+    /// <summary>after − before, elementwise: what an op added to a pre-filled buffer.</summary>
+    public static double[] Increment(double[] after, double[] before) => [.. after.Select((a, i) => a - before[i])];
 
     /// <summary>The oracle's contents of a float buffer after <see cref="Run"/>.</summary>
     public double[] OracleValues(Buf buf) => Download(buf.Sides[0].Backend, buf.Sides[0].View);

@@ -1,10 +1,8 @@
 using FsCheck;
 using FsCheck.Fluent;
-using FsCheck.Xunit;
 using Llm.Common;
-using Llm.Conformance.Harness;
 
-namespace Llm.Conformance.Ops;
+namespace Llm.Checks.Ops;
 
 /// <summary>N ids into a [V, C] table. N > V forces repeated ids (the scatter-add collisions of backward).</summary>
 public sealed record EmbeddingCase(int N, int V, int C, int Seed)
@@ -21,13 +19,19 @@ public sealed record EmbeddingCase(int N, int V, int C, int Seed)
         c => Dims.Shrink(c, [c.N, c.V, c.C], d => c with { N = d[0], V = d[1], C = d[2] }));
 }
 
-[Properties(Arbitrary = [typeof(EmbeddingCase)], MaxTest = 100, QuietOnSuccess = true)]
-public class EmbeddingTests
+public static class EmbeddingChecks
 {
-    [Property]
-    public void Forward(EmbeddingCase c)
+    /// <summary>This file's properties, in the catalogue <see cref="Catalogue.All"/>.</summary>
+    public static OpProperty[] Properties =>
+    [
+        OpProperty.Of("Embedding", "Forward", EmbeddingCase.Arbitrary(), Forward),
+        OpProperty.Of("Embedding", "Backward", EmbeddingCase.Arbitrary(), Backward),
+        OpProperty.Of("Embedding", "BackwardMatchesFiniteDifferences", EmbeddingCase.Arbitrary(), BackwardMatchesFiniteDifferences, 20, definitionOnly: true),
+    ];
+
+    public static void Forward(EmbeddingCase c, CheckContext context)
     {
-        var check = new OpCheck("Embedding", c, c.Seed);
+        var check = new OpCheck("Embedding", c, c.Seed, context);
         var ids = check.Ids("ids", [c.N], Values.Ids(check.Rng, c.N, c.V));
         var table = check.Input("table", [c.V, c.C], Values.Normal(check.Rng, c.V * c.C));
         var output = check.Output("output", [c.N, c.C], Tolerance.Exact);
@@ -35,18 +39,16 @@ public class EmbeddingTests
     }
 
     /// <summary>Scatter-add: rows hit by several ids sum in f32 in any order, hence <see cref="Tolerance.Sum"/>.</summary>
-    [Property]
-    public void Backward(EmbeddingCase c)
+    public static void Backward(EmbeddingCase c, CheckContext context)
     {
-        var check = new OpCheck("EmbeddingBackward", c, c.Seed);
+        var check = new OpCheck("EmbeddingBackward", c, c.Seed, context);
         var dOutput = check.Input("dOutput", [c.N, c.C], Values.Normal(check.Rng, c.N * c.C));
         var ids = check.Ids("ids", [c.N], Values.Ids(check.Rng, c.N, c.V));
         var dTable = check.InOut("dTable", [c.V, c.C], Values.Normal(check.Rng, c.V * c.C), Tolerance.Sum);
         check.Run((b, t) => b.EmbeddingBackward(t(dOutput), t(ids), t(dTable)));
     }
 
-    [Property(MaxTest = 20)]
-    public void BackwardMatchesFiniteDifferences(EmbeddingCase c)
+    public static void BackwardMatchesFiniteDifferences(EmbeddingCase c, CheckContext context)
     {
         var rng = new Rng((ulong)c.Seed);
         int n = Math.Min(c.N, 12), v = Math.Min(c.V, 7), ch = Math.Min(c.C, 9);

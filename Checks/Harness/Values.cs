@@ -1,6 +1,6 @@
 using Llm.Common;
 
-namespace Llm.Conformance.Harness;
+namespace Llm.Checks;
 
 /// <summary>Seeded test data. Values are rounded to F32 on creation so the F32 subject and the F64 oracle start
 /// from bit-identical inputs: every difference in the results is then the op's own rounding or error.</summary>

@@ -1,11 +1,9 @@
 using FsCheck;
 using FsCheck.Fluent;
-using FsCheck.Xunit;
 using Llm.Common;
-using Llm.Conformance.Harness;
 using Llm.Tensors;
 
-namespace Llm.Conformance.Ops;
+namespace Llm.Checks.Ops;
 
 /// <summary>Which operand, if any, is a rank-2 matrix shared by every batch (a weight).</summary>
 public enum Shared { None, A, B }
@@ -61,13 +59,19 @@ public sealed record MatMulCase(int BatchRank, int B0, int B1, int M, int K, int
     }
 }
 
-[Properties(Arbitrary = [typeof(MatMulCase)], MaxTest = 100, QuietOnSuccess = true)]
-public class MatMulTests
+public static class MatMulChecks
 {
-    [Property]
-    public void Forward(MatMulCase c)
+    /// <summary>This file's properties, in the catalogue <see cref="Catalogue.All"/>.</summary>
+    public static OpProperty[] Properties =>
+    [
+        OpProperty.Of("MatMul", "Forward", MatMulCase.Arbitrary(), Forward),
+        OpProperty.Of("MatMul", "Backward", MatMulCase.Arbitrary(), Backward),
+        OpProperty.Of("MatMul", "BackwardMatchesFiniteDifferences", MatMulCase.Arbitrary(), BackwardMatchesFiniteDifferences, 30, definitionOnly: true),
+    ];
+
+    public static void Forward(MatMulCase c, CheckContext context)
     {
-        var check = new OpCheck("MatMul", c, c.Seed);
+        var check = new OpCheck("MatMul", c, c.Seed, context);
         var a = check.Input("a", c.AShape, Values.Normal(check.Rng, Tensor.ElementCount(c.AShape)));
         var b = check.Input("b", c.BShape, Values.Normal(check.Rng, Tensor.ElementCount(c.BShape)));
         var bias = c.Bias ? check.Input("bias", [c.N], Values.Normal(check.Rng, c.N)) : null;
@@ -79,10 +83,9 @@ public class MatMulTests
     }
 
     /// <summary>dA, dB (summed over batches when shared) and dBias (summed over all rows), each pre-filled and accumulated.</summary>
-    [Property]
-    public void Backward(MatMulCase c)
+    public static void Backward(MatMulCase c, CheckContext context)
     {
-        var check = new OpCheck("MatMulBackward", c, c.Seed);
+        var check = new OpCheck("MatMulBackward", c, c.Seed, context);
         int aLength = Tensor.ElementCount(c.AShape), bLength = Tensor.ElementCount(c.BShape);
         var dOutput = check.Input("dOutput", c.OutShape, Values.Normal(check.Rng, Tensor.ElementCount(c.OutShape)));
         var a = check.Input("a", c.AShape, Values.Normal(check.Rng, aLength));
@@ -95,8 +98,7 @@ public class MatMulTests
             dA is null ? null : t(dA), dB is null ? null : t(dB), dBias is null ? null : t(dBias), c.TransA, c.TransB));
     }
 
-    [Property(MaxTest = 30)]
-    public void BackwardMatchesFiniteDifferences(MatMulCase c)
+    public static void BackwardMatchesFiniteDifferences(MatMulCase c, CheckContext context)
     {
         // Small copies of the drawn case: every layout flag kept, sizes cut to keep 2·|x| forward runs cheap.
         c = c with { B0 = Math.Min(c.B0, 2), B1 = Math.Min(c.B1, 2), M = Math.Min(c.M, 5), K = Math.Min(c.K, 6), N = Math.Min(c.N, 4), Bias = true };

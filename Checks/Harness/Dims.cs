@@ -1,7 +1,7 @@
 using FsCheck;
 using FsCheck.Fluent;
 
-namespace Llm.Conformance.Harness;
+namespace Llm.Checks;
 
 /// <summary>
 /// Generators and shrinkers for tensor dimensions. Kernels break at edges, so sizes are drawn from: 1, primes,

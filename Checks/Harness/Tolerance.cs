@@ -1,45 +1,52 @@
-namespace Llm.Conformance.Harness;
+namespace Llm.Checks;
 
 /// <summary>
-/// An NMSE bound, NMSE = Σ(subject − oracle)² / Σ oracle², for an F32 subject against the F64 definition on
-/// identical inputs. f32 rounds each operation by at most ε = 2⁻²⁴ ≈ 6e-8 relative, so one rounding gives
+/// Two bounds for an F32 subject against the F64 definition on identical inputs: every element a of a buffer whose
+/// oracle values are b must satisfy |a − b| ≤ Element·(|b| + RMS(b)) + Floor (one wrong element anywhere fails),
+/// and the whole buffer NMSE = Σ(a − b)² / Σb² ≤ Nmse (a small error on every element fails). The per-element
+/// scale |b| + RMS(b) is relative for ordinary elements and relative to the buffer's typical size for elements
+/// near zero, where f32 cancellation leaves an absolute, not a relative, error. Element bounds are ≥ 10× the worst
+/// seen over hundreds of cases on every backend here (`llm conformance --cases 400` prints the worst as fractions of
+/// the bound) and, except where a case's own parameter scales them (LayerNorm's shift), ≤ 1e-4, which a single
+/// element off by 0.1% of the tensor's scale exceeds tenfold.
+/// NMSE:  f32 rounds each operation by at most ε = 2⁻²⁴ ≈ 6e-8 relative, so one rounding gives
 /// NMSE ≈ ε² ≈ 4e-15; each bound below sits several orders of magnitude above what correct f32 code produces
 /// and several below what a wrong formula, a missed term or a skipped element produces (≥ 1e-6, usually ≥ 1e-2).
 /// </summary>
-/// <param name="Floor">an RMS absolute error always allowed: Σ(a − b)² ≤ Nmse·Σb² + n·Floor². Zero except where
+/// <param name="Floor">an absolute error always allowed, per element and as an RMS: Σ(a − b)² ≤ Nmse·Σb² + n·Floor². Zero except where
 /// the op's formula itself loses relative precision in f32 on some inputs (see <see cref="Gelu"/>), which would
 /// make a tensor of only such elements fail by NMSE while every element is within a few ulp of its inputs.</param>
-public readonly record struct Tolerance(double Nmse, string Why, double Floor = 0)
+public readonly record struct Tolerance(double Nmse, double Element, string Why, double Floor = 0)
 {
     /// <summary>Pure data movement (gather, copy): nothing rounds, so the subject must match bit for bit.</summary>
-    public static readonly Tolerance Exact = new(0, "data movement: nothing rounds");
+    public static readonly Tolerance Exact = new(0, 0, "data movement: nothing rounds");
 
     /// <summary>A few f32 operations per element (add, scale, GeLU's tanh, AdamW's sqrt and divide): a few ulp,
     /// NMSE ≈ 1e-14; 1e-9 leaves 10⁵ headroom for transcendental ulp errors and still catches a different GeLU
     /// approximation (≈ 1e-6) or a missing bias correction.</summary>
-    public static readonly Tolerance Elementwise = new(1e-9, "elementwise: a few f32 roundings per element (~1e-14)");
+    public static readonly Tolerance Elementwise = new(1e-9, 5e-6, "elementwise: a few f32 roundings per element (~1e-14)");
 
     /// <summary>Short sums in f32 (scatter-add of repeated ids, a row of a few hundred): error ≤ nε relative,
     /// NMSE ≤ (1000 · 6e-8)² ≈ 4e-9 worst case, ≈ 1e-12 typical.</summary>
-    public static readonly Tolerance Sum = new(1e-7, "f32 sums of up to ~1000 terms: NMSE ≤ (nε)² ≈ 4e-9");
+    public static readonly Tolerance Sum = new(1e-7, 5e-5, "f32 sums of up to ~1000 terms: NMSE ≤ (nε)² ≈ 4e-9");
 
     /// <summary>Dot products of length K ≤ ~600 in f32, in any order (tiles, SIMD lanes, split-K): NMSE ≈ Kε² to
     /// (Kε)² ≈ 1e-9 with random-sign cancellation; 1e-7 is the bound.</summary>
-    public static readonly Tolerance MatMul = new(1e-7, "f32 dot products, K ≤ ~600: NMSE ≤ (Kε)² ≈ 1e-9");
+    public static readonly Tolerance MatMul = new(1e-7, 2e-5, "f32 dot products, K ≤ ~600: NMSE ≤ (Kε)² ≈ 1e-9");
 
     /// <summary>Normalizations and softmaxes (LayerNorm, attention, cross-entropy) forward: a row reduction, a
     /// subtraction of the mean or maximum, then exp/rsqrt; cancellation in x − mean and in q·k adds a factor
     /// of |x|/σ, so 1e-6 (relative error 1e-3 of ε-level noise amplified ≤ 10⁴).</summary>
-    public static readonly Tolerance Normalize = new(1e-6, "row reduction + exp/rsqrt with cancellation: NMSE ≤ ~1e-8 seen");
+    public static readonly Tolerance Normalize = new(1e-6, 1e-4, "row reduction + exp/rsqrt with cancellation: NMSE ≤ ~1e-8 seen");
 
     /// <summary>Backward of a normalization or softmax: dx = r(dy − mean(dy) − x̂·mean(dy·x̂)) and
     /// p(dy − Σp·dy) subtract nearly equal terms, amplifying f32 error; 5e-6 (relative error ≈ 2e-3).</summary>
-    public static readonly Tolerance NormalizeBackward = new(5e-6, "backward of normalization/softmax: differences of near-equal sums");
+    public static readonly Tolerance NormalizeBackward = new(5e-6, 3e-4, "backward of normalization/softmax: differences of near-equal sums");
 
     /// <summary>A global Σx² returned as double: the contract accumulates in double, but a GPU without fp64
     /// may sum f32 partials in a tree (relative error ≈ log₂(n)·ε ≈ 1e-6, NMSE 1e-12); a serial f32 sum of 10⁵
     /// terms (≈ 1e-3 relative) fails.</summary>
-    public static readonly Tolerance GlobalSum = new(1e-11, "global sum of squares: tree/double accumulation");
+    public static readonly Tolerance GlobalSum = new(1e-11, 1e-6, "global sum of squares: tree/double accumulation");
 
     /// <summary>GPT-2's ½x(1 + tanh u) cancels in f32 for x ≲ −3 (1 + tanh u ≈ 1e-7 while tanh u carries an
     /// absolute error of a few 6e-8), so a tensor whose elements all sit in that tail has NMSE up to 1 in any
@@ -47,10 +54,16 @@ public readonly record struct Tolerance(double Nmse, string Why, double Floor = 
     /// and the elementwise bound covers the rest; a wrong formula errs by ≥ 1e-3 on ordinary inputs.</summary>
     public static readonly Tolerance Gelu = Elementwise with { Floor = 4e-7, Why = "elementwise, with an absolute floor for the f32 cancellation of 1 + tanh u at x ≲ −3" };
 
+    /// <summary>GeLU's derivative in the tail: ½(1 + tanh u) and ½x·sech²u·u′ are each ≈ ε-accurate terms of size ~|x|
+    /// whose sum, the derivative, is ~1e-4 at x ≈ −4, so its f32 error is absolute, ≈ ε·|x|³·|dy|, up to ~1e-5 of the
+    /// increments' RMS at scale 6 (8.4e-6 seen). The element bound 1e-4 covers that; NMSE stays elementwise.</summary>
+    public static readonly Tolerance GeluBackward = Elementwise with { Element = 1e-4, Why = "elementwise, except the f32 cancellation of gelu' in the tail x ≲ −3" };
+
     /// <summary>Cross-entropy losses: a confidently right row has loss ≈ e^−100 ≈ 0 in F64, while any f32
     /// log-sum-exp returns log(1 + ulp) ≈ 1.2e-7, an infinite NMSE for a one-row batch. The floor allows an RMS
     /// error of 5e-7 ≈ 8ε absolute, which no wrong loss formula stays within.</summary>
     public static readonly Tolerance Loss = Normalize with { Floor = 5e-7, Why = "losses: row reduction + log, with an absolute floor of ~8ε for losses near 0" };
 
-    public override string ToString() => $"NMSE ≤ {Nmse:0.#E+0}{(Floor > 0 ? $" + RMS floor {Floor:0.#E+0}" : "")} ({Why})";
+    public override string ToString() =>
+        $"|a − b| ≤ {Element:0.#E+0}·(|b| + RMS) and NMSE ≤ {Nmse:0.#E+0}{(Floor > 0 ? $", floor {Floor:0.#E+0}" : "")} ({Why})";
 }

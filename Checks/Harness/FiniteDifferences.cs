@@ -1,7 +1,7 @@
 using Llm.Common;
 using Llm.Tensors;
 
-namespace Llm.Conformance.Harness;
+namespace Llm.Checks;
 
 /// <summary>
 /// Checks the definition's backward against its forward, in F64 on the oracle: for a random linear functional
@@ -62,10 +62,12 @@ public static class FiniteDifferences
     }
 }
 
-/// <summary>Small helpers for running the definition directly in F64.</summary>
+/// <summary>The definition, CpuBackend's scalar kernels always run in F64, and small helpers for calling it directly.</summary>
 public static class Oracle
 {
-    public static IBackend Backend => Backends.Oracle;
+    private static readonly Lazy<Cpu.CpuBackend> _backend = new(() => new Cpu.CpuBackend(fastPaths: false));
+
+    public static IBackend Backend => _backend.Value;
 
     public static Tensor Tensor(double[] values, params int[] shape)
     {
@@ -93,5 +95,5 @@ public static class Oracle
     public static void Write(Tensor t, double[] values) => Backend.Upload<double>(values, t);
 
     /// <summary>after − before, elementwise: what a backward accumulated into a pre-filled gradient.</summary>
-    public static double[] Delta(double[] after, double[] before) => after.Select((a, i) => a - before[i]).ToArray();
+    public static double[] Delta(double[] after, double[] before) => OpCheck.Increment(after, before);
 }

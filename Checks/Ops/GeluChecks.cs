@@ -1,10 +1,8 @@
 using FsCheck;
 using FsCheck.Fluent;
-using FsCheck.Xunit;
 using Llm.Common;
-using Llm.Conformance.Harness;
 
-namespace Llm.Conformance.Ops;
+namespace Llm.Checks.Ops;
 
 /// <summary>An elementwise case: a [Rows, Cols] tensor of Scale·N(0,1) values (Scale up to 6 reaches tanh's saturation).
 /// Up to 300k elements: past the CPU's 2¹⁸-element parallel threshold and many 2¹⁴-element chunks.</summary>
@@ -25,31 +23,35 @@ public sealed record ElementwiseCase(int Rows, int Cols, double Scale, int Seed)
         c => Dims.Shrink(c, [c.Rows, c.Cols], d => c with { Rows = d[0], Cols = d[1] }));
 }
 
-[Properties(Arbitrary = [typeof(ElementwiseCase)], MaxTest = 100, QuietOnSuccess = true)]
-public class GeluTests
+public static class GeluChecks
 {
-    [Property]
-    public void Forward(ElementwiseCase c)
+    /// <summary>This file's properties, in the catalogue <see cref="Catalogue.All"/>.</summary>
+    public static OpProperty[] Properties =>
+    [
+        OpProperty.Of("Gelu", "Forward", ElementwiseCase.Arbitrary(), Forward),
+        OpProperty.Of("Gelu", "Backward", ElementwiseCase.Arbitrary(), Backward),
+        OpProperty.Of("Gelu", "BackwardMatchesFiniteDifferences", ElementwiseCase.Arbitrary(), BackwardMatchesFiniteDifferences, 30, definitionOnly: true),
+    ];
+
+    public static void Forward(ElementwiseCase c, CheckContext context)
     {
-        var check = new OpCheck("Gelu", c, c.Seed);
+        var check = new OpCheck("Gelu", c, c.Seed, context);
         var input = check.Input("input", c.Shape, Values.Normal(check.Rng, c.Length, c.Scale));
         var output = check.Output("output", c.Shape, Tolerance.Gelu);
         check.Run((b, t) => b.Gelu(t(input), t(output)));
     }
 
-    [Property]
-    public void Backward(ElementwiseCase c)
+    public static void Backward(ElementwiseCase c, CheckContext context)
     {
-        var check = new OpCheck("GeluBackward", c, c.Seed);
+        var check = new OpCheck("GeluBackward", c, c.Seed, context);
         var dOutput = check.Input("dOutput", c.Shape, Values.Normal(check.Rng, c.Length));
         var input = check.Input("input", c.Shape, Values.Normal(check.Rng, c.Length, c.Scale));
-        var dInput = check.InOut("dInput", c.Shape, Values.Normal(check.Rng, c.Length), Tolerance.Elementwise);
+        var dInput = check.InOut("dInput", c.Shape, Values.Normal(check.Rng, c.Length), Tolerance.GeluBackward);
         check.Run((b, t) => b.GeluBackward(t(dOutput), t(input), t(dInput)));
     }
 
     /// <summary>The definition's gelu' against central differences of its gelu, in F64.</summary>
-    [Property(MaxTest = 30)]
-    public void BackwardMatchesFiniteDifferences(ElementwiseCase c)
+    public static void BackwardMatchesFiniteDifferences(ElementwiseCase c, CheckContext context)
     {
         var rng = new Rng((ulong)c.Seed);
         int n = Math.Min(c.Length, 200);

@@ -1,11 +1,9 @@
 using FsCheck;
 using FsCheck.Fluent;
-using FsCheck.Xunit;
 using Llm.Common;
-using Llm.Conformance.Harness;
 using Llm.Tensors;
 
-namespace Llm.Conformance.Ops;
+namespace Llm.Checks.Ops;
 
 /// <summary>qkv [B, T, 3·NH·HS] drawn as Scale·N(0,1): Scale 3 makes q·k/√hs ≈ 9σ, nearly one-hot softmax rows.</summary>
 public sealed record AttentionCase(int B, int T, int NH, int HS, double Scale, int Seed)
@@ -29,13 +27,19 @@ public sealed record AttentionCase(int B, int T, int NH, int HS, double Scale, i
         c => Dims.Shrink(c, [c.B, c.T, c.NH, c.HS], d => c with { B = d[0], T = d[1], NH = d[2], HS = d[3] }));
 }
 
-[Properties(Arbitrary = [typeof(AttentionCase)], MaxTest = 60, QuietOnSuccess = true)]
-public class AttentionTests
+public static class AttentionChecks
 {
-    [Property]
-    public void Forward(AttentionCase c)
+    /// <summary>This file's properties, in the catalogue <see cref="Catalogue.All"/>.</summary>
+    public static OpProperty[] Properties =>
+    [
+        OpProperty.Of("Attention", "Forward", AttentionCase.Arbitrary(), Forward, 60),
+        OpProperty.Of("Attention", "Backward", AttentionCase.Arbitrary(), Backward, 60),
+        OpProperty.Of("Attention", "BackwardMatchesFiniteDifferences", AttentionCase.Arbitrary(), BackwardMatchesFiniteDifferences, 30, definitionOnly: true),
+    ];
+
+    public static void Forward(AttentionCase c, CheckContext context)
     {
-        var check = new OpCheck("Attention", c, c.Seed);
+        var check = new OpCheck("Attention", c, c.Seed, context);
         var qkv = check.Input("qkv", c.QkvShape, Values.Normal(check.Rng, Tensor.ElementCount(c.QkvShape), c.Scale));
         var output = check.Output("output", c.OutShape, Tolerance.Normalize);
         // probs must be fully written: the masked upper triangle as exact zeros.
@@ -44,10 +48,9 @@ public class AttentionTests
     }
 
     /// <summary>Both sides get the oracle's probs rounded to f32, so backward alone is compared.</summary>
-    [Property]
-    public void Backward(AttentionCase c)
+    public static void Backward(AttentionCase c, CheckContext context)
     {
-        var check = new OpCheck("AttentionBackward", c, c.Seed);
+        var check = new OpCheck("AttentionBackward", c, c.Seed, context);
         var qkvValues = Values.Normal(check.Rng, Tensor.ElementCount(c.QkvShape), c.Scale);
         var probsValues = Oracle.Read(RunForward(c, Oracle.Tensor(qkvValues, c.QkvShape), Oracle.Zeros(c.OutShape))).Select(p => (double)(float)p).ToArray();
 
@@ -65,8 +68,7 @@ public class AttentionTests
         return probs;
     }
 
-    [Property(MaxTest = 30)]
-    public void BackwardMatchesFiniteDifferences(AttentionCase c)
+    public static void BackwardMatchesFiniteDifferences(AttentionCase c, CheckContext context)
     {
         c = c with { B = Math.Min(c.B, 2), T = Math.Min(c.T, 5), NH = Math.Min(c.NH, 2), HS = Math.Min(c.HS, 3) };
         var rng = new Rng((ulong)c.Seed);

@@ -1,16 +1,19 @@
 using FsCheck;
 using FsCheck.Fluent;
-using FsCheck.Xunit;
 using Llm.Common;
-using Llm.Conformance.Harness;
 using Llm.Tensors;
 
-namespace Llm.Conformance.Ops;
+namespace Llm.Checks.Ops;
 
 /// <summary>[N, C] rows with mean Shift: a large shift relative to the unit spread exposes a one-pass
 /// E[x²] − E[x]² variance in f32 (catastrophic cancellation).</summary>
 public sealed record LayerNormCase(int N, int C, double Shift, int Seed)
 {
+    /// <summary>x − mean cancels: the f32 mean is off by ε·|Shift|, which rstd (up to 1/√eps) amplifies in every
+    /// output of a row with a small spread (C = 2 rows are nearly constant). Per element the error thus grows with
+    /// 1 + Shift (3e-4 of (|b| + RMS) seen at shift 30, C = 2); NMSE, an average over rows, keeps its bound.</summary>
+    public Tolerance Scaled(Tolerance t) => t with { Element = t.Element * (1 + Shift), Why = t.Why + $", ×{1 + Shift} per element for the shift" };
+
     public override string ToString() => $"x{Dims.Shape(N, C)} shift={Shift} seed={Seed}";
 
     public static Arbitrary<LayerNormCase> Arbitrary() => Arb.From(
@@ -23,29 +26,34 @@ public sealed record LayerNormCase(int N, int C, double Shift, int Seed)
         c => Dims.Shrink(c, [c.N, c.C], d => c with { N = d[0], C = d[1] }));
 }
 
-[Properties(Arbitrary = [typeof(LayerNormCase)], MaxTest = 100, QuietOnSuccess = true)]
-public class LayerNormTests
+public static class LayerNormChecks
 {
+    /// <summary>This file's properties, in the catalogue <see cref="Catalogue.All"/>.</summary>
+    public static OpProperty[] Properties =>
+    [
+        OpProperty.Of("LayerNorm", "Forward", LayerNormCase.Arbitrary(), Forward),
+        OpProperty.Of("LayerNorm", "Backward", LayerNormCase.Arbitrary(), Backward),
+        OpProperty.Of("LayerNorm", "BackwardMatchesFiniteDifferences", LayerNormCase.Arbitrary(), BackwardMatchesFiniteDifferences, 30, definitionOnly: true),
+    ];
+
     private const float Eps = 1e-5f;
 
-    [Property]
-    public void Forward(LayerNormCase c)
+    public static void Forward(LayerNormCase c, CheckContext context)
     {
-        var check = new OpCheck("LayerNorm", c, c.Seed);
+        var check = new OpCheck("LayerNorm", c, c.Seed, context);
         var input = check.Input("input", [c.N, c.C], Values.Normal(check.Rng, c.N * c.C, 1.0, c.Shift));
         var weight = check.Input("weight", [c.C], Values.Normal(check.Rng, c.C, 0.5, 1.0));
         var bias = check.Input("bias", [c.C], Values.Normal(check.Rng, c.C, 0.5));
-        var output = check.Output("output", [c.N, c.C], Tolerance.Normalize);
+        var output = check.Output("output", [c.N, c.C], c.Scaled(Tolerance.Normalize));
         var mean = check.Output("mean", [c.N], Tolerance.Normalize);
-        var rstd = check.Output("rstd", [c.N], Tolerance.Normalize);
+        var rstd = check.Output("rstd", [c.N], c.Scaled(Tolerance.Normalize));
         check.Run((b, t) => b.LayerNorm(t(input), t(weight), t(bias), t(output), t(mean), t(rstd), Eps));
     }
 
     /// <summary>Both sides get the same saved mean and rstd (the oracle's, rounded to f32), so only backward is compared.</summary>
-    [Property]
-    public void Backward(LayerNormCase c)
+    public static void Backward(LayerNormCase c, CheckContext context)
     {
-        var check = new OpCheck("LayerNormBackward", c, c.Seed);
+        var check = new OpCheck("LayerNormBackward", c, c.Seed, context);
         var x = Values.Normal(check.Rng, c.N * c.C, 1.0, c.Shift);
         var w = Values.Normal(check.Rng, c.C, 0.5, 1.0);
         var (meanValues, rstdValues) = Saved(x, w, c.N, c.C);
@@ -55,9 +63,9 @@ public class LayerNormTests
         var weight = check.Input("weight", [c.C], w);
         var mean = check.Input("mean", [c.N], meanValues);
         var rstd = check.Input("rstd", [c.N], rstdValues);
-        var dInput = check.InOut("dInput", [c.N, c.C], Values.Normal(check.Rng, c.N * c.C), Tolerance.NormalizeBackward);
+        var dInput = check.InOut("dInput", [c.N, c.C], Values.Normal(check.Rng, c.N * c.C), c.Scaled(Tolerance.NormalizeBackward));
         // dWeight/dBias sum over N rows: a column sum in f32 on top of the normalization's error.
-        var dWeight = check.InOut("dWeight", [c.C], Values.Normal(check.Rng, c.C), Tolerance.NormalizeBackward);
+        var dWeight = check.InOut("dWeight", [c.C], Values.Normal(check.Rng, c.C), c.Scaled(Tolerance.NormalizeBackward));
         var dBias = check.InOut("dBias", [c.C], Values.Normal(check.Rng, c.C), Tolerance.NormalizeBackward);
         check.Run((b, t) => b.LayerNormBackward(t(dOutput), t(input), t(weight), t(mean), t(rstd), t(dInput), t(dWeight), t(dBias)));
     }
@@ -71,8 +79,7 @@ public class LayerNormTests
         return (Oracle.Read(mean).Select(v => (double)(float)v).ToArray(), Oracle.Read(rstd).Select(v => (double)(float)v).ToArray());
     }
 
-    [Property(MaxTest = 30)]
-    public void BackwardMatchesFiniteDifferences(LayerNormCase c)
+    public static void BackwardMatchesFiniteDifferences(LayerNormCase c, CheckContext context)
     {
         var rng = new Rng((ulong)c.Seed);
         int n = Math.Min(c.N, 4), ch = Math.Min(c.C, 13);

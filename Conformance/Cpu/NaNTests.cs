@@ -1,0 +1,81 @@
+using Llm.Cpu;
+using Llm.Tensors;
+using Xunit;
+
+namespace Llm.Conformance.Cpu;
+
+/// <summary>
+/// A NaN in an input reaches the same outputs in the definition and in its fast path: a softmax row with a NaN score
+/// is NaN throughout in both (the definitions take the maximum with T.Max, which propagates NaN as
+/// TensorPrimitives.Max does), and elementwise ops and matmul rows poison exactly the elements that read the NaN.
+/// </summary>
+public sealed class NaNTests
+{
+    private static readonly CpuBackend Fast = new(fastPaths: true);
+    private static readonly CpuBackend Definition = new(fastPaths: false);
+
+    private static Tensor Put(CpuBackend b, float[] values, params int[] shape)
+    {
+        var t = b.Allocate(DType.F32, shape);
+        b.Upload<float>(values, t);
+        return t;
+    }
+
+    private static float[] Values(int n, int nanAt)
+    {
+        var rng = new Llm.Common.Rng(5);
+        var x = new float[n];
+        for (int i = 0; i < n; i++) x[i] = (float)rng.NextGaussian();
+        x[nanAt] = float.NaN;
+        return x;
+    }
+
+    /// <summary>Runs <paramref name="op"/> on both backends; the NaN positions of every output must agree, and the
+    /// definition must have some (the NaN was read) and some finite elements left (it did not spread everywhere).</summary>
+    private static void SameNaNs(string what, Func<CpuBackend, Tensor[]> op)
+    {
+        var expected = op(Definition).Select(t => CpuBackend.Span<float>(t).ToArray()).ToArray();
+        var actual = op(Fast).Select(t => CpuBackend.Span<float>(t).ToArray()).ToArray();
+        Assert.Contains(expected, o => o.Any(float.IsNaN));
+        for (int k = 0; k < expected.Length; k++)
+            for (int i = 0; i < expected[k].Length; i++)
+                Assert.True(float.IsNaN(expected[k][i]) == float.IsNaN(actual[k][i]),
+                    $"{what} output {k}[{i}]: definition {expected[k][i]}, fast path {actual[k][i]}");
+    }
+
+    [Fact]
+    public void CrossEntropyRowWithANaNLogit() => SameNaNs("cross-entropy", b =>
+    {
+        const int n = 3, v = 50257;
+        var probs = b.Allocate(DType.F32, [n, v]);
+        var losses = b.Allocate(DType.F32, [n]);
+        var targets = b.Allocate(DType.I32, [n]);
+        b.Upload<int>([1, 2, 3], targets);
+        b.CrossEntropy(Put(b, Values(n * v, v + 17), n, v), targets, probs, losses);
+        return [probs, losses];
+    });
+
+    [Fact]
+    public void AttentionWithANaNKey() => SameNaNs("attention", b =>
+    {
+        const int batch = 1, t = 9, heads = 2, hs = 4, c = heads * hs;
+        var output = b.Allocate(DType.F32, [batch, t, c]);
+        var probs = b.Allocate(DType.F32, [batch, heads, t, t]);
+        b.Attention(Put(b, Values(batch * t * 3 * c, 4 * 3 * c + c + 1), batch, t, 3 * c), output, probs, heads); // key of position 4, head 0
+        return [output, probs];
+    });
+
+    [Fact]
+    public void LayerNormGeluAndMatMulRowsWithANaN() => SameNaNs("layernorm/gelu/matmul", b =>
+    {
+        const int n = 7, c = 33, o = 5;
+        var x = Put(b, Values(n * c, 2 * c + 3), n, c);
+        var normed = b.Allocate(DType.F32, [n, c]);
+        b.LayerNorm(x, Put(b, Values(c, 0).Select(_ => 1f).ToArray(), c), b.Allocate(DType.F32, [c]), normed, b.Allocate(DType.F32, [n]), b.Allocate(DType.F32, [n]));
+        var g = b.Allocate(DType.F32, [n, c]);
+        b.Gelu(x, g);
+        var y = b.Allocate(DType.F32, [n, o]);
+        b.MatMul(x, Put(b, Values(c * o, 0).Select(v => float.IsNaN(v) ? 0.5f : v).ToArray(), c, o), null, y);
+        return [normed, g, y];
+    });
+}
