@@ -6,6 +6,7 @@
 // matrices only, the clip, the schedule) to an implementation written outside it, on every subject backend, on the
 // scalar CPU definitions in F32, and on the F64 oracle. Shapes: B batch, T time, V vocabulary.
 using Llm.Autograd;
+using Llm.Checks;
 using Llm.Conformance.Harness;
 using Llm.Cpu;
 using Llm.IO;
@@ -213,15 +214,7 @@ public sealed class TorchReferenceTests(ITestOutputHelper output)
             model.Parameters.All.ToDictionary(p => p.Name, p => Download(backend, trainer.Optimizer.VOf(p))));
     }
 
-    private static double[] Download(IBackend backend, Tensor t)
-    {
-        var wide = new double[t.Length];
-        if (t.DType == DType.F64) { backend.Download<double>(t, wide); return wide; }
-        var narrow = new float[t.Length];
-        backend.Download<float>(t, narrow);
-        for (int i = 0; i < narrow.Length; i++) wide[i] = narrow[i];
-        return wide;
-    }
+    private static double[] Download(IBackend backend, Tensor t) => OpCheck.Download(backend, t);
 
     // ---- comparing --------------------------------------------------------------------------------------------------
 
@@ -231,25 +224,13 @@ public sealed class TorchReferenceTests(ITestOutputHelper output)
     private static List<string> Check(FixtureData f, Run run, Bounds bounds, Part parts, out string report)
     {
         var failures = new List<string>();
-        var lines = new List<string>();
         var cfg = f.Config;
+        var context = new CheckContext([]);
+        // the harness's comparison: each element within rtol·(|b| + RMS(b)), which implies NMSE ≤ 4·rtol² (not binding)
         void One(string name, int[] shape, double[] actual, double[] expected, double rtol)
         {
-            if (actual.Length != expected.Length) { failures.Add($"{name}: {actual.Length} elements, PyTorch {expected.Length}"); return; }
-            double rms = Math.Sqrt(expected.Sum(x => x * x) / Math.Max(1, expected.Length));
-            int bad = 0, worst = 0;
-            double worstRatio = -1, worstErr = 0;
-            for (int i = 0; i < expected.Length; i++)
-            {
-                double err = Math.Abs(actual[i] - expected[i]), bound = rtol * (Math.Abs(expected[i]) + rms);
-                double ratio = bound > 0 ? err / bound : err == 0 ? 0 : double.PositiveInfinity;
-                if (!(err <= bound)) bad++;  // NaN fails too
-                if (!double.IsNaN(worstRatio) && !(ratio <= worstRatio)) { worstRatio = ratio; worst = i; worstErr = err; }  // the first NaN stays
-            }
-            lines.Add($"  {name,-34} worst |a-b| {worstErr:E2} = {worstRatio:F3} of bound (rtol {rtol:E0}, rms {rms:E2})");
-            if (bad > 0)
-                failures.Add($"{name}{Index(worst, shape)}: {actual[worst]:R} vs PyTorch {expected[worst]:R}, |a-b| {worstErr:E3} > " +
-                    $"{rtol:E0}·(|b| + rms {rms:E2}); {bad} of {expected.Length} elements outside");
+            try { Compare.Check(context, "PyTorch fixture", "subject", name, shape, actual, expected, new Tolerance(4 * rtol * rtol, rtol, "against PyTorch"), "gpt2_tiny.safetensors"); }
+            catch (OpCheckException e) { failures.Add(e.Message.Split('\n')[0]); }
         }
         if (parts.HasFlag(Part.Forward))
         {
@@ -270,15 +251,7 @@ public sealed class TorchReferenceTests(ITestOutputHelper output)
                 One("step3.v." + s.Name, s.Shape, run.V[s.Name], f.Read("step3.v." + s.Name), bounds.V);
             }
         }
-        report = string.Join("\n", lines);
+        report = string.Join("\n", context.Worst.Select(w => $"  {w.Buffer,-34} worst {w.ElementRatio:F3} of bound (rtol {w.Tolerance.Element:E0})"));
         return failures;
-    }
-
-    /// <summary>A flat index as [i, j, ..] in the tensor's shape.</summary>
-    private static string Index(int flat, int[] shape)
-    {
-        var idx = new int[shape.Length];
-        for (int d = shape.Length - 1; d >= 0; d--) { idx[d] = flat % shape[d]; flat /= shape[d]; }
-        return "[" + string.Join(", ", idx) + "]";
     }
 }
