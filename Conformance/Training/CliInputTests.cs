@@ -109,7 +109,7 @@ public sealed class CliInputTests(MicroCheckpoint checkpoint) : IClassFixture<Mi
     public void UnknownCommandListsTheCommands()
     {
         var r = Run("foo");
-        Assert.Equal("error: unknown command 'foo'; the commands are train, sample, eval, bench", AssertOneLineError(r, "foo"));
+        Assert.Equal("error: unknown command 'foo'; the commands are train, sample, eval, bench, conformance", AssertOneLineError(r, "foo"));
     }
 
     [Fact]
