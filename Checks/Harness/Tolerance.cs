@@ -56,9 +56,10 @@ public readonly record struct Tolerance(double Nmse, double Element, string Why,
 
     /// <summary>GeLU's derivative in the tail: ½(1 + tanh u) and ½x·sech²u·u′ are each ≈ ε-accurate terms of size ~|x|
     /// whose sum, the derivative, is ~1e-4 at x ≈ −4, so its f32 error is absolute, ≈ ε·|x|³·|dy|, up to ~1e-5 of the
-    /// increments' RMS at scale 6 (8.4e-6 seen). The element bound 1e-4 covers that, and an absolute floor of 1e-6
-    /// (3e-7 seen, x ≈ −3, one element) keeps a tensor of only such elements from failing by NMSE.</summary>
-    public static readonly Tolerance GeluBackward = Elementwise with { Element = 1e-4, Floor = 1e-6, Why = "elementwise, except the f32 cancellation of gelu' in the tail x ≲ −3" };
+    /// increments' RMS at scale 6 (8.4e-6 seen). The element bound 1e-4 covers that, and an absolute floor of 4e-6
+    /// (3e-7 seen on the CPU, 1.2e-6 with lavapipe's tanh, x ≈ −3, one element) keeps a tensor of only such
+    /// elements from failing by NMSE.</summary>
+    public static readonly Tolerance GeluBackward = Elementwise with { Element = 1e-4, Floor = 4e-6, Why = "elementwise, except the f32 cancellation of gelu' in the tail x ≲ −3" };
 
     /// <summary>Cross-entropy losses: a confidently right row has loss ≈ e^−100 ≈ 0 in F64, while any f32
     /// log-sum-exp returns log(1 + ulp) ≈ 1.2e-7, an infinite NMSE for a one-row batch. The floor allows an RMS
