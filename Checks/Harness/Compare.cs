@@ -30,13 +30,14 @@ public static class Compare
 
     /// <summary>
     /// Fails unless every subject value is finite where the oracle's is, every element satisfies
-    /// |a − b| ≤ e·(|b| + RMS(b)) + floor + slack[i], and Σ(a − b)² ≤ nmse·Σb² + n·floor² + Σslack².
-    /// <paramref name="slack"/> is a per-element error no correct subject can avoid (the f32 store of an
-    /// accumulated value, when increments are compared); null for none. The message carries op, subject, buffer,
+    /// |a − b| ≤ e·(|b| + S) + floor + slack[i], S = max(RMS(b), <paramref name="scale"/>), and
+    /// Σ(a − b)² ≤ nmse·max(Σb², n·scale²) + n·floor² + Σslack². <paramref name="slack"/> is a per-element error no correct subject
+    /// can avoid (the f32 store of an accumulated value, when increments are compared); null for none.
+    /// <paramref name="scale"/> is the size the elements would have without cancellation (see <see cref="Buf.Scale"/>). The message carries op, subject, buffer,
     /// the worst element with both values and its bound, and the case (with its seed).
     /// </summary>
     public static void Check(CheckContext context, string op, string subject, string buffer, int[] shape,
-        double[] actual, double[] oracle, Tolerance tolerance, object testCase, double[]? slack = null)
+        double[] actual, double[] oracle, Tolerance tolerance, object testCase, double[]? slack = null, double scale = 0)
     {
         string who = $"{op} on {subject}";
         if (actual.Length != oracle.Length)
@@ -48,7 +49,7 @@ public static class Compare
             throw new OpCheckException($"{who}: {buffer} has {nonFinite} non-finite element(s) where the oracle is finite " +
                 $"(NaN left means never written); first {Index(shape, first)} = {actual[first]}, oracle {oracle[first]}\n  case: {testCase}");
 
-        double rms = Rms(oracle);
+        double rms = Math.Max(Rms(oracle), scale);
         double worstRatio = 0, errSq = 0, sumSq = 0, slackSq = 0;
         int worst = -1;
         for (int i = 0; i < oracle.Length; i++)
@@ -62,14 +63,16 @@ public static class Compare
             errSq += error * error; sumSq += oracle[i] * oracle[i]; slackSq += extra * extra;
         }
         double nmse = sumSq > 0 ? errSq / sumSq : errSq == 0 ? 0 : double.PositiveInfinity;
-        double nmseRatio = errSq == 0 ? 0 : errSq / (tolerance.Nmse * sumSq + oracle.Length * tolerance.Floor * tolerance.Floor + slackSq);
+        // the bound's Σb² is at least n·scale², as each element's is at least scale: a buffer of cancelled sums
+        double reference = Math.Max(sumSq, oracle.Length * scale * scale);
+        double nmseRatio = errSq == 0 ? 0 : errSq / (tolerance.Nmse * reference + oracle.Length * tolerance.Floor * tolerance.Floor + slackSq);
         context.Record(op, subject, buffer, worstRatio, nmseRatio, nmse, tolerance);
 
         if (worstRatio > 1)
         {
             double bound = tolerance.Element * (Math.Abs(oracle[worst]) + rms) + tolerance.Floor + (slack?[worst] ?? 0);
             throw new OpCheckException($"{who}: {buffer}{Index(shape, worst)} is {actual[worst]:R}, oracle {oracle[worst]:R}: " +
-                $"error {Math.Abs(actual[worst] - oracle[worst]):E3} exceeds its bound {bound:E3} = {tolerance.Element:0.#E+0}·(|b| + RMS {rms:E2})" +
+                $"error {Math.Abs(actual[worst] - oracle[worst]):E3} exceeds its bound {bound:E3} = {tolerance.Element:0.#E+0}·(|b| + {(scale > Rms(oracle) ? "scale" : "RMS")} {rms:E2})" +
                 $"{(tolerance.Floor > 0 ? $" + {tolerance.Floor:0.#E+0}" : "")}{(slack is null ? "" : " + f32 store rounding")} " +
                 $"(per element, of {actual.Length}; {tolerance.Why})\n  case: {testCase}");
         }

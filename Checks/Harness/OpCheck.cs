@@ -28,6 +28,10 @@ public sealed class Buf
     public DType Kind { get; }
     public Role Role { get; }
     public Tolerance Tolerance { get; }
+    /// <summary>The size its elements would have if nothing cancelled (e.g. √K·RMS(a)·RMS(b) for a dot product of
+    /// length K): the per-element bound measures small elements against max(RMS(oracle), Scale), so that a buffer
+    /// whose every element is a near-cancelling sum (one output of a long sum) is not held to a relative bound.</summary>
+    public double Scale { get; init; }
     /// <summary>Initial float contents (NaN for outputs); null for I32 buffers.</summary>
     public double[]? Floats { get; }
     public int[]? Ints { get; }
@@ -92,15 +96,15 @@ public sealed class OpCheck
 
     public Buf Input(string name, int[] shape, double[] values) => Add(new(name, shape, DType.F32, Role.Input, default, values, null));
     public Buf Ids(string name, int[] shape, int[] values) => Add(new(name, shape, DType.I32, Role.Input, default, null, values));
-    public Buf Output(string name, int[] shape, Tolerance tolerance)
+    public Buf Output(string name, int[] shape, Tolerance tolerance, double scale = 0)
     {
         var nan = new double[Tensor.ElementCount(shape)];
         Array.Fill(nan, double.NaN);
-        return Add(new(name, shape, DType.F32, Role.Output, tolerance, nan, null));
+        return Add(new(name, shape, DType.F32, Role.Output, tolerance, nan, null) { Scale = scale });
     }
     /// <summary>A buffer the op reads and updates: an accumulating gradient (pre-fill nonzero) or in-place state.</summary>
-    public Buf InOut(string name, int[] shape, double[] initial, Tolerance tolerance) =>
-        Add(new(name, shape, DType.F32, Role.InOut, tolerance, initial, null));
+    public Buf InOut(string name, int[] shape, double[] initial, Tolerance tolerance, double scale = 0) =>
+        Add(new(name, shape, DType.F32, Role.InOut, tolerance, initial, null) { Scale = scale });
 
     private Buf Add(Buf buf)
     {
@@ -169,10 +173,10 @@ public sealed class OpCheck
             {
                 var actual = SubjectValues(buf, s);
                 if (buf.Role == Role.Output)
-                    Compare.Check(_context, _op, _sides[s].Name, buf.Name, buf.Shape, actual, oracle[buf], buf.Tolerance, _case);
+                    Compare.Check(_context, _op, _sides[s].Name, buf.Name, buf.Shape, actual, oracle[buf], buf.Tolerance, _case, scale: buf.Scale);
                 else // the increment, beyond the f32 roundings at the size of the result that no subject avoids
                     Compare.Check(_context, _op, _sides[s].Name, buf.Name + " increment", buf.Shape, Increment(actual, buf.Floats!),
-                        Increment(oracle[buf], buf.Floats!), buf.Tolerance, _case, [.. oracle[buf].Select(v => ResultRoundings * Compare.F32Rounding * Math.Abs(v))]);
+                        Increment(oracle[buf], buf.Floats!), buf.Tolerance, _case, [.. oracle[buf].Select(v => ResultRoundings * Compare.F32Rounding * Math.Abs(v))], buf.Scale);
             }
             if (result is { } r)
                 Compare.Check(_context, _op, _sides[s].Name, r.Name, [], [returned[s]], [returned[0]], r.Tolerance, _case);

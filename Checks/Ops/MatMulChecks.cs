@@ -76,9 +76,11 @@ public static class MatMulChecks
         var b = check.Input("b", c.BShape, Values.Normal(check.Rng, Tensor.ElementCount(c.BShape)));
         var bias = c.Bias ? check.Input("bias", [c.N], Values.Normal(check.Rng, c.N)) : null;
         int outLength = Tensor.ElementCount(c.OutShape);
+        // inputs ~ N(0, 1): an output element is a sum of K unit products (and a unit bias), of size √K without cancellation
+        double scale = Math.Sqrt(c.K + (c.Bias ? 1 : 0));
         var output = c.Accumulate
-            ? check.InOut("output", c.OutShape, Values.Normal(check.Rng, outLength), Tolerance.MatMul)
-            : check.Output("output", c.OutShape, Tolerance.MatMul);
+            ? check.InOut("output", c.OutShape, Values.Normal(check.Rng, outLength), Tolerance.MatMul, scale)
+            : check.Output("output", c.OutShape, Tolerance.MatMul, scale);
         check.Run((be, t) => be.MatMul(t(a), t(b), bias is null ? null : t(bias), t(output), c.TransA, c.TransB, c.Accumulate));
     }
 
@@ -90,10 +92,15 @@ public static class MatMulChecks
         var dOutput = check.Input("dOutput", c.OutShape, Values.Normal(check.Rng, Tensor.ElementCount(c.OutShape)));
         var a = check.Input("a", c.AShape, Values.Normal(check.Rng, aLength));
         var b = check.Input("b", c.BShape, Values.Normal(check.Rng, bLength));
-        var dA = c.WantA ? check.InOut("dA", c.AShape, Values.Normal(check.Rng, aLength), Tolerance.MatMul) : null;
-        var dB = c.WantB ? check.InOut("dB", c.BShape, Values.Normal(check.Rng, bLength), Tolerance.MatMul) : null;
+        // sums of unit products: dA over N columns (and the batches when a is shared), dB over M rows (and the batches when
+        // b is shared), dBias over every row
+        double rows = (double)c.BatchCount * c.M;
+        var dA = c.WantA ? check.InOut("dA", c.AShape, Values.Normal(check.Rng, aLength), Tolerance.MatMul,
+            Math.Sqrt(c.N * (c.Shared == Shared.A ? c.BatchCount : 1))) : null;
+        var dB = c.WantB ? check.InOut("dB", c.BShape, Values.Normal(check.Rng, bLength), Tolerance.MatMul,
+            Math.Sqrt(c.M * (c.Shared == Shared.B ? c.BatchCount : 1))) : null;
         // Σ over batch·M rows of dOutput: up to ~1500 f32 terms, a plain sum.
-        var dBias = c.WantBias ? check.InOut("dBias", [c.N], Values.Normal(check.Rng, c.N), Tolerance.Sum) : null;
+        var dBias = c.WantBias ? check.InOut("dBias", [c.N], Values.Normal(check.Rng, c.N), Tolerance.Sum, Math.Sqrt(rows)) : null;
         check.Run((be, t) => be.MatMulBackward(t(dOutput), t(a), t(b),
             dA is null ? null : t(dA), dB is null ? null : t(dB), dBias is null ? null : t(dBias), c.TransA, c.TransB));
     }
