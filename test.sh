@@ -29,7 +29,7 @@ rc=$?
 # (every Vector<T> width and matmul micro-kernel is chosen from the machine, so only these runs reach the others).
 # Only on a full run; LLM_SKIP_ISA_RUNS=1 leaves them out.
 if [ $# -eq 0 ] && [ "${LLM_SKIP_ISA_RUNS:-0}" != 1 ] && [ -n "$(find "$results/main" -name '*.trx' 2>/dev/null)" ]; then
-  cpu_suite="FullyQualifiedName~Llm.Conformance.Ops|FullyQualifiedName~Llm.Conformance.Cpu.CpuKernelSmokeTests|FullyQualifiedName~Llm.Conformance.Cpu.MatMulKernelTests|FullyQualifiedName~Llm.Conformance.Harness.HarnessTests"
+  cpu_suite="FullyQualifiedName~Llm.Conformance.Ops|FullyQualifiedName~Llm.Conformance.Cpu.CpuKernelSmokeTests|FullyQualifiedName~Llm.Conformance.Cpu.MatMulKernelTests|FullyQualifiedName~Llm.Conformance.Cpu.NaNTests|FullyQualifiedName~Llm.Conformance.Harness.HarnessTests"
   for isa in DOTNET_EnableAVX512=0 DOTNET_EnableAVX2=0 DOTNET_EnableHWIntrinsic=0; do
     echo "CPU op suite with $isa (LLM_SKIP_ISA_RUNS=1 skips these runs)"
     env "$isa" CONFORMANCE_SUBJECTS=cpu-fast dotnet test Reference.sln -c Release --no-build --filter "$cpu_suite" \
