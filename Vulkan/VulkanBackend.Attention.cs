@@ -23,10 +23,6 @@ public sealed partial class VulkanBackend
 
     private Tensor? attentionScratch;   // [≥ B'·NH'·T·T] F32: dPre of the latest AttentionBackward slice, grown on demand
 
-    /// <summary>Most bytes of probs (or of qkv) one dispatch binds; ≤ 0 means the device's maxStorageBufferRange less
-    /// the descriptor's alignment slack. Tests lower it to exercise the slicing.</summary>
-    internal long AttentionSliceBytes { get; set; } = -1;
-
     public void Attention(Tensor qkv, Tensor output, Tensor probs, int heads)
     {
         RequireF32("attention", qkv, output, probs);
@@ -70,13 +66,12 @@ public sealed partial class VulkanBackend
     }
 
     /// <summary>The pieces (first batch, batches, first head, heads) of one attention call whose probs and qkv each
-    /// fit <see cref="AttentionSliceBytes"/>: as many whole batches as fit, else one batch's heads in groups.
+    /// fit one binding (<see cref="DispatchLimits.TensorBytes"/>): as many whole batches as fit, else one batch's heads in groups.
     /// Each piece's probs [B', NH', T, T] is contiguous, and its qkv, output rows are whole batches.</summary>
     private IEnumerable<(int FirstBatch, int Batches, int FirstHead, int Heads)> AttentionSlices(int batch, int time, int heads, int c)
     {
         if (batch == 0 || time == 0) yield break;
-        long limit = AttentionSliceBytes > 0 ? AttentionSliceBytes
-            : (long)Math.Min(Info.MaxStorageBufferRange, int.MaxValue) - (long)Math.Max(Info.MinStorageBufferOffsetAlignment, 4);
+        long limit = (long)Limits.TensorBytes;
         long headBytes = 4L * time * time;                                  // probs of one (b, h)
         int headsPer = (int)Math.Clamp(limit / headBytes, 1, heads);        // a single (b, h) too large fails in Dispatch, naming it
         long batchBytes = Math.Max(headBytes * heads, 12L * time * c);     // probs or qkv of one batch, the larger

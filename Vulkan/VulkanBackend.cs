@@ -37,6 +37,7 @@ public sealed partial class VulkanBackend : IBackend
             recorder = new CommandRecorder(context);
             pipelines = new Pipelines(context, options.ResolveCacheDirectory());
             staging = new Staging(context);
+            Limits = DispatchLimits.Of(Info, options);
             LinearWorkgroupSize = PowerOfTwoAtMost(Math.Min(256, Math.Min(Info.MaxComputeWorkGroupInvocations, Info.MaxComputeWorkGroupSize[0])));
             MaxGroupsX = Math.Min(Info.MaxComputeWorkGroupCount[0], 65535u);
         }
@@ -51,6 +52,9 @@ public sealed partial class VulkanBackend : IBackend
 
     /// <summary>The chosen device, its limits and enabled features (printed by bench and --verbose).</summary>
     public DeviceInfo Info => context.Info;
+
+    /// <summary>Binding size and loop budget the dispatches are split by (device limits, driver quirks, options).</summary>
+    public DispatchLimits Limits { get; }
 
     /// <summary>The raw handles, for tests and tools that call Vulkan directly.</summary>
     internal VulkanContext Context => context;

@@ -195,6 +195,7 @@ internal sealed unsafe class VulkanContext : IDisposable
                 PhysicalDeviceType.Cpu => "CPU",
                 _ => "other",
             },
+            DriverId = v12.DriverID,
             DriverName = SilkMarshal.PtrToString((nint)v12.DriverName) ?? "",
             DriverInfo = SilkMarshal.PtrToString((nint)v12.DriverInfo) ?? "",
             ApiVersion = VersionOf(props.Properties.ApiVersion),
