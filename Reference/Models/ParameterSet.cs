@@ -8,14 +8,18 @@ namespace Llm.Models;
 /// All parameters of a model in a few large allocations (arenas), and their gradients in a second set of the same
 /// layout, handed out as named slices (as llm.c does). A GPT-2 fits in one arena; a model larger than one allocation
 /// of the backend (2^31 − 1 elements of a .NET array, maxMemoryAllocationSize on a GPU: a 7B model is 7·10⁹) is
-/// split between parameters into as many arenas as it needs, so no parameter straddles two. Offsets into the whole
-/// set are 64-bit. Optimizer state uses the arenas' layout, so AdamW and gradient clipping treat each arena as one
-/// flat vector.
+/// split between parameters into as many arenas as it needs, so no parameter straddles two. Within an arena the
+/// parameters with weight decay come first and those without follow (each group in declaration order), so AdamW
+/// updates an arena in one call per decay group. Offsets into the whole set are 64-bit. Optimizer state uses the
+/// arenas' layout, so AdamW and gradient clipping treat each arena as one flat vector.
 /// </summary>
 public sealed class ParameterSet
 {
     public IReadOnlyList<Arena> Arenas { get; }
+    /// <summary>Every parameter in layout order: arena by arena, decayed ones first within each.</summary>
     public IReadOnlyList<Parameter> All { get; }
+    /// <summary>Every parameter in the order of the specs (checkpoints from before the decay grouping laid them out so).</summary>
+    public IReadOnlyList<Parameter> Declared { get; }
     public IBackend Backend { get; }
     public DType DType { get; }
     private readonly Dictionary<string, Parameter> _byName;
@@ -51,7 +55,7 @@ public sealed class ParameterSet
             var arena = new Arena(arenas.Count, backend.Allocate(dtype, [length], "parameters" + suffix),
                 backend.Allocate(dtype, [length], "gradients" + suffix), start);
             int offset = 0;
-            foreach (var s in group)
+            foreach (var s in group.Where(s => s.Decay).Concat(group.Where(s => !s.Decay)))
             {
                 all.Add(new Parameter(s.Name, arena.Values.Slice(offset, s.Shape, s.Name), arena.Grads.Slice(offset, s.Shape, "d" + s.Name),
                     s.Decay, arena.Index, offset, start + offset));
@@ -64,6 +68,7 @@ public sealed class ParameterSet
         All = all;
         Count = start;
         _byName = all.ToDictionary(p => p.Name);
+        Declared = list.Select(s => _byName[s.Name]).ToList();
     }
 
     /// <summary>P, the number of parameters (elements) in all arenas.</summary>
@@ -74,13 +79,26 @@ public sealed class ParameterSet
 
     public bool Contains(string name) => _byName.ContainsKey(name);
 
+    /// <summary>The runs of parameters that are contiguous in one arena and share a decay setting: (arena, first
+    /// element, elements, decay), in layout order; one per arena and decay group.</summary>
+    public IEnumerable<(Arena Arena, int Start, int Length, bool Decay)> DecayRuns()
+    {
+        for (int i = 0; i < All.Count;)
+        {
+            var first = All[i];
+            int length = 0;
+            for (; i < All.Count && All[i].Arena == first.Arena && All[i].Decay == first.Decay; i++) length += All[i].Value.Length;
+            yield return (Arenas[first.Arena], first.ArenaOffset, length, first.Decay);
+        }
+    }
+
     /// <summary>The visible zeroing step before a backward pass (backward ops only accumulate).</summary>
     public void ZeroGrad()
     {
         foreach (var a in Arenas) Backend.Fill(a.Grads, 0);
     }
 
-    /// <summary>Every parameter value, arena after arena (the order of <see cref="All"/>), as floats on the host.</summary>
+    /// <summary>Every parameter value, arena after arena (the layout, the order of <see cref="All"/>), as floats on the host.</summary>
     public float[] DownloadValues()
     {
         if (Count > Array.MaxLength)
