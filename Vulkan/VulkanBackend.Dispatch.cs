@@ -57,6 +57,8 @@ public sealed partial class VulkanBackend
                 throw new ArgumentException($"{shader}: {t.Describe()} spans {size} bytes, more than one binding ({Limits.BindingRange} B: maxStorageBufferRange of '{Info.Name}' or the MaxBindingBytes option); split the op into slices");
             infos[i] = new DescriptorBufferInfo(Buffer(t).Block.Buffer, start, size);
             ((uint*)push)[i] = (uint)((ranges[i].Start - start) / 4);
+            // Hazards are tracked on what is bound, not on the tensor: synchronization validation sees the whole descriptor.
+            ranges[i] = ranges[i] with { Start = start, End = start + size };
         }
         if (typeof(TPush) != typeof(NoPushConstants)) Unsafe.Write(push + 4 * bindings, pushConstants);
 

@@ -44,10 +44,10 @@ public sealed partial class VulkanBackend
     private readonly record struct GemmPush(uint M, uint N, uint K, uint OutRow, uint AOrigin, uint BOrigin, uint OutOrigin,
         uint ARow, uint ACol, uint BRow, uint BCol, uint AZ, uint BZ, uint OutZ, uint AR, uint BR, uint Flags, uint StepBegin, uint StepEnd, uint TileN0, uint TileM0, uint Z0);
 
-    /// <summary>Most K-slice steps (of BK) one matmul dispatch runs within the loop budget (lavapipe: 2048 of its 65535;
-    /// the tile loops inside a step have constant bounds): longer reductions are split into dispatches that accumulate
-    /// in order (deterministic; the sum is the same up to f32 rounding).</summary>
-    private int StepsPerDispatch => Limits.UnitsWithinBudget(32);
+    /// <summary>Most K-slice steps (of BK) one matmul dispatch runs within the loop budget (lavapipe: 2048 of its 65535,
+    /// as before; the tile loops inside a step have constant bounds): longer reductions are split into dispatches that
+    /// accumulate in order (deterministic; the sum is the same up to f32 rounding).</summary>
+    private int StepsPerDispatch => Limits.UnitsWithinBudget(24);
 
     /// <summary>An operand of <see cref="Gemm"/>: op(x)(i, p) = x[z·ZStride + r·RStride + i·Row + p·Col].</summary>
     private readonly record struct Operand(Tensor Tensor, int Row, int Col, int ZStride = 0, int RStride = 0);

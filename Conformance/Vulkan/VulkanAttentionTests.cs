@@ -66,6 +66,31 @@ public class VulkanAttentionTests(VulkanFixture fixture) : IClassFixture<VulkanF
         VulkanTestDevice.AssertClean(vk);
     }
 
+    /// <summary>Rows longer than the loop budget (forced to 300 iterations per invocation, so on every device) run as
+    /// several dispatches over key ranges and query ranges, and still give the Reference's results.</summary>
+    [SkippableTheory]
+    [InlineData(1, 300, 2, 16)]
+    [InlineData(2, 130, 1, 70)]
+    public void RowsBeyondTheLoopBudgetAreSplitNotCutShort(int b, int t, int nh, int hs)
+    {
+        using var vk = VulkanTestDevice.OpenWithLimits(loopIterationBudget: 300);
+        long before = vk.Dispatches;
+        Compare(vk, new CpuBackend(fastPaths: false), b, t, nh, hs, scale: 2);
+        Assert.True(vk.Dispatches - before >= 8, $"{vk.Dispatches - before} dispatches: the rows were not split");
+        VulkanTestDevice.AssertClean(vk);
+    }
+
+    /// <summary>Rows past lavapipe's own 65535 iterations per invocation: hs = 36864 makes each kernel loop about 74000
+    /// times (score and output stripes forward, 2·hs/64 dims × T rows in backward pass 2), which used to cut the rows
+    /// short silently; T stays 64 to keep the test fast (T = 2048 with hs = 1024 does the same in minutes).</summary>
+    [SkippableFact]
+    public void RowsBeyondLavapipesLoopLimitMatchTheReference()
+    {
+        var vk = fixture.Backend;
+        Compare(vk, new CpuBackend(fastPaths: true), 1, 64, 1, 36864);
+        VulkanTestDevice.AssertClean(vk);
+    }
+
     [SkippableFact]
     public void BackwardIsDeterministicAndAccumulates()
     {
