@@ -39,16 +39,16 @@ public class AdamWGroupingTests
     }
 
     [Fact]
-    public void EachArenaHoldsItsDecayedParametersFirstAndAllStaysInLayoutOrder()
+    public void EachArenaHoldsItsDecayedParametersFirst()
     {
         var backend = new CpuBackend();
         ParameterSpec[] specs = [new("a.bias", [3], false), new("a.weight", [2, 2], true), new("b.bias", [2], false), new("b.weight", [2, 2], true)];
         var set = new ParameterSet(backend, specs, maxArenaElements: 7);   // a.* in arena 0, b.* in arena 1
-        Assert.Equal(["a.weight", "a.bias", "b.weight", "b.bias"], set.All.Select(p => p.Name));
-        Assert.Equal(specs.Select(s => s.Name), set.Declared.Select(p => p.Name));
+        Assert.Equal(["a.weight", "a.bias", "b.weight", "b.bias"], set.Layout.Select(p => p.Name));
+        Assert.Equal(specs.Select(s => s.Name), set.All.Select(p => p.Name));
         Assert.Equal([(0, 0, 4, true), (0, 4, 3, false), (1, 0, 4, true), (1, 4, 2, false)],
             set.DecayRuns().Select(r => (r.Arena.Index, r.Start, r.Length, r.Decay)));
         long offset = 0;
-        foreach (var p in set.All) { Assert.Equal(offset, p.Offset); offset += p.Value.Length; }
+        foreach (var p in set.Layout) { Assert.Equal(offset, p.Offset); offset += p.Value.Length; }
     }
 }

@@ -16,10 +16,10 @@ namespace Llm.Models;
 public sealed class ParameterSet
 {
     public IReadOnlyList<Arena> Arenas { get; }
-    /// <summary>Every parameter in layout order: arena by arena, decayed ones first within each.</summary>
+    /// <summary>Every parameter in the order of the specs (the order of checkpoint files).</summary>
     public IReadOnlyList<Parameter> All { get; }
-    /// <summary>Every parameter in the order of the specs (checkpoints from before the decay grouping laid them out so).</summary>
-    public IReadOnlyList<Parameter> Declared { get; }
+    /// <summary>Every parameter in layout order: arena by arena, decayed ones first within each.</summary>
+    public IReadOnlyList<Parameter> Layout { get; }
     public IBackend Backend { get; }
     public DType DType { get; }
     private readonly Dictionary<string, Parameter> _byName;
@@ -65,10 +65,10 @@ public sealed class ParameterSet
             start += length;
         }
         Arenas = arenas;
-        All = all;
+        Layout = all;
         Count = start;
         _byName = all.ToDictionary(p => p.Name);
-        Declared = list.Select(s => _byName[s.Name]).ToList();
+        All = list.Select(s => _byName[s.Name]).ToList();
     }
 
     /// <summary>P, the number of parameters (elements) in all arenas.</summary>
@@ -83,11 +83,11 @@ public sealed class ParameterSet
     /// element, elements, decay), in layout order; one per arena and decay group.</summary>
     public IEnumerable<(Arena Arena, int Start, int Length, bool Decay)> DecayRuns()
     {
-        for (int i = 0; i < All.Count;)
+        for (int i = 0; i < Layout.Count;)
         {
-            var first = All[i];
+            var first = Layout[i];
             int length = 0;
-            for (; i < All.Count && All[i].Arena == first.Arena && All[i].Decay == first.Decay; i++) length += All[i].Value.Length;
+            for (; i < Layout.Count && Layout[i].Arena == first.Arena && Layout[i].Decay == first.Decay; i++) length += Layout[i].Value.Length;
             yield return (Arenas[first.Arena], first.ArenaOffset, length, first.Decay);
         }
     }
@@ -98,13 +98,21 @@ public sealed class ParameterSet
         foreach (var a in Arenas) Backend.Fill(a.Grads, 0);
     }
 
-    /// <summary>Every parameter value, arena after arena (the layout, the order of <see cref="All"/>), as floats on the host.</summary>
+    /// <summary>Every parameter value in the order of <see cref="All"/> (the specs', whatever the arenas), as floats on
+    /// the host: one download per arena.</summary>
     public float[] DownloadValues()
     {
         if (Count > Array.MaxLength)
             throw new InvalidOperationException($"{Count:N0} parameters do not fit one host array; download them parameter by parameter");
+        var layout = new float[Count];   // [P] arena after arena
+        foreach (var a in Arenas) Backend.DownloadFloats(a.Values, layout.AsSpan((int)a.Start, a.Values.Length));
         var host = new float[Count];
-        foreach (var a in Arenas) Backend.DownloadFloats(a.Values, host.AsSpan((int)a.Start, a.Values.Length));
+        int at = 0;
+        foreach (var p in All)
+        {
+            layout.AsSpan((int)p.Offset, p.Value.Length).CopyTo(host.AsSpan(at));
+            at += p.Value.Length;
+        }
         return host;
     }
 }

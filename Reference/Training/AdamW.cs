@@ -52,7 +52,7 @@ public sealed class AdamW
     public void LoadDeclarationOrder(Tensor m, Tensor v)
     {
         int offset = 0;
-        foreach (var p in Parameters.Declared)
+        foreach (var p in Parameters.All)
         {
             Parameters.Backend.Copy(m.Slice(offset, p.Shape), MOf(p));
             Parameters.Backend.Copy(v.Slice(offset, p.Shape), VOf(p));
