@@ -1,4 +1,5 @@
 using Silk.NET.Vulkan;
+using VkBuffer = Silk.NET.Vulkan.Buffer;
 
 namespace Llm.Vulkan;
 
@@ -9,9 +10,11 @@ internal readonly record struct BufferRange(int Block, ulong Start, ulong End)
 }
 
 /// <summary>
-/// Records dispatches and copies into a ring of command buffers ("batches"), each with its fence and descriptor
-/// pool. A batch is submitted when the host needs results (download, Synchronize) or after
-/// <see cref="MaxDispatchesPerBatch"/> dispatches; a batch is reused once its fence has signalled, and its pool reset.
+/// Records dispatches and copies into a ring of command buffers ("batches"), each with its fence, descriptor pool and
+/// upload staging buffer. A batch is submitted when the host needs results (download, Synchronize), after
+/// <see cref="MaxDispatchesPerBatch"/> dispatches, when its staging buffer is full, or early, every
+/// <see cref="EarlySubmitDispatches"/> dispatches while the queue has nothing left to run (so the device starts on a
+/// step's first ops while the host records the rest); a batch is reused once its fence has signalled, its pool reset.
 /// Hazards are tracked per buffer range: a barrier is recorded only when a command reads or writes what an earlier
 /// not-yet-barriered command wrote, or writes what one read; the barrier then covers everything before it.
 /// </summary>
@@ -19,6 +22,9 @@ internal sealed unsafe class CommandRecorder : IDisposable
 {
     public const int MaxDispatchesPerBatch = 256;
     public const int MaxBindings = 8;
+    public const int EarlySubmitDispatches = 16;
+    /// <summary>Most bytes of one batch's upload staging buffer; a larger upload fills several batches.</summary>
+    public const ulong MaxUploadBytes = 32UL << 20;
     private const int BatchCount = 3;
     private const int MaxTrackedRanges = 64;   // beyond this, a barrier is cheaper than scanning
 
@@ -28,6 +34,10 @@ internal sealed unsafe class CommandRecorder : IDisposable
         public Fence Fence;
         public DescriptorPool Descriptors;
         public bool Submitted;
+        public VkBuffer Upload;        // host-visible, mapped: what this batch's uploads copy from
+        public DeviceMemory UploadMemory;
+        public byte* UploadMapped;
+        public ulong UploadCapacity, UploadUsed;
     }
 
     private readonly VulkanContext context;
@@ -88,6 +98,7 @@ internal sealed unsafe class CommandRecorder : IDisposable
             var vk = context.Vk;
             if (batch.Submitted) Wait(batch);
             VulkanException.Check(vk.ResetDescriptorPool(context.Device, batch.Descriptors, 0), "vkResetDescriptorPool");
+            batch.UploadUsed = 0;
             VulkanException.Check(vk.ResetCommandBuffer(batch.Commands, 0), "vkResetCommandBuffer");
             var begin = new CommandBufferBeginInfo { SType = StructureType.CommandBufferBeginInfo, Flags = CommandBufferUsageFlags.OneTimeSubmitBit };
             VulkanException.Check(vk.BeginCommandBuffer(batch.Commands, &begin), "vkBeginCommandBuffer");
@@ -153,11 +164,59 @@ internal sealed unsafe class CommandRecorder : IDisposable
         return set;
     }
 
-    /// <summary>Counts a recorded dispatch; submits the batch when it is full.</summary>
+    /// <summary>Counts a recorded dispatch; submits the batch when it is full, or early while the queue is idle.</summary>
     public void Dispatched()
     {
         Dispatches++;
-        if (++dispatchesInBatch >= MaxDispatchesPerBatch) Submit();
+        if (++dispatchesInBatch >= MaxDispatchesPerBatch || (dispatchesInBatch % EarlySubmitDispatches == 0 && QueueIdle())) Submit();
+    }
+
+    /// <summary>Every submitted batch has finished (fence status, without waiting).</summary>
+    private bool QueueIdle()
+    {
+        foreach (var batch in batches)
+            if (batch.Submitted && context.Vk.GetFenceStatus(context.Device, batch.Fence) != Result.Success) return false;
+        return true;
+    }
+
+    /// <summary>Room for up to <paramref name="bytes"/> in the recording batch's upload staging buffer: where to write
+    /// them (mapped) and the buffer offset to copy from; fewer bytes when it is full (the caller loops). A full batch
+    /// is submitted and the next one is used, which waits only for that batch's previous use. The host writes land
+    /// before the batch's vkQueueSubmit, which makes them visible to its copies.</summary>
+    public (VkBuffer Buffer, ulong Offset, nint Mapped, ulong Size) ReserveUpload(ulong bytes)
+    {
+        _ = Commands;
+        var batch = batches[current];
+        if (batch.UploadUsed > 0 && batch.UploadUsed + Math.Min(bytes, 64UL << 10) > batch.UploadCapacity)
+        {
+            Submit();
+            _ = Commands;
+            batch = batches[current];
+        }
+        ulong wanted = Math.Clamp(bytes, 1UL << 20, MaxUploadBytes);
+        if (batch.UploadUsed == 0 && batch.UploadCapacity < wanted)   // nothing recorded reads the old buffer
+        {
+            DestroyUpload(batch);
+            (batch.Upload, batch.UploadMemory) = MemoryAllocator.CreateBuffer(context, wanted, BufferUsageFlags.TransferSrcBit,
+                MemoryPropertyFlags.HostVisibleBit | MemoryPropertyFlags.HostCoherentBit, 0, "upload staging buffer");
+            void* p;
+            VulkanException.Check(context.Vk.MapMemory(context.Device, batch.UploadMemory, 0, wanted, 0, &p), "vkMapMemory (upload staging)");
+            batch.UploadMapped = (byte*)p;
+            batch.UploadCapacity = wanted;
+        }
+        ulong offset = batch.UploadUsed, size = Math.Min(bytes, batch.UploadCapacity - offset);
+        batch.UploadUsed = Math.Min(batch.UploadCapacity, (offset + size + 15) / 16 * 16);
+        return (batch.Upload, offset, (nint)(batch.UploadMapped + offset), size);
+    }
+
+    private void DestroyUpload(Batch batch)
+    {
+        if (batch.UploadCapacity == 0) return;
+        var vk = context.Vk;
+        vk.UnmapMemory(context.Device, batch.UploadMemory);
+        vk.DestroyBuffer(context.Device, batch.Upload, null);
+        vk.FreeMemory(context.Device, batch.UploadMemory, null);
+        batch.UploadCapacity = 0;
     }
 
     /// <summary>Ends and submits the batch being recorded (if any) without waiting for it.</summary>
@@ -202,6 +261,7 @@ internal sealed unsafe class CommandRecorder : IDisposable
         {
             vk.DestroyFence(context.Device, batch.Fence, null);
             vk.DestroyDescriptorPool(context.Device, batch.Descriptors, null);
+            DestroyUpload(batch);
         }
         vk.DestroyCommandPool(context.Device, pool, null);
     }

@@ -12,6 +12,8 @@ public sealed record DeviceInfo
     /// <summary>"discrete GPU", "integrated GPU", "virtual GPU", "CPU" or "other".</summary>
     public required string Type { get; init; }
     public required string DriverName { get; init; }
+    /// <summary>VkPhysicalDeviceDriverProperties.driverID: what <see cref="DeviceQuirks"/> are keyed on.</summary>
+    public required Silk.NET.Vulkan.DriverId DriverId { get; init; }
     public required string DriverInfo { get; init; }
     public required Version ApiVersion { get; init; }
 
@@ -42,7 +44,7 @@ public sealed record DeviceInfo
     public override string ToString()
     {
         var s = new StringBuilder();
-        s.AppendLine($"Vulkan device {Index}: {Name} ({Type}), driver {DriverName} {DriverInfo}, API {ApiVersion}");
+        s.AppendLine($"Vulkan device {Index}: {Name} ({Type}), driver {DriverName} {DriverInfo} ({DriverId}), API {ApiVersion}");
         s.AppendLine($"  workgroup size ≤ [{string.Join(", ", MaxComputeWorkGroupSize)}], invocations ≤ {MaxComputeWorkGroupInvocations}, " +
                      $"groups ≤ [{string.Join(", ", MaxComputeWorkGroupCount)}], shared memory {MaxComputeSharedMemorySize / 1024} KiB");
         s.AppendLine($"  storage buffer range ≤ {Mib(MaxStorageBufferRange)}, allocation ≤ {Mib(MaxMemoryAllocationSize)}, " +

@@ -4,8 +4,8 @@ using VkBuffer = Silk.NET.Vulkan.Buffer;
 namespace Llm.Vulkan;
 
 /// <summary>
-/// One host-visible, persistently mapped buffer for uploads and downloads, reused by every transfer (each transfer
-/// waits for its copy, so one buffer suffices). It grows to the largest transfer, up to <see cref="MaxBytes"/>;
+/// One host-visible, persistently mapped buffer for downloads, reused by every download (each waits for its copy, so
+/// one buffer suffices; uploads use the batches' own, CommandRecorder.ReserveUpload). It grows to the largest transfer, up to <see cref="MaxBytes"/>;
 /// larger transfers go through it in chunks.
 /// </summary>
 internal sealed unsafe class Staging(VulkanContext context) : IDisposable

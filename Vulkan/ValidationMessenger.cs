@@ -13,6 +13,8 @@ internal sealed unsafe class ValidationMessenger : IDisposable
 {
     public const string LayerName = "VK_LAYER_KHRONOS_validation";
     public const string ExtensionName = "VK_EXT_debug_utils";
+    /// <summary>The layer's own extension through which synchronization validation is switched on.</summary>
+    public const string FeaturesExtensionName = "VK_EXT_validation_features";
 
     private readonly List<string> messages = [];
     // The native side holds a pointer to this delegate: keep it referenced for the messenger's lifetime (GC).

@@ -50,13 +50,15 @@ public sealed partial class VulkanBackend
             if (t.DType is not (DType.F32 or DType.I32))
                 throw new NotSupportedException($"{shader}: {t.Describe()} is not F32 or I32");
             ranges[i] = RangeOf(t);
-            ulong alignment = Math.Max(Info.MinStorageBufferOffsetAlignment, 4);
+            ulong alignment = Limits.Slack;
             ulong start = ranges[i].Start / alignment * alignment;
             ulong size = Math.Max(ranges[i].End - start, 4);
-            if (size > Info.MaxStorageBufferRange)
-                throw new ArgumentException($"{shader}: {t.Describe()} spans {size} bytes, more than maxStorageBufferRange ({Info.MaxStorageBufferRange}) of '{Info.Name}'; split the op into slices");
+            if (size > Limits.BindingRange)
+                throw new ArgumentException($"{shader}: {t.Describe()} spans {size} bytes, more than one binding ({Limits.BindingRange} B: maxStorageBufferRange of '{Info.Name}' or the MaxBindingBytes option); split the op into slices");
             infos[i] = new DescriptorBufferInfo(Buffer(t).Block.Buffer, start, size);
             ((uint*)push)[i] = (uint)((ranges[i].Start - start) / 4);
+            // Hazards are tracked on what is bound, not on the tensor: synchronization validation sees the whole descriptor.
+            ranges[i] = ranges[i] with { Start = start, End = start + size };
         }
         if (typeof(TPush) != typeof(NoPushConstants)) Unsafe.Write(push + 4 * bindings, pushConstants);
 
@@ -95,4 +97,8 @@ public sealed partial class VulkanBackend
 
     /// <summary>The variant of a reduction shader: "SUBGROUPS" when subgroup arithmetic is enabled, else "NO_SUBGROUPS".</summary>
     internal string ReductionVariant => Info.SubgroupsEnabled ? "SUBGROUPS" : "NO_SUBGROUPS";
+
+    /// <summary>Most rows of <paramref name="rowElements"/> floats one binding may span (<see cref="DispatchLimits.TensorBytes"/>); at least 1.</summary>
+    internal int RowsPerBinding(int rowElements) =>
+        (int)Math.Clamp(Limits.TensorBytes / (4 * (ulong)Math.Max(rowElements, 1)), 1, int.MaxValue);
 }

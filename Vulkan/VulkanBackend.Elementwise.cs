@@ -68,11 +68,11 @@ public sealed partial class VulkanBackend
             Dispatch("gelu_back", LinearGroups(n), 1, 1, new LengthPush((uint)n), reads: [Part(dOutput, start, n), Part(input, start, n)], writes: [Part(dInput, start, n)]);
     }
 
-    /// <summary>[0, n) in runs whose bytes fit one descriptor (maxStorageBufferRange less the alignment slack), so a
+    /// <summary>[0, n) in runs whose bytes fit one descriptor (<see cref="DispatchLimits.TensorBytes"/>), so a
     /// 1-D op on a tensor larger than the device lets one binding see (lavapipe: 128 MiB) runs as several dispatches.</summary>
     internal IEnumerable<(int Start, int Count)> Chunks(int n)
     {
-        long most = (long)((Info.MaxStorageBufferRange - Math.Max(Info.MinStorageBufferOffsetAlignment, 4)) / 4) / 1024 * 1024;
+        long floats = (long)(Limits.TensorBytes / 4), most = floats >= 1024 ? floats / 1024 * 1024 : floats;
         if (n == 0) yield return (0, 0);
         for (long start = 0; start < n; start += most) yield return ((int)start, (int)Math.Min(most, n - start));
     }

@@ -6,16 +6,16 @@ namespace Llm.Vulkan;
 /// LayerNorm over the last axis. Forward (Shaders/layernorm.comp) and the input gradient (Shaders/layernorm_back.comp)
 /// run one workgroup of <see cref="LinearWorkgroupSize"/> per row (grid-stride over rows beyond
 /// <see cref="MaxGroupsX"/>), with shared-memory tree reductions (Shaders/row_reduce.glsl). dWeight and dBias sum
-/// over rows, which no row's workgroup owns: a second shader (Shaders/layernorm_back_params.comp) gives each column
-/// one invocation that adds the rows in order, so the result is deterministic without atomics (in chunks of
-/// <see cref="SerialRowsPerDispatch"/> rows, one dispatch each). Rows beyond what one binding may span
-/// (maxStorageBufferRange) go in chunks too.
+/// over rows, which no row's workgroup owns: Shaders/layernorm_back_params.comp sums row blocks into partials and
+/// the blocks are added in order (VulkanBackend.ColumnSums.cs), so the result is deterministic without atomics.
+/// Rows beyond what one binding may span go in chunks.
 /// Shapes: N rows, C channels.
 /// </summary>
 public sealed partial class VulkanBackend
 {
     private readonly record struct LayerNormPush(uint Rows, uint Channels, float Eps);
     private readonly record struct LayerNormBackwardPush(uint Rows, uint Channels);
+    private readonly record struct LayerNormParamsPush(uint Rows, uint Channels, uint RowsPerBlock);
 
     public void LayerNorm(Tensor input, Tensor weight, Tensor bias, Tensor output, Tensor mean, Tensor rstd, float eps = 1e-5f)
     {
@@ -40,8 +40,7 @@ public sealed partial class VulkanBackend
         var flatMean = mean.Reshape(rows);   // [N]
         var flatRstd = rstd.Reshape(rows);   // [N]
         // The row pass and the column pass write disjoint tensors and only read shared ones: no barrier between them.
-        // Column sums go in chunks of at most SerialRowsPerDispatch rows, in order (see there why).
-        int rowChunk = RowsPerBinding(c), columnChunk = Math.Min(SerialRowsPerDispatch, rowChunk);
+        int rowChunk = RowsPerBinding(c);
         for (int start = 0; start < rows; start += rowChunk)
         {
             int count = Math.Min(rowChunk, rows - start);
@@ -49,13 +48,20 @@ public sealed partial class VulkanBackend
             Dispatch("layernorm_back", RowGroups(count), 1, 1, new LayerNormBackwardPush((uint)count, (uint)c),
                 reads: [RowsOf(dOutput), RowsOf(input), weight, flatMean.Slice(start, [count]), flatRstd.Slice(start, [count])], writes: [RowsOf(dInput)]);
         }
-        for (int start = 0; start < rows; start += columnChunk)
+        // dWeight and dBias: row-block partials, then the blocks in order (VulkanBackend.ColumnSums.cs)
+        var plan = PlanRowBlocks(rows, c);
+        Tensor dWeightParts = PartialsOf(0, 2, plan.Blocks, c), dBiasParts = PartialsOf(1, 2, plan.Blocks, c);   // [G, C] each
+        for (int start = 0; start < rows; start += plan.RowsPerDispatch)
         {
-            int count = Math.Min(columnChunk, rows - start);
-            Tensor RowsOf(Tensor t) => t.Reshape(rows, c).Slice(start * c, [count, c]);   // [count, C]
-            Dispatch("layernorm_back_params", LinearGroups(c), 1, 1, new LayerNormBackwardPush((uint)count, (uint)c),
-                reads: [RowsOf(dOutput), RowsOf(input), flatMean.Slice(start, [count]), flatRstd.Slice(start, [count])], writes: [dWeight, dBias]);
+            int count = Math.Min(plan.RowsPerDispatch, rows - start), blocks = (count + plan.RowsPerBlock - 1) / plan.RowsPerBlock;
+            Tensor RowsOf(Tensor t) => t.Reshape(rows, c).Slice(start * c, [count, c]);                           // [count, C]
+            Tensor BlocksOf(Tensor t) => t.Slice(start / plan.RowsPerBlock * c, [blocks, c]);                      // [blocks, C]
+            Dispatch("layernorm_back_params", LinearGroups(c), (uint)blocks, 1, new LayerNormParamsPush((uint)count, (uint)c, (uint)plan.RowsPerBlock),
+                reads: [RowsOf(dOutput), RowsOf(input), flatMean.Slice(start, [count]), flatRstd.Slice(start, [count])],
+                writes: [BlocksOf(dWeightParts), BlocksOf(dBiasParts)]);
         }
+        SumPartialsInto(dWeightParts, plan.Blocks, c, dWeight);
+        SumPartialsInto(dBiasParts, plan.Blocks, c, dBias);
     }
 
     /// <summary>Workgroups of a one-workgroup-per-row kernel: one per row, capped (the shader strides over the rest).</summary>

@@ -22,15 +22,15 @@ public sealed partial class VulkanBackend
         public override string ToString() => $"{BM}×{BN}×{BK} tiles, {TM}×{TN} per invocation, {Invocations} invocations";
     }
 
-    /// <summary>The GEMM tiling of this device: 64×64×16 with 4×4 per invocation (256 invocations, 8 KiB shared) on
-    /// GPUs; 64×64×16 with 8×8 (64 invocations) on CPU devices (lavapipe), where invocations are SIMD lanes of a few
-    /// threads and a barrier switches between all of them: ≈ 4 GFLOP/s there against 2.4 for 32×32×16 with 4×4.</summary>
-    public MatMulTile MatMulTiles => matMulTiles ??= ChooseMatMulTiles(Info);
+    /// <summary>The GEMM tiling of this device: 64×64×16 with 4×4 per invocation (256 invocations, 8 KiB shared), or
+    /// with 8×8 (64 invocations) where the driver prefers few wide invocations (<see cref="DeviceQuirks.FewWideInvocations"/>:
+    /// lavapipe, ≈ 4 GFLOP/s there against 2.4 for 32×32×16 with 4×4); smaller where the limits demand.</summary>
+    public MatMulTile MatMulTiles => matMulTiles ??= ChooseMatMulTiles(Info, Limits.FewWideInvocations);
     private MatMulTile? matMulTiles;
 
-    internal static MatMulTile ChooseMatMulTiles(DeviceInfo info)
+    internal static MatMulTile ChooseMatMulTiles(DeviceInfo info, bool fewWideInvocations)
     {
-        MatMulTile[] candidates = info.Type == "CPU"
+        MatMulTile[] candidates = fewWideInvocations
             ? [new(64, 64, 16, 8, 8), new(32, 32, 16, 4, 4), new(16, 16, 16, 2, 2)]
             : [new(64, 64, 16, 4, 4), new(32, 32, 16, 4, 4), new(16, 16, 16, 2, 2)];
         foreach (var t in candidates)
@@ -44,10 +44,10 @@ public sealed partial class VulkanBackend
     private readonly record struct GemmPush(uint M, uint N, uint K, uint OutRow, uint AOrigin, uint BOrigin, uint OutOrigin,
         uint ARow, uint ACol, uint BRow, uint BCol, uint AZ, uint BZ, uint OutZ, uint AR, uint BR, uint Flags, uint StepBegin, uint StepEnd, uint TileN0, uint TileM0, uint Z0);
 
-    /// <summary>Most K-slice steps (of BK) one matmul dispatch runs, and most rows one dBias dispatch sums: lavapipe
-    /// (llvmpipe) ends an invocation's loops after 65535 iterations in all, so longer reductions are split into
-    /// dispatches that accumulate in order (deterministic; the sum is the same up to f32 rounding).</summary>
-    internal const int MaxStepsPerDispatch = 2048, MaxRowsPerDispatch = 32768;
+    /// <summary>Most K-slice steps (of BK) one matmul dispatch runs within the loop budget (lavapipe: 2048 of its 65535,
+    /// as before; the tile loops inside a step have constant bounds): longer reductions are split into dispatches that
+    /// accumulate in order (deterministic; the sum is the same up to f32 rounding).</summary>
+    private int StepsPerDispatch => Limits.UnitsWithinBudget(24);
 
     /// <summary>An operand of <see cref="Gemm"/>: op(x)(i, p) = x[z·ZStride + r·RStride + i·Row + p·Col].</summary>
     private readonly record struct Operand(Tensor Tensor, int Row, int Col, int ZStride = 0, int RStride = 0);
@@ -103,13 +103,8 @@ public sealed partial class VulkanBackend
             else                               // per batch: dB [N, K] += dCᵀ · op(a)
                 Gemm(n, k, m, Batched(dOutput, 1, n, mn), Batched(a, s.ARow, s.ACol, s.ABatch), null, dB, true, batches, reduced);
         }
-        if (dBias is not null)   // dBias[j] += Σ_rows dC[row, j], in row ranges of at most MaxRowsPerDispatch
-            for (int row0 = 0; row0 < rows; row0 += MaxRowsPerDispatch)
-                Dispatch("matmul_back", LinearGroups(n), 1, 1, new MatMulBiasPush((uint)row0, (uint)Math.Min(row0 + MaxRowsPerDispatch, rows), (uint)n),
-                    reads: [dOutput], writes: [dBias]);
+        if (dBias is not null) ColumnSum(dOutput, rows, n, dBias);   // dBias[j] += Σ_rows dC[row, j]
     }
-
-    private readonly record struct MatMulBiasPush(uint RowBegin, uint RowEnd, uint N);
 
     /// <summary>
     /// output[z] (+)= Σ_{r &lt; reduced} op(a)[z, r] · op(b)[z, r] + bias for z &lt; batches; output row-major [batches, m, n].
@@ -137,14 +132,14 @@ public sealed partial class VulkanBackend
 
     /// <summary>Output batches [z0, z1), rows [m0, m1), columns [n0, n1) (m0, n0 on tile boundaries): halved until the
     /// grid, the output range and the operands' ranges for one K step fit, then dispatched in step ranges of at most
-    /// <see cref="MaxStepsPerDispatch"/>, shortened further where an operand's range for them would not fit.</summary>
+    /// <see cref="StepsPerDispatch"/>, shortened further where an operand's range for them would not fit.</summary>
     private void GemmRegion(GemmProblem g, int z0, int z1, int m0, int m1, int n0, int n1)
     {
         var tile = MatMulTiles;
         int tilesM = (m1 - m0 + (int)tile.BM - 1) / (int)tile.BM, tilesN = (n1 - n0 + (int)tile.BN - 1) / (int)tile.BN;
         var limits = Info.MaxComputeWorkGroupCount;
         // Dispatch binds from the alignment boundary at or below a range's first byte: leave room for that.
-        long room = (long)(Math.Min(Info.MaxStorageBufferRange, int.MaxValue) - Math.Max(Info.MinStorageBufferOffsetAlignment, 4)) / 4;
+        long room = (long)Limits.TensorBytes / 4;
         long steps = (long)g.Reduced * ((g.K + tile.BK - 1) / tile.BK);
         (long Lo, long Hi) ReachA(long s0, long s1) => Reach(g.A, g.A.Row, g.A.Col, g.K, tile.BK, z0, z1, m0, m1, s0, s1);
         (long Lo, long Hi) ReachB(long s0, long s1) => Reach(g.B, g.B.Col, g.B.Row, g.K, tile.BK, z0, z1, n0, n1, s0, s1);
@@ -171,7 +166,7 @@ public sealed partial class VulkanBackend
         }
         else if (!(aFits && bFits && outFits))
             throw new ArgumentException($"matmul: one {tile.BM}×{tile.BN}×{tile.BK} tile of {g.Output.Describe()} reads more than " +
-                $"maxStorageBufferRange ({Info.MaxStorageBufferRange} B) of '{Info.Name}' from {(aFits ? bFits ? g.Output : g.B.Tensor : g.A.Tensor).Describe()}");
+                $"one binding ({Limits.BindingRange} B on '{Info.Name}') from {(aFits ? bFits ? g.Output : g.B.Tensor : g.A.Tensor).Describe()}");
         else
         {
             Tensor output = g.Output.Slice((int)outLo, [(int)(outHi - outLo + 1)]);
@@ -179,7 +174,7 @@ public sealed partial class VulkanBackend
             long s0 = 0, s1;
             do   // once even when K = 0 (no steps): output = bias, or unchanged when accumulating
             {
-                s1 = Math.Min(s0 + MaxStepsPerDispatch, steps);
+                s1 = Math.Min(s0 + StepsPerDispatch, steps);
                 while (s1 - s0 > 1 && !(Fits(ReachA(s0, s1)) && Fits(ReachB(s0, s1)))) s1 = s0 + (s1 - s0) / 2;
                 // Nothing is read when there are no steps (K = 0): the operands are bound whole.
                 var (aLo, aHi) = steps == 0 ? (0, -1) : ReachA(s0, s1);

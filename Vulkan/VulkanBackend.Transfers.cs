@@ -16,15 +16,15 @@ public sealed partial class VulkanBackend
         var bytes = MemoryMarshal.AsBytes(source);
         var target = RangeOf(destination);
         var block = Buffer(destination).Block;
-        ulong chunk = staging.Reserve((ulong)bytes.Length);
-        for (ulong done = 0; done < (ulong)bytes.Length; done += chunk)
+        // Recorded, not waited for: each batch has its own staging buffer (CommandRecorder.ReserveUpload).
+        for (ulong done = 0; done < (ulong)bytes.Length;)
         {
-            ulong size = Math.Min(chunk, (ulong)bytes.Length - done);
-            bytes.Slice((int)done, (int)size).CopyTo(new Span<byte>(staging.Mapped, (int)size));
+            var (from, offset, mapped, size) = recorder.ReserveUpload((ulong)bytes.Length - done);
+            bytes.Slice((int)done, (int)size).CopyTo(new Span<byte>((void*)mapped, (int)size));
             recorder.Access([], [target with { Start = target.Start + done, End = target.Start + done + size }]);
-            var region = new BufferCopy(0, target.Start + done, size);
-            context.Vk.CmdCopyBuffer(recorder.Commands, staging.Buffer, block.Buffer, 1, &region);
-            recorder.Synchronize();  // the staging buffer is reused by the next chunk
+            var region = new BufferCopy(offset, target.Start + done, size);
+            context.Vk.CmdCopyBuffer(recorder.Commands, from, block.Buffer, 1, &region);
+            done += size;
         }
         BytesUploaded += bytes.Length;
     }

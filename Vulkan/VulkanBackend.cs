@@ -37,6 +37,7 @@ public sealed partial class VulkanBackend : IBackend
             recorder = new CommandRecorder(context);
             pipelines = new Pipelines(context, options.ResolveCacheDirectory());
             staging = new Staging(context);
+            Limits = DispatchLimits.Of(Info, options);
             LinearWorkgroupSize = PowerOfTwoAtMost(Math.Min(256, Math.Min(Info.MaxComputeWorkGroupInvocations, Info.MaxComputeWorkGroupSize[0])));
             MaxGroupsX = Math.Min(Info.MaxComputeWorkGroupCount[0], 65535u);
         }
@@ -52,8 +53,13 @@ public sealed partial class VulkanBackend : IBackend
     /// <summary>The chosen device, its limits and enabled features (printed by bench and --verbose).</summary>
     public DeviceInfo Info => context.Info;
 
+    /// <summary>Binding size and loop budget the dispatches are split by (device limits, driver quirks, options).</summary>
+    public DispatchLimits Limits { get; }
+
     /// <summary>The raw handles, for tests and tools that call Vulkan directly.</summary>
     internal VulkanContext Context => context;
+    /// <summary>The command recorder, for tests that record a command behind the hazard tracking's back.</summary>
+    internal CommandRecorder Recorder => recorder;
 
     /// <summary>Workgroup size (specialization constant 0) of the 1-D kernels: a power of two ≤ 256 within the limits.</summary>
     public uint LinearWorkgroupSize { get; }
@@ -67,6 +73,9 @@ public sealed partial class VulkanBackend : IBackend
     public long Dispatches => recorder.Dispatches;
     public long Barriers => recorder.Barriers;
     public long Submits => recorder.Submits;
+
+    /// <summary>Everything counted so far; a step's work is <c>after - before</c> of two readings.</summary>
+    public VulkanCounters Counters => new(Dispatches, Barriers, Submits, BytesUploaded, BytesDownloaded);
     /// <summary>Bytes of live tensor allocations (rounded to the alignment).</summary>
     public ulong BytesAllocated => memory.BytesAllocated;
 
@@ -160,4 +169,16 @@ public sealed partial class VulkanBackend : IBackend
     {
         if (t.DType != DType.I32) throw new ArgumentException($"{op}: {t.Describe()} must be I32");
     }
+}
+
+/// <summary>Work recorded by a <see cref="VulkanBackend"/>: compute dispatches, pipeline barriers, queue submissions
+/// and bytes moved between host and device. Subtract two readings for the work between them (e.g. one step).</summary>
+public readonly record struct VulkanCounters(long Dispatches, long Barriers, long Submits, long BytesUploaded, long BytesDownloaded)
+{
+    public static VulkanCounters operator -(VulkanCounters after, VulkanCounters before) => new(
+        after.Dispatches - before.Dispatches, after.Barriers - before.Barriers, after.Submits - before.Submits,
+        after.BytesUploaded - before.BytesUploaded, after.BytesDownloaded - before.BytesDownloaded);
+
+    public override string ToString() =>
+        $"{Dispatches} dispatches, {Barriers} barriers, {Submits} submits, {BytesUploaded:N0} B up, {BytesDownloaded:N0} B down";
 }

@@ -61,12 +61,20 @@ internal sealed unsafe class VulkanContext : IDisposable
             ApiVersion = Vk.Version12,
         };
         string[] layers = Validation is null ? [] : [ValidationMessenger.LayerName];
-        string[] extensions = Validation is null ? [] : [ValidationMessenger.ExtensionName];
+        string[] extensions = Validation is null ? [] : [ValidationMessenger.ExtensionName, ValidationMessenger.FeaturesExtensionName];
         var layerNames = (byte**)SilkMarshal.StringArrayToPtr(layers);
         var extensionNames = (byte**)SilkMarshal.StringArrayToPtr(extensions);
         try
         {
+            // Synchronization validation: hazards between commands (a read after an unbarriered write, ...) are reported
+            // too, so a missing barrier of the hazard tracking fails the tests instead of racing on a real GPU.
+            var syncValidation = ValidationFeatureEnableEXT.SynchronizationValidationExt;
+            var features = new ValidationFeaturesEXT
+            {
+                SType = StructureType.ValidationFeaturesExt, EnabledValidationFeatureCount = 1, PEnabledValidationFeatures = &syncValidation,
+            };
             var debugInfo = Validation?.CreateInfo() ?? default;
+            debugInfo.PNext = &features;
             var info = new InstanceCreateInfo
             {
                 SType = StructureType.InstanceCreateInfo,
@@ -195,6 +203,7 @@ internal sealed unsafe class VulkanContext : IDisposable
                 PhysicalDeviceType.Cpu => "CPU",
                 _ => "other",
             },
+            DriverId = v12.DriverID,
             DriverName = SilkMarshal.PtrToString((nint)v12.DriverName) ?? "",
             DriverInfo = SilkMarshal.PtrToString((nint)v12.DriverInfo) ?? "",
             ApiVersion = VersionOf(props.Properties.ApiVersion),

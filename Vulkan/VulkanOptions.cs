@@ -19,6 +19,15 @@ public sealed record VulkanOptions
     /// <summary>Use the shared-memory variants instead of subgroup arithmetic (LLM_VULKAN_NO_SUBGROUPS=1).</summary>
     public bool DisableSubgroups { get; init; }
 
+    /// <summary>Bind at most this many bytes of a tensor per descriptor (which may start up to the offset alignment
+    /// below it) even where maxStorageBufferRange allows more: tests set a few KiB so that the chunked paths of every op
+    /// run on every device (no environment variable).</summary>
+    public ulong? MaxBindingBytes { get; init; }
+
+    /// <summary>Run at most this many loop iterations per shader invocation even where the driver has no cap: tests set
+    /// a small budget so that the split dispatches run on every device (no environment variable).</summary>
+    public long? LoopIterationBudget { get; init; }
+
     /// <summary>Folder of the on-disk pipeline cache (LLM_VULKAN_CACHE_DIR); default ~/.cache/llm.</summary>
     public string? CacheDirectory { get; init; }
 

@@ -158,7 +158,7 @@ public sealed class MemoryTests
         Assert.Equal(total, set.Count);
         Assert.True(set.Arenas.Count >= 4, $"{set.Arenas.Count} arenas");
         long offset = 0;
-        foreach (var p in set.All)
+        foreach (var p in set.Layout)
         {
             var arena = set.Arenas[p.Arena];
             Assert.Equal(offset, p.Offset);

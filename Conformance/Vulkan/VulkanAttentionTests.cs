@@ -66,6 +66,31 @@ public class VulkanAttentionTests(VulkanFixture fixture) : IClassFixture<VulkanF
         VulkanTestDevice.AssertClean(vk);
     }
 
+    /// <summary>Rows longer than the loop budget (forced to 300 iterations per invocation, so on every device) run as
+    /// several dispatches over key ranges and query ranges, and still give the Reference's results.</summary>
+    [SkippableTheory]
+    [InlineData(1, 300, 2, 16)]
+    [InlineData(2, 130, 1, 70)]
+    public void RowsBeyondTheLoopBudgetAreSplitNotCutShort(int b, int t, int nh, int hs)
+    {
+        using var vk = VulkanTestDevice.OpenWithLimits(loopIterationBudget: 300);
+        long before = vk.Dispatches;
+        Compare(vk, new CpuBackend(fastPaths: false), b, t, nh, hs, scale: 2);
+        Assert.True(vk.Dispatches - before >= 8, $"{vk.Dispatches - before} dispatches: the rows were not split");
+        VulkanTestDevice.AssertClean(vk);
+    }
+
+    /// <summary>Rows past lavapipe's own 65535 iterations per invocation: hs = 36864 makes each kernel loop about 74000
+    /// times (score and output stripes forward, 2·hs/64 dims × T rows in backward pass 2), which used to cut the rows
+    /// short silently; T stays 64 to keep the test fast (T = 2048 with hs = 1024 does the same in minutes).</summary>
+    [SkippableFact]
+    public void RowsBeyondLavapipesLoopLimitMatchTheReference()
+    {
+        var vk = fixture.Backend;
+        Compare(vk, new CpuBackend(fastPaths: true), 1, 64, 1, 36864);
+        VulkanTestDevice.AssertClean(vk);
+    }
+
     [SkippableFact]
     public void BackwardIsDeterministicAndAccumulates()
     {
@@ -94,37 +119,33 @@ public class VulkanAttentionTests(VulkanFixture fixture) : IClassFixture<VulkanF
     /// <summary>Probs too large for one descriptor run in slices (of heads, of batches); the results are bit for bit
     /// those of one dispatch, since every workgroup computes the same.</summary>
     [SkippableTheory]
-    [InlineData(2 * 9 * 9 * 4)]       // two (b, h) rows of probs: heads in groups of 2, one batch at a time
-    [InlineData(2 * 5 * 9 * 9 * 4)]   // two whole batches per slice
-    public void SlicedCallsMatchOneDispatch(long sliceBytes)
+    [InlineData(2 * 16 * 16 * 4)]       // two (b, h) rows of probs: heads in groups of 2, one batch at a time
+    [InlineData(2 * 5 * 16 * 16 * 4)]   // two whole batches per slice
+    public void SlicedCallsMatchOneDispatch(ulong sliceBytes)
     {
         var vk = fixture.Backend;
-        const int b = 3, t = 9, nh = 5, hs = 3, c = nh * hs;
-        var qkv = Put(vk, Random(b * t * 3 * c, 7, 2), [b, t, 3 * c]);
-        var dOutput = Put(vk, Random(b * t * c, 8), [b, t, c]);
-        var prefill = Random(b * t * 3 * c, 9);
-        (float[] Output, float[] Probs, float[] DQkv, long Dispatches) Run()
+        using var small = VulkanTestDevice.OpenWithLimits(maxBindingBytes: sliceBytes);
+        const int b = 3, t = 16, nh = 5, hs = 2, c = nh * hs;   // t > 3·hs: one batch's qkv is smaller than its probs
+        float[] qkv = Random(b * t * 3 * c, 7, 2), dOutput = Random(b * t * c, 8), prefill = Random(b * t * 3 * c, 9);
+        (float[] Output, float[] Probs, float[] DQkv, long Dispatches) Run(VulkanBackend be)
         {
-            long before = vk.Dispatches;
-            var output = vk.Allocate(DType.F32, [b, t, c]);
-            var probs = vk.Allocate(DType.F32, [b, nh, t, t]);
-            var dQkv = Put(vk, prefill, [b, t, 3 * c]);
-            vk.Attention(qkv, output, probs, nh);
-            vk.AttentionBackward(dOutput, qkv, probs, dQkv, nh);
-            return (Get(vk, output), Get(vk, probs), Get(vk, dQkv), vk.Dispatches - before);
+            long before = be.Dispatches;
+            var output = be.Allocate(DType.F32, [b, t, c]);
+            var probs = be.Allocate(DType.F32, [b, nh, t, t]);
+            var dQkv = Put(be, prefill, [b, t, 3 * c]);
+            var q = Put(be, qkv, [b, t, 3 * c]);
+            be.Attention(q, output, probs, nh);
+            be.AttentionBackward(Put(be, dOutput, [b, t, c]), q, probs, dQkv, nh);
+            return (Get(be, output), Get(be, probs), Get(be, dQkv), be.Dispatches - before);
         }
-        var whole = Run();
-        vk.AttentionSliceBytes = sliceBytes;
-        try
-        {
-            var sliced = Run();
-            Assert.True(sliced.Dispatches > whole.Dispatches, $"not split: {sliced.Dispatches} dispatches, {whole.Dispatches} unsplit");
-            Assert.Equal(whole.Output, sliced.Output);
-            Assert.Equal(whole.Probs, sliced.Probs);
-            Assert.Equal(whole.DQkv, sliced.DQkv);
-        }
-        finally { vk.AttentionSliceBytes = -1; }
+        var whole = Run(vk);
+        var sliced = Run(small);
+        Assert.True(sliced.Dispatches > whole.Dispatches, $"not split: {sliced.Dispatches} dispatches, {whole.Dispatches} unsplit");
+        Assert.Equal(whole.Output, sliced.Output);
+        Assert.Equal(whole.Probs, sliced.Probs);
+        Assert.Equal(whole.DQkv, sliced.DQkv);
         VulkanTestDevice.AssertClean(vk);
+        VulkanTestDevice.AssertClean(small);
     }
 
     [SkippableFact]

@@ -35,6 +35,12 @@ public static class VulkanTestDevice
         }
     }
 
+    /// <summary>A validated backend whose dispatches are split as if one binding held only <paramref name="maxBindingBytes"/>
+    /// of a tensor and an invocation ran only <paramref name="loopIterationBudget"/> loop iterations (null: the device's
+    /// own), so that the chunked and split paths run on every device.</summary>
+    public static VulkanBackend OpenWithLimits(ulong? maxBindingBytes = null, long? loopIterationBudget = null) =>
+        Open(VulkanOptions.FromEnvironment() with { Validation = true, MaxBindingBytes = maxBindingBytes, LoopIterationBudget = loopIterationBudget });
+
     /// <summary>Fails when the validation layer reported anything since the last call (and clears the list).</summary>
     public static void AssertClean(VulkanBackend backend)
     {

@@ -8,14 +8,18 @@ namespace Llm.Models;
 /// All parameters of a model in a few large allocations (arenas), and their gradients in a second set of the same
 /// layout, handed out as named slices (as llm.c does). A GPT-2 fits in one arena; a model larger than one allocation
 /// of the backend (2^31 − 1 elements of a .NET array, maxMemoryAllocationSize on a GPU: a 7B model is 7·10⁹) is
-/// split between parameters into as many arenas as it needs, so no parameter straddles two. Offsets into the whole
-/// set are 64-bit. Optimizer state uses the arenas' layout, so AdamW and gradient clipping treat each arena as one
-/// flat vector.
+/// split between parameters into as many arenas as it needs, so no parameter straddles two. Within an arena the
+/// parameters with weight decay come first and those without follow (each group in declaration order), so AdamW
+/// updates an arena in one call per decay group. Offsets into the whole set are 64-bit. Optimizer state uses the
+/// arenas' layout, so AdamW and gradient clipping treat each arena as one flat vector.
 /// </summary>
 public sealed class ParameterSet
 {
     public IReadOnlyList<Arena> Arenas { get; }
+    /// <summary>Every parameter in the order of the specs (the order of checkpoint files).</summary>
     public IReadOnlyList<Parameter> All { get; }
+    /// <summary>Every parameter in layout order: arena by arena, decayed ones first within each.</summary>
+    public IReadOnlyList<Parameter> Layout { get; }
     public IBackend Backend { get; }
     public DType DType { get; }
     private readonly Dictionary<string, Parameter> _byName;
@@ -51,7 +55,7 @@ public sealed class ParameterSet
             var arena = new Arena(arenas.Count, backend.Allocate(dtype, [length], "parameters" + suffix),
                 backend.Allocate(dtype, [length], "gradients" + suffix), start);
             int offset = 0;
-            foreach (var s in group)
+            foreach (var s in group.Where(s => s.Decay).Concat(group.Where(s => !s.Decay)))
             {
                 all.Add(new Parameter(s.Name, arena.Values.Slice(offset, s.Shape, s.Name), arena.Grads.Slice(offset, s.Shape, "d" + s.Name),
                     s.Decay, arena.Index, offset, start + offset));
@@ -61,9 +65,10 @@ public sealed class ParameterSet
             start += length;
         }
         Arenas = arenas;
-        All = all;
+        Layout = all;
         Count = start;
         _byName = all.ToDictionary(p => p.Name);
+        All = list.Select(s => _byName[s.Name]).ToList();
     }
 
     /// <summary>P, the number of parameters (elements) in all arenas.</summary>
@@ -74,19 +79,40 @@ public sealed class ParameterSet
 
     public bool Contains(string name) => _byName.ContainsKey(name);
 
+    /// <summary>The runs of parameters that are contiguous in one arena and share a decay setting: (arena, first
+    /// element, elements, decay), in layout order; one per arena and decay group.</summary>
+    public IEnumerable<(Arena Arena, int Start, int Length, bool Decay)> DecayRuns()
+    {
+        for (int i = 0; i < Layout.Count;)
+        {
+            var first = Layout[i];
+            int length = 0;
+            for (; i < Layout.Count && Layout[i].Arena == first.Arena && Layout[i].Decay == first.Decay; i++) length += Layout[i].Value.Length;
+            yield return (Arenas[first.Arena], first.ArenaOffset, length, first.Decay);
+        }
+    }
+
     /// <summary>The visible zeroing step before a backward pass (backward ops only accumulate).</summary>
     public void ZeroGrad()
     {
         foreach (var a in Arenas) Backend.Fill(a.Grads, 0);
     }
 
-    /// <summary>Every parameter value, arena after arena (the order of <see cref="All"/>), as floats on the host.</summary>
+    /// <summary>Every parameter value in the order of <see cref="All"/> (the specs', whatever the arenas), as floats on
+    /// the host: one download per arena.</summary>
     public float[] DownloadValues()
     {
         if (Count > Array.MaxLength)
             throw new InvalidOperationException($"{Count:N0} parameters do not fit one host array; download them parameter by parameter");
+        var layout = new float[Count];   // [P] arena after arena
+        foreach (var a in Arenas) Backend.DownloadFloats(a.Values, layout.AsSpan((int)a.Start, a.Values.Length));
         var host = new float[Count];
-        foreach (var a in Arenas) Backend.DownloadFloats(a.Values, host.AsSpan((int)a.Start, a.Values.Length));
+        int at = 0;
+        foreach (var p in All)
+        {
+            layout.AsSpan((int)p.Offset, p.Value.Length).CopyTo(host.AsSpan(at));
+            at += p.Value.Length;
+        }
         return host;
     }
 }

@@ -5,8 +5,10 @@ namespace Llm.Training;
 
 /// <summary>
 /// AdamW over a <see cref="ParameterSet"/>: the first and second moments live in two more sets of arenas with the
-/// parameters' layout; each parameter's update is the backend's AdamW op on its slice, with weight decay on
-/// matrices only (biases, gains and embeddings' norms excluded, as GPT-2/3 training does).
+/// parameters' layout; the update is the backend's AdamW op once per arena and decay group (the set keeps each group
+/// contiguous: <see cref="ParameterSet.DecayRuns"/>), with weight decay on matrices only (biases, gains and
+/// embeddings' norms excluded, as GPT-2/3 training does). The op is elementwise, so this is the same, bit for bit,
+/// as one call per parameter.
 /// </summary>
 public sealed class AdamW
 {
@@ -37,10 +39,24 @@ public sealed class AdamW
     {
         Step++;
         var backend = Parameters.Backend;
+        foreach (var (arena, start, length, decay) in Parameters.DecayRuns())
+        {
+            var hyper = new AdamWParameters(learningRate, Step, Beta1, Beta2, Epsilon, decay ? WeightDecay : 0f);
+            Tensor Run(Tensor t) => t.Slice(start, [length]);   // [length]
+            backend.AdamW(Run(arena.Values), Run(arena.Grads), Run(M[arena.Index]), Run(V[arena.Index]), hyper);
+        }
+    }
+
+    /// <summary>Moments saved as one flat [P] tensor each in the declaration order of the parameters (checkpoints from
+    /// before per-parameter moments, when one arena held the parameters in that order): copied into place.</summary>
+    public void LoadDeclarationOrder(Tensor m, Tensor v)
+    {
+        int offset = 0;
         foreach (var p in Parameters.All)
         {
-            var hyper = new AdamWParameters(learningRate, Step, Beta1, Beta2, Epsilon, p.Decay ? WeightDecay : 0f);
-            backend.AdamW(p.Value, p.Grad, MOf(p), VOf(p), hyper);
+            Parameters.Backend.Copy(m.Slice(offset, p.Shape), MOf(p));
+            Parameters.Backend.Copy(v.Slice(offset, p.Shape), VOf(p));
+            offset += p.Value.Length;
         }
     }
 

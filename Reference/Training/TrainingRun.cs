@@ -238,13 +238,18 @@ public sealed class TrainingRun
     }
 
     /// <summary>AdamW's moments: one tensor per parameter; checkpoints from before that layout hold one flat
-    /// "adam.m" / "adam.v" [P] in the single arena's layout.</summary>
+    /// "adam.m" / "adam.v" [P] in the declaration order of the parameters.</summary>
     private static void LoadMoments(string statePath, AdamW adam)
     {
         var names = TrainingState.TensorNames(statePath);
         if (adam.M.Count == 1 && names.Contains("adam.m") && !names.Contains(adam.MOf(adam.Parameters.All[0]).Name!))
         {
-            TrainingState.ReadTensors(statePath, [adam.M[0], adam.V[0]]);
+            var backend = adam.Parameters.Backend;
+            Tensor m = backend.Allocate(adam.Parameters.DType, [adam.M[0].Length], "adam.m"), v = backend.Allocate(adam.Parameters.DType, [adam.V[0].Length], "adam.v");
+            TrainingState.ReadTensors(statePath, [m, v]);
+            adam.LoadDeclarationOrder(m, v);
+            backend.Release(m);
+            backend.Release(v);
             return;
         }
         TrainingState.ReadTensors(statePath, [.. adam.Parameters.All.Select(adam.MOf), .. adam.Parameters.All.Select(adam.VOf)]);

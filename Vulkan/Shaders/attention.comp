@@ -4,7 +4,10 @@
 // att[t, s] = softmax_{s≤t}(q_t·k_s/√hs) (row maximum subtracted, 0 for s > t), out_t = Σ_s att[t, s]·v_s.
 // Invocation `lane` owns the columns s ≡ lane (mod W) of the probs row in every loop, so it only reads back
 // probs it wrote itself; the only cross-invocation traffic goes through shared memory. W must be a power of two.
+// Phases (attention.glsl), all in one dispatch when the row fits the loop budget; else SCORES and OUTPUT run per key
+// range [keyBegin, keyEnd) (multiples of W), with SOFTMAX once between them.
 #include "common.glsl"
+#include "attention.glsl"
 
 layout(push_constant) uniform PushConstants {
     uint offsets[3];
@@ -13,6 +16,7 @@ layout(push_constant) uniform PushConstants {
     uint hs;          // C / NH
     uint firstHead;   // the dispatch covers heads [firstHead, firstHead + NH') of batches [0, B') of its slice
     float scale;      // 1/√hs
+    uint keyBegin, keyEnd, phases;
 } pc;
 
 READONLY_BUFFER(0, float, qkv);  // [B, T, 3C]
@@ -46,39 +50,43 @@ void main() {
     uint values = keys + pc.C;
     uint row = (slot * T + t) * T;        // probs[b, h, t, :]
 
-    // scores q_t·k_s/√hs for s ≤ t, and their maximum
-    float maximum = uintBitsToFloat(0xff800000u);    // −∞
-    for (uint s = lane; s <= t; s += W) {
-        float dot_ = 0.0;
-        for (uint i = 0u; i < pc.hs; i++) dot_ += qkv[AT(0, query + i)] * qkv[AT(0, keys + s * C3 + i)];
-        float score = dot_ * pc.scale;
-        probs[AT(2, row + s)] = score;
-        maximum = max(maximum, score);
+    uint keyEnd = min(pc.keyEnd, t + 1u);   // keys of this dispatch: [keyBegin, keyEnd)
+
+    if ((pc.phases & PHASE_SCORES) != 0u)   // scores q_t·k_s/√hs for s ≤ t
+        for (uint s = pc.keyBegin + lane; s < keyEnd; s += W) {
+            float dot_ = 0.0;
+            for (uint i = 0u; i < pc.hs; i++) dot_ += qkv[AT(0, query + i)] * qkv[AT(0, keys + s * C3 + i)];
+            probs[AT(2, row + s)] = dot_ * pc.scale;
+        }
+
+    if ((pc.phases & PHASE_SOFTMAX) != 0u) {
+        float maximum = uintBitsToFloat(0xff800000u);    // −∞
+        for (uint s = lane; s <= t; s += W) maximum = max(maximum, probs[AT(2, row + s)]);
+        maximum = reduceWorkgroup(maximum, true);
+        // exp(score − max): the largest term is exp(0) = 1, so nothing overflows
+        float sum = 0.0;
+        for (uint s = lane; s <= t; s += W) {
+            float e = exp(probs[AT(2, row + s)] - maximum);
+            probs[AT(2, row + s)] = e;
+            sum += e;
+        }
+        float inverse = 1.0 / reduceWorkgroup(sum, false);
+        // normalize; the future s > t is masked to exactly 0
+        for (uint s = lane; s < T; s += W) probs[AT(2, row + s)] = s <= t ? probs[AT(2, row + s)] * inverse : 0.0;
     }
-    maximum = reduceWorkgroup(maximum, true);
 
-    // exp(score − max): the largest term is exp(0) = 1, so nothing overflows
-    float sum = 0.0;
-    for (uint s = lane; s <= t; s += W) {
-        float e = exp(probs[AT(2, row + s)] - maximum);
-        probs[AT(2, row + s)] = e;
-        sum += e;
-    }
-    float inverse = 1.0 / reduceWorkgroup(sum, false);
-
-    // normalize; the future s > t is masked to exactly 0
-    for (uint s = lane; s < T; s += W) probs[AT(2, row + s)] = s <= t ? probs[AT(2, row + s)] * inverse : 0.0;
-
-    // out_t[i] = Σ_s att[t, s]·v_s[i]: chunks of W columns staged in shared memory, dims i in stripes of W
+    if ((pc.phases & PHASE_OUTPUT) == 0u) return;   // uniform: the rest has barriers
+    // out_t[i] (+)= Σ_{s in the keys} att[t, s]·v_s[i]: chunks of W columns staged in shared memory, dims i in stripes
+    // of W; a later key range adds onto the earlier ones
     uint out_ = b * T * pc.C + t * pc.C + h * pc.hs;
     for (uint base = 0u; base < pc.hs; base += W) {
         uint i = base + lane;
-        float acc = 0.0;
-        for (uint chunk = 0u; chunk <= t; chunk += W) {
+        float acc = pc.keyBegin == 0u || i >= pc.hs ? 0.0 : output_[AT(1, out_ + i)];
+        for (uint chunk = pc.keyBegin; chunk < keyEnd; chunk += W) {
             uint s = chunk + lane;   // ≡ lane (mod W): this invocation wrote probs[row + s]
-            weights[lane] = s <= t ? probs[AT(2, row + s)] : 0.0;
+            weights[lane] = s < keyEnd ? probs[AT(2, row + s)] : 0.0;
             barrier();
-            uint count = min(W, t + 1u - chunk);
+            uint count = min(W, keyEnd - chunk);
             if (i < pc.hs)
                 for (uint j = 0u; j < count; j++) acc += weights[j] * qkv[AT(0, values + (chunk + j) * C3 + i)];
             barrier();   // the chunk is consumed before the next one overwrites it

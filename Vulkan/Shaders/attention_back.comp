@@ -4,7 +4,9 @@
 // dAtt[t, s] = dOut_t·v_s; dPre[t, s] = att[t, s]·(dAtt[t, s] − Σ_r att[t, r]·dAtt[t, r])/√hs (softmax Jacobian,
 // then the scale of the scores); dq_t += Σ_s dPre[t, s]·k_s. dPre is saved for pass 2 (attention_back_kv.comp).
 // One workgroup owns dq_t, so there are no races. Invocation `lane` owns the columns s ≡ lane (mod W) of the dPre row.
+// Phases (attention.glsl) as in attention.comp: dAtt and dq per key range [keyBegin, keyEnd) when split.
 #include "common.glsl"
+#include "attention.glsl"
 
 layout(push_constant) uniform PushConstants {
     uint offsets[5];
@@ -13,6 +15,7 @@ layout(push_constant) uniform PushConstants {
     uint hs;          // C / NH
     uint firstHead;   // the dispatch covers heads [firstHead, firstHead + NH') of batches [0, B') of its slice
     float scale;      // 1/√hs
+    uint keyBegin, keyEnd, phases;
 } pc;
 
 READONLY_BUFFER(0, float, dOutput);  // [B, T, C]
@@ -47,29 +50,34 @@ void main() {
     uint dOut = b * T * pc.C + t * pc.C + h * pc.hs;  // dOut_t
     uint row = (slot * T + t) * T;          // probs[b, h, t, :] and dPre[b, h, t, :]
 
-    // dAtt[t, s] = dOut_t·v_s (kept in dPre for now), and Σ_s att[t, s]·dAtt[t, s]
-    float weighted = 0.0;
-    for (uint s = lane; s <= t; s += W) {
-        float dAtt = 0.0;
-        for (uint i = 0u; i < pc.hs; i++) dAtt += dOutput[AT(0, dOut + i)] * qkv[AT(1, values + s * C3 + i)];
-        dPre[AT(4, row + s)] = dAtt;
-        weighted += probs[AT(2, row + s)] * dAtt;
+    uint keyEnd = min(pc.keyEnd, t + 1u);   // keys of this dispatch: [keyBegin, keyEnd)
+
+    if ((pc.phases & PHASE_SCORES) != 0u)   // dAtt[t, s] = dOut_t·v_s, kept in dPre for now
+        for (uint s = pc.keyBegin + lane; s < keyEnd; s += W) {
+            float dAtt = 0.0;
+            for (uint i = 0u; i < pc.hs; i++) dAtt += dOutput[AT(0, dOut + i)] * qkv[AT(1, values + s * C3 + i)];
+            dPre[AT(4, row + s)] = dAtt;
+        }
+
+    if ((pc.phases & PHASE_SOFTMAX) != 0u) {
+        // dPre = att ⊙ (dAtt − Σ_s att·dAtt) / √hs
+        float weighted = 0.0;
+        for (uint s = lane; s <= t; s += W) weighted += probs[AT(2, row + s)] * dPre[AT(4, row + s)];
+        weighted = sumWorkgroup(weighted);
+        for (uint s = lane; s <= t; s += W) dPre[AT(4, row + s)] = probs[AT(2, row + s)] * (dPre[AT(4, row + s)] - weighted) * pc.scale;
     }
-    weighted = sumWorkgroup(weighted);
 
-    // dPre = att ⊙ (dAtt − Σ att·dAtt) / √hs
-    for (uint s = lane; s <= t; s += W) dPre[AT(4, row + s)] = probs[AT(2, row + s)] * (dPre[AT(4, row + s)] - weighted) * pc.scale;
-
-    // dq_t[i] += Σ_s dPre[t, s]·k_s[i]: chunks of W columns staged in shared memory, dims i in stripes of W
+    if ((pc.phases & PHASE_OUTPUT) == 0u) return;   // uniform: the rest has barriers
+    // dq_t[i] += Σ_{s in the keys} dPre[t, s]·k_s[i]: chunks of W columns staged in shared memory, dims i in stripes of W
     for (uint base = 0u; base < pc.hs; base += W) {
         uint i = base + lane;
         float acc = 0.0;
-        for (uint chunk = 0u; chunk <= t; chunk += W) {
+        for (uint chunk = pc.keyBegin; chunk < keyEnd; chunk += W) {
             uint s = chunk + lane;   // ≡ lane (mod W): this invocation wrote dPre[row + s]
             barrier();               // the previous chunk (or the reduction's reduce_[0]) is consumed
-            weights[lane] = s <= t ? dPre[AT(4, row + s)] : 0.0;
+            weights[lane] = s < keyEnd ? dPre[AT(4, row + s)] : 0.0;
             barrier();
-            uint count = min(W, t + 1u - chunk);
+            uint count = min(W, keyEnd - chunk);
             if (i < pc.hs)
                 for (uint j = 0u; j < count; j++) acc += weights[j] * qkv[AT(1, keys + (chunk + j) * C3 + i)];
         }

@@ -3,7 +3,8 @@
 // Backward pass 2 of 2, one workgroup per (key/value column s, head h, batch b) = (x, y, z), summing over t ≥ s:
 // dk_s += Σ_t dPre[t, s]·q_t (dPre already carries the 1/√hs) and dv_s += Σ_t att[t, s]·dOut_t.
 // One workgroup owns dk_s and dv_s; invocation `lane` owns the dims d ≡ lane (mod W) of [dk_s | dv_s] (2·hs long),
-// so there is no shared memory and there are no barriers.
+// so there is no shared memory and there are no barriers. The host may split t into ranges [keyBegin, keyEnd)
+// (here query rows), one dispatch each, adding in order.
 #include "common.glsl"
 
 layout(push_constant) uniform PushConstants {
@@ -13,6 +14,7 @@ layout(push_constant) uniform PushConstants {
     uint hs;          // C / NH
     uint firstHead;   // the dispatch covers heads [firstHead, firstHead + NH') of batches [0, B') of its slice
     float scale;      // 1/√hs, unused: pass 1 folded it into dPre
+    uint keyBegin, keyEnd, phases;   // query rows t of this dispatch; phases unused
 } pc;
 
 READONLY_BUFFER(0, float, dOutput);  // [B, T, C]
@@ -35,12 +37,12 @@ void main() {
         float acc = 0.0;
         if (d < pc.hs) {
             // dk_s[d] += Σ_{t≥s} dPre[t, s]·q_t[d]
-            for (uint t = s; t < T; t++) acc += dPre[AT(3, column + t * T)] * qkv[AT(1, queries + t * C3 + d)];
+            for (uint t = max(s, pc.keyBegin); t < pc.keyEnd; t++) acc += dPre[AT(3, column + t * T)] * qkv[AT(1, queries + t * C3 + d)];
             dQkv[AT(4, key + d)] += acc;
         } else {
             // dv_s[i] += Σ_{t≥s} att[t, s]·dOut_t[i]
             uint i = d - pc.hs;
-            for (uint t = s; t < T; t++) acc += probs[AT(2, column + t * T)] * dOutput[AT(0, dOuts + t * pc.C + i)];
+            for (uint t = max(s, pc.keyBegin); t < pc.keyEnd; t++) acc += probs[AT(2, column + t * T)] * dOutput[AT(0, dOuts + t * pc.C + i)];
             dQkv[AT(4, key + pc.C + i)] += acc;
         }
     }
