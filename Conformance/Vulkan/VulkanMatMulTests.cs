@@ -1,3 +1,4 @@
+using Llm.Checks;
 // Shapes: a [batch.., M, K] ([batch.., K, M] transA), b [batch.., K, N] ([batch.., N, K] transB), bias [N], output [batch.., M, N].
 using Llm.Cpu;
 using Llm.Tensors;
@@ -55,31 +56,12 @@ public class VulkanMatMulTests(VulkanFixture fixture) : IClassFixture<VulkanFixt
         return view;
     }
 
-    private static double[] Get(IBackend backend, Tensor t)
-    {
-        var x = new double[t.Length];
-        if (t.DType == DType.F64) { backend.Download<double>(t, x); return x; }
-        var f = new float[t.Length];
-        backend.Download<float>(t, f);
-        for (int i = 0; i < f.Length; i++) x[i] = f[i];
-        return x;
-    }
+    private static double[] Get(IBackend backend, Tensor t) => OpCheck.Download(backend, t);
 
-    /// <summary>NMSE Σ(a − e)² / Σe² against the F64 definition: f32 dot products of length K give ≈ Kε² (≤ 1e-8 for
-    /// the 2·10⁶-term reductions below); a skipped tile, step range or batch gives ≥ 1e-5.</summary>
-    private static void AssertClose(double[] expected, double[] actual, string what, double nmse = 1e-7)
-    {
-        Assert.Equal(expected.Length, actual.Length);
-        double error = 0, norm = 0;
-        for (int i = 0; i < expected.Length; i++)
-        {
-            Assert.False(double.IsNaN(actual[i]), $"{what}: NaN at {i}");
-            error += Math.Pow(actual[i] - expected[i], 2);
-            norm += expected[i] * expected[i];
-        }
-        double e = norm > 0 ? error / norm : error;
-        Assert.True(e <= nmse, $"{what}: NMSE {e:E2} > {nmse:E0}");
-    }
+    /// <summary>Against the F64 definition: f32 dot products of length K give NMSE ≈ Kε² (≤ 1e-8 for the 2·10⁶-term
+    /// reductions below); a skipped tile, step range or batch gives ≥ 1e-5.</summary>
+    private static void AssertClose(double[] expected, double[] actual, string what, double nmse = 1e-7) =>
+        VulkanTestData.AssertClose(expected, actual, nmse, what);
 
     /// <summary>Forward (with its flags) then backward of every gradient, on Vulkan or on the CPU definition in F64.</summary>
     private static Dictionary<string, double[]> Run(IBackend backend, string aBatch, string bBatch, int m, int k, int n,
