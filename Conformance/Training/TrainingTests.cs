@@ -113,4 +113,34 @@ public sealed class TrainingTests
         Assert.Equal(0.6f, g[0], 6);
         Assert.Equal(0.8f, g[4], 6);
     }
+
+    /// <summary>Checkpoints from before per-parameter moments hold one flat adam.m / adam.v in the parameters'
+    /// declaration order; the arenas now keep each decay group together, a different order, so loading must copy
+    /// each parameter's slice into its own moments, not the flat block as is.</summary>
+    [Fact]
+    public void FlatMomentsInDeclarationOrderLoadIntoEachParameter()
+    {
+        var backend = new CpuBackend();
+        var model = new Gpt2(backend, Small);
+        var adam = new AdamW(model.Parameters);
+        int total = (int)model.Parameters.Count;
+        float[] m = [.. Enumerable.Range(0, total).Select(i => (float)i)], v = [.. m.Select(x => -x)];
+        var flatM = backend.Allocate(Tensors.DType.F32, [total], "adam.m");
+        var flatV = backend.Allocate(Tensors.DType.F32, [total], "adam.v");
+        backend.Upload<float>(m, flatM);
+        backend.Upload<float>(v, flatV);
+        Assert.NotEqual(model.Parameters.All.Select(p => p.Name), model.Parameters.Layout.Select(p => p.Name)); // the orders differ
+        adam.LoadDeclarationOrder(flatM, flatV);
+        int offset = 0;
+        foreach (var p in model.Parameters.All)
+        {
+            var gotM = new float[p.Value.Length];
+            var gotV = new float[p.Value.Length];
+            backend.Download<float>(adam.MOf(p), gotM);
+            backend.Download<float>(adam.VOf(p), gotV);
+            Assert.Equal(m.AsSpan(offset, gotM.Length).ToArray(), gotM);
+            Assert.Equal(v.AsSpan(offset, gotV.Length).ToArray(), gotV);
+            offset += gotM.Length;
+        }
+    }
 }
