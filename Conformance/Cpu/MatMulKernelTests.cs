@@ -135,6 +135,30 @@ public class MatMulKernelTests
             }
     }
 
+    // The multi-core path packs each op(b) block once for all cores and hands out items of C in any order; every element
+    // is still summed by one thread in k order, so it must give the single-threaded path's bits exactly: results do not
+    // depend on the thread count. Shapes past KC and NC, skinny M (split along columns too), ragged edges.
+    [Theory]
+    [InlineData(300, 70, 530)]
+    [InlineData(256, 3100, 300)]
+    [InlineData(7, 700, 600)]
+    [InlineData(97, 13, 600)]
+    public void Parallel_fast_kernel_gives_the_single_threaded_bits(int m, int n, int k)
+    {
+        var rng = new Rng(11);
+        float[] a = RandomF(rng, m * k), b = RandomF(rng, k * n), bias = RandomF(rng, n), start = RandomF(rng, m * n);
+        foreach (bool ta in new[] { false, true })
+            foreach (bool tb in new[] { false, true })
+            {
+                (int ars, int acs) = ta ? (1, m) : (k, 1);
+                (int brs, int bcs) = tb ? (1, k) : (n, 1);
+                float[] serial = (float[])start.Clone(), parallel = (float[])start.Clone();
+                MatMul.Fast(m, n, k, a, ars, acs, b, brs, bcs, bias, serial, accumulate: true, parallel: false);
+                MatMul.Fast(m, n, k, a, ars, acs, b, brs, bcs, bias, parallel, accumulate: true, parallel: true);
+                Assert.True(serial.AsSpan().SequenceEqual(parallel), $"{m}x{n}x{k} transA={ta} transB={tb}: parallel and single-threaded results differ");
+            }
+    }
+
     [Fact]
     public void Mismatched_shapes_throw_naming_the_shapes()
     {
