@@ -35,7 +35,9 @@ internal static class BenchCommand
             var result = Bench.Run(backend, o, log);
             JsonElement? torchResult = p.GetValue(torch) ? RunTorch(o, result, log) : null;
             if (p.GetValue(table) is { } readme) WriteTable(readme, result, torchResult);
-            if (asJson) stdout.WriteLine(JsonSerializer.Serialize(new { llm = result, torch = torchResult }));
+            // NaN where a measure was skipped (--skip-naive): written as the string "NaN", which plain JSON numbers cannot say
+            if (asJson) stdout.WriteLine(JsonSerializer.Serialize(new { llm = result, torch = torchResult },
+                new JsonSerializerOptions { NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals }));
             return 0;
         });
         return cmd;
