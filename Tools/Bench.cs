@@ -8,12 +8,14 @@ using Llm.Training;
 namespace Llm.Tools;
 
 /// <summary>
-/// `bench`: matmul GFLOP/s at 1024³ (the scalar definition vs the fast path), then one GPT-2 training step split into
-/// forward, backward and AdamW, and the process's peak memory. Numbers are measured, never asserted.
+/// `bench`: this machine's FMA peak and memory bandwidth (<see cref="MachinePeak"/>), matmul GFLOP/s at 1024³ (the
+/// scalar definition vs the fast path), then one GPT-2 training step split into forward, backward and AdamW, and the
+/// process's peak memory with what held it. Numbers are measured, never asserted.
 /// </summary>
 public static class Bench
 {
-    public sealed record Options(string Preset = "gpt2", int Batch = 4, int Seq = 64, int Steps = 3, int MatMulSize = 1024, bool SkipNaive = false, bool Json = false)
+    public sealed record Options(string Preset = "gpt2", int Batch = 4, int Seq = 64, int Steps = 3, int MatMulSize = 1024, bool SkipNaive = false, bool Json = false,
+        int BandwidthMiB = 512)
     {
         /// <summary>The largest n whose n×n matrix fits one array (n² ≤ 2³¹ − 1).</summary>
         public const int MaxMatMulSize = 46340;
@@ -25,6 +27,7 @@ public static class Bench
             if (Seq < 1) throw new ArgumentException($"--seq must be ≥ 1, got {Seq}");
             if (Steps < 1) throw new ArgumentException($"--steps must be ≥ 1, got {Steps}");
             if (MatMulSize is < 1 or > MaxMatMulSize) throw new ArgumentException($"--matmul-size must be in [1, {MaxMatMulSize}], got {MatMulSize}");
+            if (BandwidthMiB is < 1 or > 1 << 16) throw new ArgumentException($"--bandwidth-mib must be in [1, 65536], got {BandwidthMiB}");
             var config = Gpt2Config.FromPreset(Preset);  // an unknown preset throws naming the known ones
             if (Seq > config.ContextLength)
                 throw new ArgumentException($"--seq {Seq} exceeds the context length {config.ContextLength} of preset '{Preset}'");
@@ -32,19 +35,43 @@ public static class Bench
         }
     }
 
-    public sealed record Result(string Backend, int MatMulSize, double NaiveGflops, double FastGflops,
-        string Preset, long Parameters, int Batch, int Seq, double ForwardMs, double BackwardMs, double AdamWMs, double StepMs,
-        double TokensPerSecond, double PeakMemoryMiB, long BytesMovedPerStep, string? Device);
+    /// <param name="MatMulFractionOfPeak">FastGflops / the machine's FMA peak.</param>
+    /// <param name="StepGflops">6·P·B·T flops (forward 2·P·B·T, backward 4·P·B·T; attention's T² terms left out) per StepMs.</param>
+    /// <param name="AdamWGBps">AdamW's 7·4·P bytes (reads θ, g, m, v; writes θ, m, v) per AdamWMs.</param>
+    /// <param name="PeakMemoryMiB">VmHWM, the process's peak resident set (what PyTorch's side reports too), counted from
+    /// the end of the bandwidth test where Linux lets it be reset.</param>
+    public sealed record Result(string Backend, MachinePeak.Result Machine, int MatMulSize, double NaiveGflops, double FastGflops,
+        double MatMulFractionOfPeak, string Preset, long Parameters, int Batch, int Seq, double ForwardMs, double BackwardMs,
+        double AdamWMs, double StepMs, double TokensPerSecond, double StepGflops, double StepFractionOfPeak, double AdamWGBps,
+        double AdamWFractionOfBandwidth, double PeakMemoryMiB, MemoryBreakdown Memory, long BytesMovedPerStep, string? Device,
+        Vulkan.VulkanCounters? PerStep = null);
+
+    /// <summary>
+    /// What the process held at the sampled moment of highest resident set (after forward, backward or AdamW of a step),
+    /// MiB. Arenas, pool and logits are counted from their allocations; ManagedMiB is the GC heap's allocated bytes
+    /// (GC.GetTotalMemory, garbage not yet collected included); GcOtherMiB = ManagedMiB − what the CPU backend's tensors
+    /// (managed arrays) account for; NativeMiB = resident − ManagedMiB: the runtime, JIT code, stacks, native libraries,
+    /// free GC pages not yet given back. On Vulkan the tensors live on the device and are not in these numbers.
+    /// </summary>
+    /// <param name="Phase">where the highest sample was taken, e.g. "step 1 backward".</param>
+    /// <param name="LogitsMiB">logits, probs and dLogits [B, T, V] (part of TapePoolMiB).</param>
+    public sealed record MemoryBreakdown(string Phase, double ResidentMiB, double ParametersMiB, double GradientsMiB,
+        double AdamWMiB, double TapePoolMiB, double LogitsMiB, double GcOtherMiB, double NativeMiB, double ManagedMiB);
 
     public static Result Run(IBackend backend, Options o, TextWriter log)
     {
         o.Validate();
-        if (backend is not Vulkan.VulkanBackend) log.WriteLine($"cpu: {Environment.ProcessorCount} cores, Vector512: {System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated}, Vector256: {System.Runtime.Intrinsics.Vector256.IsHardwareAccelerated}");
+        // Measured first, while the process is small: the read buffer is native memory, freed before the model exists.
+        var machine = MachinePeak.Measure(o.BandwidthMiB);
+        // The read buffer is bench's own, not the model's: start the peak (VmHWM) afresh once it is gone.
+        bool reset = MemorySampler.ResetPeak();
+        log.WriteLine($"cpu: {machine.Cpu}, {machine.Cores} cores, {machine.Isa}; measured fp32 FMA peak {machine.FmaGflops:F0} GFLOP/s, " +
+                      $"memory read bandwidth {machine.ReadGBps:F1} GB/s (parallel streaming sum over {machine.ReadBufferMiB} MiB)");
         int n = o.MatMulSize;
         double naive = o.SkipNaive ? double.NaN : MatMulGflops(new CpuBackend(fastPaths: false), n, repeats: 1);
         if (!o.SkipNaive) log.WriteLine($"matmul {n}x{n}x{n} scalar definition: {naive,8:F2} GFLOP/s");
         double fast = MatMulGflops(backend, n, repeats: 5);
-        log.WriteLine($"matmul {n}x{n}x{n} {backend.Name}: {fast,8:F2} GFLOP/s");
+        log.WriteLine($"matmul {n}x{n}x{n} {backend.Name}: {fast,8:F2} GFLOP/s = {fast / machine.FmaGflops:P0} of the FMA peak");
 
         var config = Gpt2Config.FromPreset(o.Preset);
         var model = new Gpt2(backend, config);
@@ -63,37 +90,96 @@ public static class Bench
 
         var fwd = new List<double>(); var bwd = new List<double>(); var upd = new List<double>();
         long moved = 0;
+        Vulkan.VulkanCounters? perStep = null;
+        var memory = new MemorySampler(model, opt, tape, (long)bt * config.VocabSize);
+        memory.Sample("before step 0");
         for (int s = 0; s < o.Steps + 1; s++)  // step 0 warms up the JIT and the activation pool
         {
             long before = Transferred(backend);
+            var countersBefore = (backend as Vulkan.VulkanBackend)?.Counters;
             var sw = Stopwatch.StartNew();
             var losses = tape.CrossEntropy(model.Forward(tape, ids), tgt);
             backend.Synchronize();
             double tf = sw.Elapsed.TotalMilliseconds;
+            memory.Sample($"step {s} forward");
             sw.Restart();
             model.Parameters.ZeroGrad();
             tape.Backward(losses, dLosses);
             AdamW.ClipGradientNorm(model.Parameters, 1.0);
             backend.Synchronize();
             double tb = sw.Elapsed.TotalMilliseconds;
+            memory.Sample($"step {s} backward");
             sw.Restart();
             opt.Update(1e-4f);
             backend.Synchronize();
             double ta = sw.Elapsed.TotalMilliseconds;
+            memory.Sample($"step {s} AdamW");
             tape.Reset();
             moved = Transferred(backend) - before;
+            if (backend is Vulkan.VulkanBackend counted) perStep = counted.Counters - countersBefore!.Value;
             if (s == 0) continue;
             fwd.Add(tf); bwd.Add(tb); upd.Add(ta);
             log.WriteLine($"step {s}: forward {tf:F0} ms, backward {tb:F0} ms, AdamW {ta:F0} ms");
         }
         double f = Median(fwd), b = Median(bwd), a = Median(upd), step = f + b + a;
-        double peak = Process.GetCurrentProcess().PeakWorkingSet64 / (1024.0 * 1024.0);
-        log.WriteLine($"{o.Preset} ({model.Parameters.Count / 1e6:F1}M parameters) B={o.Batch} T={o.Seq}: forward {f:F0} ms, backward {b:F0} ms, AdamW {a:F0} ms, step {step:F0} ms, {bt / (step / 1000):F0} tokens/s");
-        log.WriteLine($"peak memory (working set): {peak:F0} MiB");
+        long p = model.Parameters.Count;
+        double stepGflops = 6.0 * p * bt / (step / 1000) / 1e9, adamGBps = 7.0 * 4 * p / (a / 1000) / 1e9;
+        double peak = MemorySampler.Status("VmHWM") / (1024.0 * 1024.0);
+        var mem = memory.Peak;
+        log.WriteLine($"{o.Preset} ({p / 1e6:F1}M parameters) B={o.Batch} T={o.Seq}: forward {f:F0} ms, backward {b:F0} ms, AdamW {a:F0} ms, step {step:F0} ms, {bt / (step / 1000):F0} tokens/s");
+        log.WriteLine($"step: 6·P·B·T = {6.0 * p * bt / 1e9:F1} GFLOP in {step:F0} ms = {stepGflops:F1} GFLOP/s = {stepGflops / machine.FmaGflops:P0} of the FMA peak; " +
+                      $"AdamW: 7·4·P = {7.0 * 4 * p / 1e9:F2} GB in {a:F0} ms = {adamGBps:F1} GB/s = {adamGBps / machine.ReadGBps:P0} of the read bandwidth");
+        log.WriteLine($"peak memory (VmHWM{(reset ? ", since the bandwidth buffer was freed" : ", including the bandwidth buffer")}): {peak:F0} MiB; at the highest sample ({mem.Phase}, resident {mem.ResidentMiB:F0} MiB): " +
+                      $"parameters {mem.ParametersMiB:F0}, gradients {mem.GradientsMiB:F0}, AdamW m+v {mem.AdamWMiB:F0}, tape pool {mem.TapePoolMiB:F0} " +
+                      $"(of it logits/probs/dLogits {mem.LogitsMiB:F0}), other managed {mem.GcOtherMiB:F0}, native/runtime {mem.NativeMiB:F0} MiB");
         if (backend is Vulkan.VulkanBackend v)
+        {
             log.WriteLine($"device memory allocated: {v.BytesAllocated / (1024.0 * 1024.0):F0} MiB; host<->device per step: {moved:N0} bytes (bench uploads its batch once; training adds 2·B·T·4 bytes of ids and targets)");
-        return new Result(backend.Name, n, naive, fast, o.Preset, model.Parameters.Count, o.Batch, o.Seq, f, b, a, step, bt / (step / 1000), peak, moved,
-            backend is Vulkan.VulkanBackend vd ? $"{vd.Info.Name} ({vd.Info.Type}, {vd.Info.DriverName})" : null);
+            log.WriteLine($"per step: {perStep}");
+        }
+        return new Result(backend.Name, machine, n, naive, fast, fast / machine.FmaGflops, o.Preset, p, o.Batch, o.Seq, f, b, a, step,
+            bt / (step / 1000), stepGflops, stepGflops / machine.FmaGflops, adamGBps, adamGBps / machine.ReadGBps, peak, mem, moved,
+            backend is Vulkan.VulkanBackend vd ? $"{vd.Info.Name} ({vd.Info.Type}, {vd.Info.DriverName})" : null, perStep);
+    }
+
+    /// <summary>Samples the resident set and what is known to hold it; keeps the sample with the largest resident set.</summary>
+    private sealed class MemorySampler(Gpt2 model, AdamW opt, Tape tape, long logitsElements)
+    {
+        private const double MiB = 1024.0 * 1024.0;
+        public MemoryBreakdown Peak { get; private set; } = new("none", 0, 0, 0, 0, 0, 0, 0, 0, 0);
+
+        public void Sample(string phase)
+        {
+            double resident = Status("VmRSS") / MiB;
+            if (resident <= Peak.ResidentMiB) return;
+            bool host = model.Backend is CpuBackend;
+            double values = model.Parameters.Arenas.Sum(x => (long)x.Values.Length * x.Values.DType.Size()) / MiB;
+            double adam = opt.M.Concat(opt.V).Sum(x => (long)x.Length * x.DType.Size()) / MiB;
+            double pool = tape.PooledBytes / MiB, logits = 3.0 * logitsElements * model.Parameters.DType.Size() / MiB;
+            double managed = GC.GetTotalMemory(false) / MiB;
+            double inGc = host ? 2 * values + adam + pool : 0;
+            Peak = new(phase, resident, values, values, adam, pool, logits, managed - inGc, resident - managed, managed);
+        }
+
+        /// <summary>Writing 5 to /proc/self/clear_refs sets VmHWM back to the current resident set (Linux ≥ 4.0).</summary>
+        public static bool ResetPeak()
+        {
+            try { File.WriteAllText("/proc/self/clear_refs", "5"); return true; }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return false; }
+        }
+
+        /// <summary>A "Name: N kB" line of /proc/self/status in bytes (Linux); 0 where there is none.</summary>
+        public static long Status(string name)
+        {
+            try
+            {
+                foreach (var line in File.ReadLines("/proc/self/status"))
+                    if (line.StartsWith(name + ":", StringComparison.Ordinal))
+                        return long.Parse(line[(name.Length + 1)..].Trim().Split(' ')[0]) * 1024;
+            }
+            catch (IOException) { }
+            return name == "VmHWM" ? Process.GetCurrentProcess().PeakWorkingSet64 : Process.GetCurrentProcess().WorkingSet64;
+        }
     }
 
     /// <summary>Best of <paramref name="repeats"/> timings of C = A·B at n³ through the backend's MatMul op.</summary>

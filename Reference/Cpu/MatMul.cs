@@ -1,4 +1,5 @@
 // Shapes: op(a) [M, K], op(b) [K, N], bias [N], output [M, N] row-major; MR×NR micro-tile, MC×KC A block, KC×NC B block.
+using System.Buffers;
 using System.Diagnostics;
 using System.Numerics;
 using System.Numerics.Tensors;
@@ -41,7 +42,7 @@ public static unsafe class MatMul
     /// <summary>
     /// Equivalent to <see cref="Definition{T}"/> for float: a packed, cache-blocked GEMM (Goto &amp; van de Geijn 2008,
     /// the BLIS loop nest) with an FMA register micro-kernel (Vector512 where accelerated, else Vector256 + FMA, else
-    /// scalar), split across cores when <paramref name="parallel"/> and the product is large enough.
+    /// scalar), split across cores when <paramref name="parallel"/> and the product is large enough (<see cref="Shared"/>).
     /// </summary>
     public static void Fast(int m, int n, int k, ReadOnlySpan<float> a, int aRowStride, int aColStride,
         ReadOnlySpan<float> b, int bRowStride, int bColStride, ReadOnlySpan<float> bias, Span<float> output,
@@ -53,20 +54,8 @@ public static unsafe class MatMul
         {
             var job = new Job(new Operand(pa, aRowStride, aColStride), new Operand(pb, bRowStride, bColStride),
                 bias.IsEmpty ? null : pbias, pc, n, accumulate);
-            int threads = parallel && (long)m * n * k >= ParallelThreshold ? Environment.ProcessorCount : 1;
-            // Split the larger of M and N: each thread packs its own slice of that operand and the whole other one,
-            // so the operand packed twice is the smaller one. Slices are whole micro-tiles.
-            bool splitRows = m >= n;
-            int unit = splitRows ? MR : NR, tiles = ((splitRows ? m : n) + unit - 1) / unit;
-            int chunks = Math.Min(threads, tiles);
-            if (chunks <= 1) { Blocked(m, n, k, job); return; }
-            int per = (tiles + chunks - 1) / chunks * unit;
-            Parallel.For(0, chunks, t =>
-            {
-                int lo = t * per;
-                if (splitRows && lo < m) Blocked(Math.Min(per, m - lo), n, k, job.Rows(lo));
-                else if (!splitRows && lo < n) Blocked(m, Math.Min(per, n - lo), k, job.Columns(lo));
-            });
+            if (parallel && Environment.ProcessorCount > 1 && (long)m * n * k >= ParallelThreshold) Shared(m, n, k, job);
+            else Blocked(m, n, k, job);
         }
     }
 
@@ -102,6 +91,8 @@ public static unsafe class MatMul
     private static int NR => Vector512.IsHardwareAccelerated ? 32 : 16;   // columns: two vectors (JIT-time constant)
     private const int KC = 256, MC = 144, NC = 3072, NRMax = 32;
     private const long ParallelThreshold = 1L << 18;   // below ~2.6e5 multiply-adds a thread hand-off costs more than it saves
+    private const int MCShared = 48;                   // rows of a parallel item: 8 micro-tiles
+    private const int MinPanelsPerItem = 8;            // a column split leaves ≥ 8 b-panels per item, so a re-pack of a is ≤ 1/(2·8·NR) of its flops
 
     private readonly struct Operand(float* p, int rowStride, int colStride)
     {
@@ -126,20 +117,11 @@ public static unsafe class MatMul
     private static void Blocked(int m, int n, int k, Job job)
     {
         float* packA = PackBuffers(out float* packB);
-        float* edge = stackalloc float[MR * NRMax];   // [MR, NR] scratch for partial tiles at the right/bottom edges
-        int nrFull = NR;
         for (int jc = 0; jc < n; jc += NC)
         {
             int nc = Math.Min(NC, n - jc);
-            // Start this column block from output (accumulate) or 0, plus bias; micro-kernels then only add. Done per
-            // block, not for all of C up front, so the M×NC block is still in cache when the kernels update it.
-            for (int i = 0; i < m; i++)
-            {
-                var row = new Span<float>(job.C + (long)i * job.Ldc + jc, nc);
-                var bias = job.Bias == null ? default : new ReadOnlySpan<float>(job.Bias + jc, nc);
-                if (!job.Accumulate) { if (job.Bias != null) bias.CopyTo(row); else row.Clear(); }
-                else if (job.Bias != null) TensorPrimitives.Add(row, bias, row);
-            }
+            // Start this column block here, not all of C up front, so the M×NC block is still in cache for the kernels.
+            Start(job, 0, m, jc, nc);
             for (int pc = 0; pc < k; pc += KC)
             {
                 int kc = Math.Min(KC, k - pc);
@@ -148,21 +130,89 @@ public static unsafe class MatMul
                 {
                     int mc = Math.Min(MC, m - ic);
                     PackA(mc, kc, job.A.Offset(ic, pc), packA);
-                    for (int jr = 0; jr < nc; jr += nrFull)
+                    Tiles(mc, nc, kc, packA, packB, job.C + (long)ic * job.Ldc + jc, job.Ldc);
+                }
+            }
+        }
+    }
+
+    /// <summary>
+    /// <see cref="Blocked"/>'s loop nest on every core, with each KC×NC block of op(b) packed once for all of them:
+    /// the cores pack its panels, then take items of C (MCShared rows × a span of panels) in any order.
+    /// Each element of C is still summed by one thread, block after block in k order, by the same kernel, so the result
+    /// is the same bits as <see cref="Blocked"/>'s whatever the thread count, the item sizes or the order the items were
+    /// taken in. Short row blocks make several items per core for skinny shapes (M = B·T = 256 rows in training) and let
+    /// a core slowed down by other load take fewer; columns are split only when there are too few row blocks, since each
+    /// column span packs its row block of op(a) again.
+    /// </summary>
+    private static void Shared(int m, int n, int k, Job job)
+    {
+        int nrFull = NR, blocks = (m + MCShared - 1) / MCShared;
+        int ncMax = Math.Min(NC, (n + nrFull - 1) / nrFull * nrFull), panelsMax = (ncMax + nrFull - 1) / nrFull;
+        int split = Math.Clamp((2 * Environment.ProcessorCount + blocks - 1) / blocks, 1, Math.Max(1, panelsMax / MinPanelsPerItem));
+        int span = (panelsMax + split - 1) / split * nrFull;
+        float[] buffer = ArrayPool<float>.Shared.Rent(KC * ncMax + 16);
+        try
+        {
+            fixed (float* raw = buffer)
+            {
+                nint packB = ((nint)raw + 63) & ~(nint)63;
+                for (int jc = 0; jc < n; jc += NC)
+                {
+                    int nc = Math.Min(NC, n - jc), groups = (nc + span - 1) / span;
+                    for (int pc = 0; pc < k; pc += KC)
                     {
-                        int nr = Math.Min(nrFull, nc - jr);
-                        for (int ir = 0; ir < mc; ir += MR)
+                        int kc = Math.Min(KC, k - pc), jc0 = jc, pc0 = pc;
+                        int packSpan = MinPanelsPerItem * nrFull;
+                        Parallel.For(0, (nc + packSpan - 1) / packSpan, g =>
+                            PackB(kc, Math.Min(packSpan, nc - g * packSpan), job.B.Offset(pc0, jc0 + g * packSpan), (float*)packB + g * packSpan * kc));
+                        Parallel.For(0, blocks * groups, item =>
                         {
-                            int mr = Math.Min(MR, mc - ir);
-                            float* c = job.C + (long)(ic + ir) * job.Ldc + jc + jr;
-                            if (mr == MR && nr == nrFull) { Kernel(kc, packA + ir * kc, packB + jr * kc, c, job.Ldc); continue; }
-                            new Span<float>(edge, MR * nrFull).Clear();
-                            Kernel(kc, packA + ir * kc, packB + jr * kc, edge, nrFull);
-                            for (int i = 0; i < mr; i++)
-                                for (int j = 0; j < nr; j++) c[(long)i * job.Ldc + j] += edge[i * nrFull + j];
-                        }
+                            int ic = item / groups * MCShared, j0 = item % groups * span;
+                            int mc = Math.Min(MCShared, m - ic), cols = Math.Min(span, nc - j0);
+                            if (pc0 == 0) Start(job, ic, mc, jc0 + j0, cols);
+                            float* packA = PackBuffers(out _);
+                            PackA(mc, kc, job.A.Offset(ic, pc0), packA);
+                            Tiles(mc, cols, kc, packA, (float*)packB + j0 * kc, job.C + (long)ic * job.Ldc + jc0 + j0, job.Ldc);
+                        });
                     }
                 }
+            }
+        }
+        finally { ArrayPool<float>.Shared.Return(buffer); }
+    }
+
+    /// <summary>C rows [i0, i0 + rows) × columns [j0, j0 + cols) ← (accumulate ? C : 0) + bias: the kernels then only add.</summary>
+    private static void Start(Job job, int i0, int rows, int j0, int cols)
+    {
+        for (int i = i0; i < i0 + rows; i++)
+        {
+            var row = new Span<float>(job.C + (long)i * job.Ldc + j0, cols);
+            var bias = job.Bias == null ? default : new ReadOnlySpan<float>(job.Bias + j0, cols);
+            if (!job.Accumulate) { if (job.Bias != null) bias.CopyTo(row); else row.Clear(); }
+            else if (job.Bias != null) TensorPrimitives.Add(row, bias, row);
+        }
+    }
+
+    /// <summary>c[mc, nc] += packA (mc×kc) · packB (kc×nc), micro-tile by micro-tile: jr over b-panels (each stays in L1
+    /// while ir runs the a-panels past it); partial tiles at the right/bottom edges go through a zeroed scratch tile.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Tiles(int mc, int nc, int kc, float* packA, float* packB, float* c, int ldc)
+    {
+        float* edge = stackalloc float[MR * NRMax];   // [MR, NR]
+        int nrFull = NR;
+        for (int jr = 0; jr < nc; jr += nrFull)
+        {
+            int nr = Math.Min(nrFull, nc - jr);
+            for (int ir = 0; ir < mc; ir += MR)
+            {
+                int mr = Math.Min(MR, mc - ir);
+                float* ct = c + (long)ir * ldc + jr;
+                if (mr == MR && nr == nrFull) { Kernel(kc, packA + ir * kc, packB + jr * kc, ct, ldc); continue; }
+                new Span<float>(edge, MR * nrFull).Clear();
+                Kernel(kc, packA + ir * kc, packB + jr * kc, edge, nrFull);
+                for (int i = 0; i < mr; i++)
+                    for (int j = 0; j < nr; j++) ct[(long)i * ldc + j] += edge[i * nrFull + j];
             }
         }
     }
@@ -178,6 +228,22 @@ public static unsafe class MatMul
             {
                 // Transposed a: the MR rows at column p are contiguous, one short copy per k step.
                 for (int p = 0; p < kc; p++) Buffer.MemoryCopy(a.At(i0, p), dst + p * MR, MR * sizeof(float), MR * sizeof(float));
+                continue;
+            }
+            if (Avx2.IsSupported && a.ColStride == 1 && mr == MR && a.RowStride <= int.MaxValue / MR)
+            {
+                // Row-major a: one masked gather per k step takes column p of the MR rows (row i lies i·RowStride on);
+                // the strided scalar stores below cost ~10% of a 2048³ product.
+                var rows = Vector256.CreateSequence(0, a.RowStride);
+                var mask = Vector256.LessThan(Vector256.CreateSequence(0, 1), Vector256.Create(MR)).AsSingle();
+                float* src = a.At(i0, 0);
+                for (int p = 0; p < kc; p++)
+                {
+                    // Rows are short streams (kc floats) that the hardware prefetcher barely sees: fetch the next panel's.
+                    if ((p & 15) == 0 && i0 + 2 * MR <= mc)
+                        for (int i = MR; i < 2 * MR; i++) Sse.Prefetch0(src + (long)i * a.RowStride + p);
+                    Avx.MaskStore(dst + p * MR, mask, Avx2.GatherMaskVector256(Vector256<float>.Zero, src + p, rows, mask, 4));
+                }
                 continue;
             }
             for (int i = 0; i < MR; i++)
@@ -238,6 +304,7 @@ public static unsafe class MatMul
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Kernel512(int kc, float* a, float* b, float* c, int ldc)
     {
+        for (int i = 0; i < MR; i++) { Sse.Prefetch0(c + i * ldc); Sse.Prefetch0(c + i * ldc + 16); }
         Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default,
             c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
         for (int p = 0; p < kc; p++, a += MR, b += 32)

@@ -98,17 +98,30 @@ public sealed class Gpt2
     public void InitializeWeights(ulong seed)
     {
         var rng = new Rng(seed);
+        // Drawn and uploaded a chunk at a time, in the same order: the same weights as one host array per parameter,
+        // without 12 bytes of garbage per parameter (1.5 GB for the 124M model, held by the GC until its next full
+        // collection, and counted in the process's peak memory).
+        var host = new double[Math.Min(1 << 20, Parameters.All.Max(p => p.Value.Length))];
+        var narrow = Parameters.DType == DType.F64 ? null : new float[host.Length];
         foreach (var p in Parameters.All)
         {
-            var host = new double[p.Value.Length];
-            if (p.Name.EndsWith("ln_1.weight") || p.Name.EndsWith("ln_2.weight") || p.Name == "ln_f.weight")
-                Array.Fill(host, 1.0);
-            else if (p.Decay)
+            var flat = p.Value.Reshape(p.Value.Length);
+            for (int start = 0; start < flat.Length; start += host.Length)
             {
-                double std = p.Name.EndsWith("c_proj.weight") ? 0.02 / Math.Sqrt(2.0 * Config.Layers) : 0.02;
-                for (int i = 0; i < host.Length; i++) host[i] = std * rng.NextGaussian();
+                var chunk = host.AsSpan(0, Math.Min(host.Length, flat.Length - start));
+                if (p.Name.EndsWith("ln_1.weight") || p.Name.EndsWith("ln_2.weight") || p.Name == "ln_f.weight")
+                    chunk.Fill(1.0);
+                else if (p.Decay)
+                {
+                    double std = p.Name.EndsWith("c_proj.weight") ? 0.02 / Math.Sqrt(2.0 * Config.Layers) : 0.02;
+                    for (int i = 0; i < chunk.Length; i++) chunk[i] = std * rng.NextGaussian();
+                }
+                else chunk.Clear();
+                var target = flat.Slice(start, [chunk.Length]);
+                if (narrow is null) { Backend.Upload<double>(chunk, target); continue; }
+                for (int i = 0; i < chunk.Length; i++) narrow[i] = (float)chunk[i];   // UploadDoubles' rounding, into a reused buffer
+                Backend.Upload<float>(narrow.AsSpan(0, chunk.Length), target);
             }
-            Backend.UploadDoubles(host, p.Value);
         }
     }
 }

@@ -1,14 +1,32 @@
 """The PyTorch CPU side of `llm bench --compare-torch`: the same measurements with what users would pick instead.
 Run with Debian's interpreter and python3-torch (+ libopenblas0-pthread): /usr/bin/python3 torch_gpt2_step.py.
-Prints one JSON object: matmul GFLOP/s at n^3 and ms per GPT-2 training step (forward, backward, AdamW)."""
-import json, math, os, sys, time
+Prints one JSON object: matmul GFLOP/s at n^3, ms per GPT-2 training step (forward, backward, AdamW), the peak
+resident set (VmHWM, as llm bench reports it) and the OpenBLAS kernel that ran."""
+import ctypes, ctypes.util, json, math, os, sys, time
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 n, B, T, steps, layers, heads, C, V, ctx = (int(a) for a in sys.argv[1:10]) if len(sys.argv) > 9 else (1024, 4, 64, 3, 12, 12, 768, 50257, 1024)
+threads = int(sys.argv[10]) if len(sys.argv) > 10 else os.cpu_count()
 torch.manual_seed(0)
-torch.set_num_threads(os.cpu_count())  # Debian's build starts with 1 OpenMP thread here; use every core, as we do
+torch.set_num_threads(threads)  # Debian's build starts with 1 OpenMP thread here; use as many as llm bench does
+
+def openblas_core():
+    """OpenBLAS's own name for the kernel set it picked (OPENBLAS_CORETYPE overrides it), from the library torch loaded."""
+    for name in ("libopenblas.so.0", ctypes.util.find_library("openblas") or ""):
+        try:
+            lib = ctypes.CDLL(name)
+            lib.openblas_get_corename.restype = ctypes.c_char_p
+            return lib.openblas_get_corename().decode()
+        except (OSError, AttributeError):
+            pass
+    return "unknown"
+
+def vm_hwm_mib():
+    """The peak resident set since the process started, from /proc/self/status (Linux)."""
+    with open("/proc/self/status") as f:
+        return next(int(l.split()[1]) for l in f if l.startswith("VmHWM:")) / 1024
 
 def best_time(f, repeats=5):
     f()  # warm-up
@@ -62,6 +80,7 @@ for s in range(steps + 1):
     if s:
         fw.append(t1 - t0); bw.append(t2 - t1); up.append(t3 - t2)
 med = lambda xs: sorted(xs)[len(xs) // 2] * 1000
-print(json.dumps({"torch": torch.__version__, "threads": torch.get_num_threads(), "matmul_gflops": gflops,
+print(json.dumps({"torch": torch.__version__, "threads": torch.get_num_threads(), "openblas_core": openblas_core(),
+                  "matmul_size": n, "matmul_gflops": gflops,
                   "forward_ms": med(fw), "backward_ms": med(bw), "adamw_ms": med(up),
-                  "step_ms": med(fw) + med(bw) + med(up)}))
+                  "step_ms": med(fw) + med(bw) + med(up), "peak_rss_mib": vm_hwm_mib()}))
