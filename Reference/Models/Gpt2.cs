@@ -16,6 +16,19 @@ public sealed class Gpt2
     public ParameterSet Parameters { get; }
     private Tensor? _positions;  // [B, T] I32: 0..T-1 in every row, the ids of the learned position embedding
 
+    /// <summary>A LayerNorm's gain and bias, [C] each.</summary>
+    public sealed record Norm(Var Weight, Var Bias);
+    /// <summary>A Conv1D-style linear layer: weight [in, out], bias [out].</summary>
+    public sealed record Linear(Var Weight, Var Bias);
+    /// <summary>One transformer block's parameters, as Hugging Face names them under h.{l}.</summary>
+    public sealed record Block(Norm Ln1, Linear Qkv, Linear AttnProj, Norm Ln2, Linear Fc, Linear MlpProj);
+
+    /// <summary>wte [V, C] (also the tied output projection), wpe [ctx, C].</summary>
+    public Var TokenEmbedding { get; }
+    public Var PositionEmbedding { get; }
+    public IReadOnlyList<Block> Blocks { get; }
+    public Norm FinalNorm { get; }
+
     public Gpt2(IBackend backend, Gpt2Config config, DType dtype = DType.F32)
         : this(config, new ParameterSet(backend, config.Validate().ParameterSpecs(), dtype)) { }
 
@@ -28,6 +41,15 @@ public sealed class Gpt2
         foreach (var spec in config.ParameterSpecs())
             if (!parameters.Contains(spec.Name) || !parameters[spec.Name].Shape.SequenceEqual(spec.Shape))
                 throw new ArgumentException($"parameter set does not fit the config: '{spec.Name}' should be {Tensor.ShapeString(spec.Shape)}");
+        // names are looked up once, here; the forward reads typed records
+        Var P(string name) => Parameters[name].Var;
+        Norm N(string prefix) => new(P(prefix + ".weight"), P(prefix + ".bias"));
+        Linear L(string prefix) => new(P(prefix + ".weight"), P(prefix + ".bias"));
+        TokenEmbedding = P("wte.weight");
+        PositionEmbedding = P("wpe.weight");
+        Blocks = [.. Enumerable.Range(0, Config.Layers).Select(l => new Block(N($"h.{l}.ln_1"), L($"h.{l}.attn.c_attn"),
+            L($"h.{l}.attn.c_proj"), N($"h.{l}.ln_2"), L($"h.{l}.mlp.c_fc"), L($"h.{l}.mlp.c_proj")))];
+        FinalNorm = N("ln_f");
     }
 
     /// <summary>Loads a checkpoint folder (ours or a Hugging Face GPT-2 download); returns the model and its tokenizer
@@ -38,8 +60,6 @@ public sealed class Gpt2
         return (new Gpt2(loaded.Config.Model, loaded.Parameters), loaded.Config.Tokenizer ?? "gpt2");
     }
 
-    private Var P(string name) => Parameters[name].Var;
-
     /// <summary>tokens [B, T] I32 → logits [B, T, V].</summary>
     public Var Forward(Tape tape, Tensor tokens)
     {
@@ -49,32 +69,34 @@ public sealed class Gpt2
         if (T > Config.ContextLength)
             throw new ArgumentException($"sequence length {T} exceeds the model's context length {Config.ContextLength}");
 
-        var x = tape.Add(tape.Embedding(P("wte.weight"), tokens), tape.Embedding(P("wpe.weight"), Positions(B, T))); // [B, T, C]
-        for (int l = 0; l < Config.Layers; l++)
-            x = Block(tape, x, $"h.{l}.");
-        x = tape.LayerNorm(x, P("ln_f.weight"), P("ln_f.bias"), Config.LayerNormEpsilon);
-        return tape.MatMul(x, P("wte.weight"), transB: true);  // [B, T, V] = x · wteᵀ: the tied output projection
+        var x = tape.Add(tape.Embedding(TokenEmbedding, tokens), tape.Embedding(PositionEmbedding, Positions(B, T))); // [B, T, C]
+        foreach (var block in Blocks)
+            x = Forward(tape, x, block);
+        x = LayerNorm(tape, x, FinalNorm);
+        return tape.MatMul(x, TokenEmbedding, transB: true);  // [B, T, V] = x · wteᵀ: the tied output projection
     }
 
     /// <summary>x + attn(ln_1(x)), then x + mlp(ln_2(x)): nanoGPT's Block.</summary>
-    private Var Block(Tape tape, Var x, string p)
+    private Var Forward(Tape tape, Var x, Block block)
     {
-        x = tape.Add(x, Attention(tape, tape.LayerNorm(x, P(p + "ln_1.weight"), P(p + "ln_1.bias"), Config.LayerNormEpsilon), p));
-        x = tape.Add(x, Mlp(tape, tape.LayerNorm(x, P(p + "ln_2.weight"), P(p + "ln_2.bias"), Config.LayerNormEpsilon), p));
+        x = tape.Add(x, Attention(tape, LayerNorm(tape, x, block.Ln1), block));
+        x = tape.Add(x, Mlp(tape, LayerNorm(tape, x, block.Ln2), block));
         return x;
     }
 
-    private Var Attention(Tape tape, Var x, string p)
+    private Var LayerNorm(Tape tape, Var x, Norm norm) => tape.LayerNorm(x, norm.Weight, norm.Bias, Config.LayerNormEpsilon);
+
+    private Var Attention(Tape tape, Var x, Block block)
     {
-        var qkv = tape.Linear(x, P(p + "attn.c_attn.weight"), P(p + "attn.c_attn.bias"));  // [B, T, 3C]
-        var y = tape.Attention(qkv, Config.Heads);                                           // [B, T, C]
-        return tape.Linear(y, P(p + "attn.c_proj.weight"), P(p + "attn.c_proj.bias"));      // [B, T, C]
+        var qkv = tape.Linear(x, block.Qkv.Weight, block.Qkv.Bias);                // [B, T, 3C]
+        var y = tape.Attention(qkv, Config.Heads);                                  // [B, T, C]
+        return tape.Linear(y, block.AttnProj.Weight, block.AttnProj.Bias);         // [B, T, C]
     }
 
-    private Var Mlp(Tape tape, Var x, string p)
+    private Var Mlp(Tape tape, Var x, Block block)
     {
-        var h = tape.Gelu(tape.Linear(x, P(p + "mlp.c_fc.weight"), P(p + "mlp.c_fc.bias")));  // [B, T, 4C]
-        return tape.Linear(h, P(p + "mlp.c_proj.weight"), P(p + "mlp.c_proj.bias"));         // [B, T, C]
+        var h = tape.Gelu(tape.Linear(x, block.Fc.Weight, block.Fc.Bias));          // [B, T, 4C]
+        return tape.Linear(h, block.MlpProj.Weight, block.MlpProj.Bias);           // [B, T, C]
     }
 
     /// <summary>Kept between forwards (training repeats one shape); a new (B, T) gives the old table back first, so
