@@ -12,8 +12,10 @@ public sealed partial class CpuBackend
     {
         var s = MatMulShapes.Of(a, b, bias, output, transA, transB, "output");
         foreach (var t in new[] { a, b, bias, output }) if (t is not null) CheckOwned(t);
-        if (a.DType == DType.F32) MatMulForward<float>(s, a, b, bias, output, accumulate);
-        else MatMulForward<double>(s, a, b, bias, output, accumulate);
+        Dispatch(a, Definition<double>, Definition<float>, fast: null);   // the fast path is chosen per GEMM, in Gemm
+
+        void Definition<T>() where T : unmanaged, IFloatingPointIeee754<T> =>
+            MatMulForward<T>(s, a, b, bias, output, accumulate);
     }
 
     public void MatMulBackward(Tensor dOutput, Tensor a, Tensor b, Tensor? dA, Tensor? dB, Tensor? dBias, bool transA = false, bool transB = false)
@@ -23,8 +25,10 @@ public sealed partial class CpuBackend
         MatMulShapes.CheckGradient(dB, b, "dB");
         s.CheckBiasGradient(dBias, a.DType, dOutput);
         foreach (var t in new[] { dOutput, a, b, dA, dB, dBias }) if (t is not null) CheckOwned(t);
-        if (a.DType == DType.F32) MatMulBackward<float>(s, dOutput, a, b, dA, dB, dBias);
-        else MatMulBackward<double>(s, dOutput, a, b, dA, dB, dBias);
+        Dispatch(a, Definition<double>, Definition<float>, fast: null);
+
+        void Definition<T>() where T : unmanaged, IFloatingPointIeee754<T> =>
+            MatMulBackward<T>(s, dOutput, a, b, dA, dB, dBias);
     }
 
     private void MatMulForward<T>(MatMulShapes s, Tensor a, Tensor b, Tensor? bias, Tensor output, bool accumulate)

@@ -1,11 +1,15 @@
+using System.Numerics;
 using Llm.Tensors;
 
 namespace Llm.Cpu;
 
 /// <summary>
 /// The IBackend ops of the Reference: each validates dtypes here and shapes through <see cref="OpShapes"/> (naming the
-/// tensors at fault), then dispatches F64 to the scalar definition in double, and F32 to the fast path when
-/// <see cref="FastPaths"/> is on, else to the same definition instantiated in float.
+/// tensors at fault), then calls <see cref="Dispatch"/> once: F64 runs the scalar definition in double, F32 the fast
+/// path when <see cref="FastPaths"/> is on, else the same definition instantiated in float.
+/// A new op writes its argument list twice: a local <c>void Definition&lt;T&gt;()</c> calling the generic kernel, and a
+/// lambda calling its fast path (null if it has none). A generic local function cannot be passed open, hence
+/// <c>Definition&lt;double&gt;, Definition&lt;float&gt;</c>; the few delegates per call are nothing beside an op's work.
 /// </summary>
 public sealed partial class CpuBackend
 {
@@ -19,14 +23,11 @@ public sealed partial class CpuBackend
         var (vocab, c) = OpShapes.Embedding(ids, table, output);
         EmbeddingKernel.CheckIds(Span<int>(ids), vocab, $"{op}: {ids.Describe()} into {table.Describe()}");
         if (output.Length == 0) return;  // no ids, or rows of no channels: nothing to copy
-        switch (table.DType)
-        {
-            case DType.F64: EmbeddingKernel.Forward(Span<int>(ids), Span<double>(table), c, Span<double>(output)); break;
-            default:
-                if (FastPaths) EmbeddingKernel.ForwardFast(Span<int>(ids), Span<float>(table), c, Span<float>(output));
-                else EmbeddingKernel.Forward(Span<int>(ids), Span<float>(table), c, Span<float>(output));
-                break;
-        }
+        Dispatch(table, Definition<double>, Definition<float>,
+            () => EmbeddingKernel.ForwardFast(Span<int>(ids), Span<float>(table), c, Span<float>(output)));
+
+        void Definition<T>() where T : unmanaged, IFloatingPointIeee754<T> =>
+            EmbeddingKernel.Forward(Span<int>(ids), Span<T>(table), c, Span<T>(output));
     }
 
     public void EmbeddingBackward(Tensor dOutput, Tensor ids, Tensor dTable)
@@ -37,14 +38,11 @@ public sealed partial class CpuBackend
         var (vocab, c) = OpShapes.EmbeddingBackward(dOutput, ids, dTable);
         EmbeddingKernel.CheckIds(Span<int>(ids), vocab, $"{op}: {ids.Describe()} into {dTable.Describe()}");
         if (dOutput.Length == 0) return;
-        switch (dTable.DType)
-        {
-            case DType.F64: EmbeddingKernel.Backward(Span<double>(dOutput), Span<int>(ids), c, Span<double>(dTable)); break;
-            default:
-                if (FastPaths) EmbeddingKernel.BackwardFast(Span<float>(dOutput), Span<int>(ids), c, Span<float>(dTable));
-                else EmbeddingKernel.Backward(Span<float>(dOutput), Span<int>(ids), c, Span<float>(dTable));
-                break;
-        }
+        Dispatch(dTable, Definition<double>, Definition<float>,
+            () => EmbeddingKernel.BackwardFast(Span<float>(dOutput), Span<int>(ids), c, Span<float>(dTable)));
+
+        void Definition<T>() where T : unmanaged, IFloatingPointIeee754<T> =>
+            EmbeddingKernel.Backward(Span<T>(dOutput), Span<int>(ids), c, Span<T>(dTable));
     }
 
     // ---- layernorm -------------------------------------------------------------------------------------------------
@@ -53,38 +51,26 @@ public sealed partial class CpuBackend
     {
         RequireFloat("layernorm", input, weight, bias, output, mean, rstd);
         if (OpShapes.LayerNorm(input, weight, bias, output, mean, rstd).Rows == 0) return;
-        switch (input.DType)
-        {
-            case DType.F64:
-                LayerNormKernel.Forward(Span<double>(input), Span<double>(weight), Span<double>(bias), (double)eps,
-                    Span<double>(output), Span<double>(mean), Span<double>(rstd));
-                break;
-            default:
-                if (FastPaths) LayerNormKernel.ForwardFast(Span<float>(input), Span<float>(weight), Span<float>(bias), eps,
-                    Span<float>(output), Span<float>(mean), Span<float>(rstd));
-                else LayerNormKernel.Forward(Span<float>(input), Span<float>(weight), Span<float>(bias), eps,
-                    Span<float>(output), Span<float>(mean), Span<float>(rstd));
-                break;
-        }
+        Dispatch(input, Definition<double>, Definition<float>,
+            () => LayerNormKernel.ForwardFast(Span<float>(input), Span<float>(weight), Span<float>(bias), eps,
+                Span<float>(output), Span<float>(mean), Span<float>(rstd)));
+
+        void Definition<T>() where T : unmanaged, IFloatingPointIeee754<T> =>
+            LayerNormKernel.Forward(Span<T>(input), Span<T>(weight), Span<T>(bias),
+                T.CreateChecked(eps), Span<T>(output), Span<T>(mean), Span<T>(rstd));
     }
 
     public void LayerNormBackward(Tensor dOutput, Tensor input, Tensor weight, Tensor mean, Tensor rstd, Tensor dInput, Tensor dWeight, Tensor dBias)
     {
         RequireFloat("layernorm backward", input, dOutput, weight, mean, rstd, dInput, dWeight, dBias);
         if (OpShapes.LayerNormBackward(dOutput, input, weight, mean, rstd, dInput, dWeight, dBias).Rows == 0) return;
-        switch (input.DType)
-        {
-            case DType.F64:
-                LayerNormKernel.Backward(Span<double>(dOutput), Span<double>(input), Span<double>(weight), Span<double>(mean),
-                    Span<double>(rstd), Span<double>(dInput), Span<double>(dWeight), Span<double>(dBias));
-                break;
-            default:
-                if (FastPaths) LayerNormKernel.BackwardFast(Span<float>(dOutput), Span<float>(input), Span<float>(weight), Span<float>(mean),
-                    Span<float>(rstd), Span<float>(dInput), Span<float>(dWeight), Span<float>(dBias));
-                else LayerNormKernel.Backward(Span<float>(dOutput), Span<float>(input), Span<float>(weight), Span<float>(mean),
-                    Span<float>(rstd), Span<float>(dInput), Span<float>(dWeight), Span<float>(dBias));
-                break;
-        }
+        Dispatch(input, Definition<double>, Definition<float>,
+            () => LayerNormKernel.BackwardFast(Span<float>(dOutput), Span<float>(input), Span<float>(weight), Span<float>(mean),
+                Span<float>(rstd), Span<float>(dInput), Span<float>(dWeight), Span<float>(dBias)));
+
+        void Definition<T>() where T : unmanaged, IFloatingPointIeee754<T> =>
+            LayerNormKernel.Backward(Span<T>(dOutput), Span<T>(input), Span<T>(weight),
+                Span<T>(mean), Span<T>(rstd), Span<T>(dInput), Span<T>(dWeight), Span<T>(dBias));
     }
 
     // ---- gelu ------------------------------------------------------------------------------------------------------
@@ -94,14 +80,10 @@ public sealed partial class CpuBackend
         const string op = "gelu";
         RequireFloat(op, input, output);
         OpShapes.SameShape(op, input, output);
-        switch (input.DType)
-        {
-            case DType.F64: GeluKernel.Forward(Span<double>(input), Span<double>(output)); break;
-            default:
-                if (FastPaths) GeluKernel.ForwardFast(Span<float>(input), Span<float>(output));
-                else GeluKernel.Forward(Span<float>(input), Span<float>(output));
-                break;
-        }
+        Dispatch(input, Definition<double>, Definition<float>, () => GeluKernel.ForwardFast(Span<float>(input), Span<float>(output)));
+
+        void Definition<T>() where T : unmanaged, IFloatingPointIeee754<T> =>
+            GeluKernel.Forward(Span<T>(input), Span<T>(output));
     }
 
     public void GeluBackward(Tensor dOutput, Tensor input, Tensor dInput)
@@ -109,14 +91,11 @@ public sealed partial class CpuBackend
         const string op = "gelu backward";
         RequireFloat(op, input, dOutput, dInput);
         OpShapes.SameShape(op, input, dOutput, dInput);
-        switch (input.DType)
-        {
-            case DType.F64: GeluKernel.Backward(Span<double>(dOutput), Span<double>(input), Span<double>(dInput)); break;
-            default:
-                if (FastPaths) GeluKernel.BackwardFast(Span<float>(dOutput), Span<float>(input), Span<float>(dInput));
-                else GeluKernel.Backward(Span<float>(dOutput), Span<float>(input), Span<float>(dInput));
-                break;
-        }
+        Dispatch(input, Definition<double>, Definition<float>,
+            () => GeluKernel.BackwardFast(Span<float>(dOutput), Span<float>(input), Span<float>(dInput)));
+
+        void Definition<T>() where T : unmanaged, IFloatingPointIeee754<T> =>
+            GeluKernel.Backward(Span<T>(dOutput), Span<T>(input), Span<T>(dInput));
     }
 
     // ---- residual stream -------------------------------------------------------------------------------------------
@@ -126,14 +105,11 @@ public sealed partial class CpuBackend
         const string op = "add";
         RequireFloat(op, a, b, output);
         OpShapes.SameShape(op, a, b, output);
-        switch (a.DType)
-        {
-            case DType.F64: ResidualKernel.Add(Span<double>(a), Span<double>(b), Span<double>(output)); break;
-            default:
-                if (FastPaths) ResidualKernel.AddFast(Span<float>(a), Span<float>(b), Span<float>(output));
-                else ResidualKernel.Add(Span<float>(a), Span<float>(b), Span<float>(output));
-                break;
-        }
+        Dispatch(a, Definition<double>, Definition<float>,
+            () => ResidualKernel.AddFast(Span<float>(a), Span<float>(b), Span<float>(output)));
+
+        void Definition<T>() where T : unmanaged, IFloatingPointIeee754<T> =>
+            ResidualKernel.Add(Span<T>(a), Span<T>(b), Span<T>(output));
     }
 
     public void Accumulate(Tensor source, Tensor destination)
@@ -141,37 +117,29 @@ public sealed partial class CpuBackend
         const string op = "accumulate";
         RequireFloat(op, destination, source);
         OpShapes.SameLength(op, source, destination); // a gradient may arrive under another view of the same shape
-        switch (destination.DType)
-        {
-            case DType.F64: ResidualKernel.Accumulate(Span<double>(source), Span<double>(destination)); break;
-            default:
-                if (FastPaths) ResidualKernel.AccumulateFast(Span<float>(source), Span<float>(destination));
-                else ResidualKernel.Accumulate(Span<float>(source), Span<float>(destination));
-                break;
-        }
+        Dispatch(destination, Definition<double>, Definition<float>,
+            () => ResidualKernel.AccumulateFast(Span<float>(source), Span<float>(destination)));
+
+        void Definition<T>() where T : unmanaged, IFloatingPointIeee754<T> =>
+            ResidualKernel.Accumulate(Span<T>(source), Span<T>(destination));
     }
 
     public void Scale(Tensor tensor, float factor)
     {
         RequireFloat("scale", tensor);
-        switch (tensor.DType)
-        {
-            case DType.F64: ResidualKernel.Scale(Span<double>(tensor), (double)factor); break;
-            default:
-                if (FastPaths) ResidualKernel.ScaleFast(Span<float>(tensor), factor);
-                else ResidualKernel.Scale(Span<float>(tensor), factor);
-                break;
-        }
+        Dispatch(tensor, Definition<double>, Definition<float>, () => ResidualKernel.ScaleFast(Span<float>(tensor), factor));
+
+        void Definition<T>() where T : unmanaged, IFloatingPointIeee754<T> =>
+            ResidualKernel.Scale(Span<T>(tensor), T.CreateChecked(factor));
     }
 
     public double SumOfSquares(Tensor tensor)
     {
         RequireFloat("sum of squares", tensor);
-        return tensor.DType switch
-        {
-            DType.F64 => ResidualKernel.SumOfSquares<double>(Span<double>(tensor)),
-            _ => FastPaths ? ResidualKernel.SumOfSquaresFast(Span<float>(tensor)) : ResidualKernel.SumOfSquares<float>(Span<float>(tensor)),
-        };
+        return Dispatch(tensor, Definition<double>, Definition<float>, () => ResidualKernel.SumOfSquaresFast(Span<float>(tensor)));
+
+        double Definition<T>() where T : unmanaged, IFloatingPointIeee754<T> =>
+            ResidualKernel.SumOfSquares<T>(Span<T>(tensor));
     }
 
     // ---- attention -------------------------------------------------------------------------------------------------
@@ -181,14 +149,11 @@ public sealed partial class CpuBackend
         RequireFloat("attention", qkv, output, probs);
         var (batch, time, _, _) = OpShapes.Attention(qkv, output, probs, heads);
         if (batch * time == 0) return;  // no sequences, or sequences of no tokens
-        switch (qkv.DType)
-        {
-            case DType.F64: AttentionKernel.Forward(Span<double>(qkv), batch, time, heads, Span<double>(output), Span<double>(probs)); break;
-            default:
-                if (FastPaths) AttentionKernel.ForwardFast(Span<float>(qkv), batch, time, heads, Span<float>(output), Span<float>(probs));
-                else AttentionKernel.Forward(Span<float>(qkv), batch, time, heads, Span<float>(output), Span<float>(probs));
-                break;
-        }
+        Dispatch(qkv, Definition<double>, Definition<float>,
+            () => AttentionKernel.ForwardFast(Span<float>(qkv), batch, time, heads, Span<float>(output), Span<float>(probs)));
+
+        void Definition<T>() where T : unmanaged, IFloatingPointIeee754<T> =>
+            AttentionKernel.Forward(Span<T>(qkv), batch, time, heads, Span<T>(output), Span<T>(probs));
     }
 
     public void AttentionBackward(Tensor dOutput, Tensor qkv, Tensor probs, Tensor dQkv, int heads)
@@ -196,16 +161,11 @@ public sealed partial class CpuBackend
         RequireFloat("attention backward", qkv, dOutput, probs, dQkv);
         var (batch, time, _, _) = OpShapes.AttentionBackward(dOutput, qkv, probs, dQkv, heads);
         if (batch * time == 0) return;
-        switch (qkv.DType)
-        {
-            case DType.F64:
-                AttentionKernel.Backward(Span<double>(dOutput), Span<double>(qkv), Span<double>(probs), batch, time, heads, Span<double>(dQkv));
-                break;
-            default:
-                if (FastPaths) AttentionKernel.BackwardFast(Span<float>(dOutput), Span<float>(qkv), Span<float>(probs), batch, time, heads, Span<float>(dQkv));
-                else AttentionKernel.Backward(Span<float>(dOutput), Span<float>(qkv), Span<float>(probs), batch, time, heads, Span<float>(dQkv));
-                break;
-        }
+        Dispatch(qkv, Definition<double>, Definition<float>,
+            () => AttentionKernel.BackwardFast(Span<float>(dOutput), Span<float>(qkv), Span<float>(probs), batch, time, heads, Span<float>(dQkv)));
+
+        void Definition<T>() where T : unmanaged, IFloatingPointIeee754<T> =>
+            AttentionKernel.Backward(Span<T>(dOutput), Span<T>(qkv), Span<T>(probs), batch, time, heads, Span<T>(dQkv));
     }
 
     // ---- cross-entropy ---------------------------------------------------------------------------------------------
@@ -218,16 +178,11 @@ public sealed partial class CpuBackend
         var (rows, vocab) = OpShapes.CrossEntropy(logits, targets, probs, losses);
         CrossEntropyKernel.CheckTargets(Span<int>(targets), vocab, ignoreIndex, $"{op}: {targets.Describe()} for {logits.Describe()}");
         if (rows == 0) return;
-        switch (logits.DType)
-        {
-            case DType.F64:
-                CrossEntropyKernel.Forward(Span<double>(logits), Span<int>(targets), ignoreIndex, Span<double>(probs), Span<double>(losses));
-                break;
-            default:
-                if (FastPaths) CrossEntropyKernel.ForwardFast(Span<float>(logits), Span<int>(targets), ignoreIndex, Span<float>(probs), Span<float>(losses));
-                else CrossEntropyKernel.Forward(Span<float>(logits), Span<int>(targets), ignoreIndex, Span<float>(probs), Span<float>(losses));
-                break;
-        }
+        Dispatch(logits, Definition<double>, Definition<float>,
+            () => CrossEntropyKernel.ForwardFast(Span<float>(logits), Span<int>(targets), ignoreIndex, Span<float>(probs), Span<float>(losses)));
+
+        void Definition<T>() where T : unmanaged, IFloatingPointIeee754<T> =>
+            CrossEntropyKernel.Forward(Span<T>(logits), Span<int>(targets), ignoreIndex, Span<T>(probs), Span<T>(losses));
     }
 
     public void CrossEntropyBackward(Tensor dLosses, Tensor probs, Tensor targets, Tensor dLogits, int ignoreIndex = -1)
@@ -238,16 +193,11 @@ public sealed partial class CpuBackend
         var (rows, vocab) = OpShapes.CrossEntropyBackward(dLosses, probs, targets, dLogits);
         CrossEntropyKernel.CheckTargets(Span<int>(targets), vocab, ignoreIndex, $"{op}: {targets.Describe()} for {probs.Describe()}");
         if (rows == 0) return;
-        switch (probs.DType)
-        {
-            case DType.F64:
-                CrossEntropyKernel.Backward(Span<double>(dLosses), Span<double>(probs), Span<int>(targets), ignoreIndex, Span<double>(dLogits));
-                break;
-            default:
-                if (FastPaths) CrossEntropyKernel.BackwardFast(Span<float>(dLosses), Span<float>(probs), Span<int>(targets), ignoreIndex, Span<float>(dLogits));
-                else CrossEntropyKernel.Backward(Span<float>(dLosses), Span<float>(probs), Span<int>(targets), ignoreIndex, Span<float>(dLogits));
-                break;
-        }
+        Dispatch(probs, Definition<double>, Definition<float>,
+            () => CrossEntropyKernel.BackwardFast(Span<float>(dLosses), Span<float>(probs), Span<int>(targets), ignoreIndex, Span<float>(dLogits)));
+
+        void Definition<T>() where T : unmanaged, IFloatingPointIeee754<T> =>
+            CrossEntropyKernel.Backward(Span<T>(dLosses), Span<T>(probs), Span<int>(targets), ignoreIndex, Span<T>(dLogits));
     }
 
     // ---- optimizer -------------------------------------------------------------------------------------------------
@@ -256,15 +206,26 @@ public sealed partial class CpuBackend
     {
         RequireFloat("adamw", param, grad, m, v);
         OpShapes.AdamW(param, grad, m, v, hyper);
-        switch (param.DType)
-        {
-            case DType.F64: AdamWKernel.Update(Span<double>(param), Span<double>(grad), Span<double>(m), Span<double>(v), hyper); break;
-            default:
-                if (FastPaths) AdamWKernel.UpdateFast(Span<float>(param), Span<float>(grad), Span<float>(m), Span<float>(v), hyper);
-                else AdamWKernel.Update(Span<float>(param), Span<float>(grad), Span<float>(m), Span<float>(v), hyper);
-                break;
-        }
+        Dispatch(param, Definition<double>, Definition<float>,
+            () => AdamWKernel.UpdateFast(Span<float>(param), Span<float>(grad), Span<float>(m), Span<float>(v), hyper));
+
+        void Definition<T>() where T : unmanaged, IFloatingPointIeee754<T> =>
+            AdamWKernel.Update(Span<T>(param), Span<T>(grad), Span<T>(m), Span<T>(v), hyper);
     }
+
+    // ---- dispatch --------------------------------------------------------------------------------------------------
+
+    /// <summary>The one dtype dispatch of every op; <paramref name="like"/> carries the op's float dtype (validated).</summary>
+    private void Dispatch(Tensor like, Action f64, Action f32, Action? fast)
+    {
+        if (like.DType == DType.F64) f64();
+        else if (FastPaths && fast is not null) fast();
+        else f32();
+    }
+
+    /// <summary><see cref="Dispatch(Tensor, Action, Action, Action?)"/> for an op that returns a value.</summary>
+    private TResult Dispatch<TResult>(Tensor like, Func<TResult> f64, Func<TResult> f32, Func<TResult>? fast) =>
+        like.DType == DType.F64 ? f64() : FastPaths && fast is not null ? fast() : f32();
 
     // ---- validation ------------------------------------------------------------------------------------------------
 
