@@ -5,8 +5,8 @@ using Llm.Tensors;
 
 namespace Llm.Checks.Ops;
 
-/// <summary>[N, C] rows with mean Shift and C up to LLaMA's widths: RMSNorm subtracts no mean, so a shifted row only
-/// makes x̂ nearly constant (≈ 1), which is where backward's g − x̂·mean(g·x̂) cancels most.</summary>
+/// <summary>[N, C] rows with mean Shift and C up to LLaMA's 4096: RMSNorm subtracts no mean, so a shift cancels nothing
+/// forward; it makes x̂ ≈ 1, where backward's g − x̂·mean(g·x̂) ≈ g − mean(g) (C = 1 cancels exactly).</summary>
 public sealed record RmsNormCase(int N, int C, double Shift, int Seed)
 {
     public override string ToString() => $"x{Dims.Shape(N, C)} shift={Shift} seed={Seed}";
