@@ -11,6 +11,7 @@ public static class Catalogue
         .. EmbeddingChecks.Properties,
         .. MatMulChecks.Properties,
         .. LayerNormChecks.Properties,
+        .. RmsNormChecks.Properties,
         .. GeluChecks.Properties,
         .. ResidualChecks.Properties,
         .. AttentionChecks.Properties,

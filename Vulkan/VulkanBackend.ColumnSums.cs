@@ -3,7 +3,7 @@ using Llm.Tensors;
 namespace Llm.Vulkan;
 
 /// <summary>
-/// Sums over rows (matmul dBias, LayerNorm dWeight and dBias) in two levels, deterministic without atomics: row
+/// Sums over rows (matmul dBias, LayerNorm dWeight and dBias, RMSNorm dWeight) in two levels, deterministic without atomics: row
 /// blocks of about √N rows each give partials [G, C] in parallel (one invocation per block and column, Shaders/
 /// column_sum.comp or an op's own first pass), then one ordered pass adds the G partials of each column onto the
 /// gradient. Both levels loop about √N times instead of N, within the loop budget and the binding size.

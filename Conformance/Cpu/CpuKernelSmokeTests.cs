@@ -117,6 +117,27 @@ public class CpuKernelSmokeTests
         });
     }
 
+    [Theory]
+    [InlineData(1, 1)]
+    [InlineData(3, 7)]
+    [InlineData(97, 67)]
+    [InlineData(401, 768)] // large enough for the parallel path
+    public void RmsNormFastIsDeterministic(int n, int c)
+    {
+        CompareFast("rmsnorm", be =>
+        {
+            var input = F32(be, RandomValues(n * c, 1, 3).Select(x => x + 0.5).ToArray(), n, c);
+            var weight = F32(be, RandomValues(c, 2), c);
+            var output = be.Allocate(DType.F32, [n, c]);
+            var rstd = be.Allocate(DType.F32, [n]);
+            be.RmsNorm(input, weight, output, rstd);
+            var dInput = F32(be, RandomValues(n * c, 4), n, c);
+            var dWeight = F32(be, RandomValues(c, 5), c);
+            be.RmsNormBackward(F32(be, RandomValues(n * c, 7), n, c), input, weight, rstd, dInput, dWeight);
+            return [output, rstd, dInput, dWeight];
+        });
+    }
+
 
     // ---- gelu ------------------------------------------------------------------------------------------------------
 

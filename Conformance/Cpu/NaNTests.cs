@@ -66,16 +66,18 @@ public sealed class NaNTests
     });
 
     [Fact]
-    public void LayerNormGeluAndMatMulRowsWithANaN() => SameNaNs("layernorm/gelu/matmul", b =>
+    public void NormsGeluAndMatMulRowsWithANaN() => SameNaNs("layernorm/rmsnorm/gelu/matmul", b =>
     {
         const int n = 7, c = 33, o = 5;
         var x = Put(b, Values(n * c, 2 * c + 3), n, c);
         var normed = b.Allocate(DType.F32, [n, c]);
         b.LayerNorm(x, Put(b, Values(c, 0).Select(_ => 1f).ToArray(), c), b.Allocate(DType.F32, [c]), normed, b.Allocate(DType.F32, [n]), b.Allocate(DType.F32, [n]));
+        var rmsNormed = b.Allocate(DType.F32, [n, c]);
+        b.RmsNorm(x, Put(b, Values(c, 0).Select(_ => 1f).ToArray(), c), rmsNormed, b.Allocate(DType.F32, [n]));
         var g = b.Allocate(DType.F32, [n, c]);
         b.Gelu(x, g);
         var y = b.Allocate(DType.F32, [n, o]);
         b.MatMul(x, Put(b, Values(c * o, 0).Select(v => float.IsNaN(v) ? 0.5f : v).ToArray(), c, o), null, y);
-        return [normed, g, y];
+        return [normed, rmsNormed, g, y];
     });
 }

@@ -80,6 +80,8 @@ public sealed class FaultyBackend(Fault fault) : IBackend
     public void MatMulBackward(Tensor dOutput, Tensor a, Tensor b, Tensor? dA, Tensor? dB, Tensor? dBias, bool transA = false, bool transB = false) => _cpu.MatMulBackward(dOutput, a, b, dA, dB, dBias, transA, transB);
     public void LayerNorm(Tensor input, Tensor weight, Tensor bias, Tensor output, Tensor mean, Tensor rstd, float eps = 1e-5f) => _cpu.LayerNorm(input, weight, bias, output, mean, rstd, eps);
     public void LayerNormBackward(Tensor dOutput, Tensor input, Tensor weight, Tensor mean, Tensor rstd, Tensor dInput, Tensor dWeight, Tensor dBias) => _cpu.LayerNormBackward(dOutput, input, weight, mean, rstd, dInput, dWeight, dBias);
+    public void RmsNorm(Tensor input, Tensor weight, Tensor output, Tensor rstd, float eps = 1e-6f) => _cpu.RmsNorm(input, weight, output, rstd, eps);
+    public void RmsNormBackward(Tensor dOutput, Tensor input, Tensor weight, Tensor rstd, Tensor dInput, Tensor dWeight) => _cpu.RmsNormBackward(dOutput, input, weight, rstd, dInput, dWeight);
     public void GeluBackward(Tensor dOutput, Tensor input, Tensor dInput) => _cpu.GeluBackward(dOutput, input, dInput);
     public void Add(Tensor a, Tensor b, Tensor output) => _cpu.Add(a, b, output);
     public void Accumulate(Tensor source, Tensor destination) => _cpu.Accumulate(source, destination);

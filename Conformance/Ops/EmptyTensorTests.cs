@@ -8,7 +8,7 @@ namespace Llm.Conformance.Ops;
 /// <summary>
 /// Zero-sized dimensions on every backend and on the definition. No rows (N = 0, B = 0, T = 0), no output columns
 /// or an empty elementwise tensor is work that makes sense and does nothing; K = 0 is an empty sum (output = bias).
-/// A zero axis that the math cannot define (LayerNorm over C = 0 channels, a softmax over V = 0 classes, attention
+/// A zero axis that the math cannot define (LayerNorm or RMSNorm over C = 0 channels, a softmax over V = 0 classes, attention
 /// heads of size 0) is an ArgumentException that names the tensor's shape, never a DivideByZeroException.
 /// </summary>
 public sealed class EmptyTensorTests
@@ -68,6 +68,10 @@ public sealed class EmptyTensorTests
 
         b.LayerNorm(F(b, [0, 4]), F(b, [4], 1), F(b, [4]), F(b, [0, 4]), F(b, [0]), F(b, [0]));
         b.LayerNormBackward(F(b, [0, 4]), F(b, [0, 4]), F(b, [4], 1), F(b, [0]), F(b, [0]), F(b, [0, 4]), F(b, [4]), F(b, [4]));
+        var dWeight = F(b, [4], 7);
+        b.RmsNorm(F(b, [0, 4]), F(b, [4], 1), F(b, [0, 4]), F(b, [0]));
+        b.RmsNormBackward(F(b, [0, 4]), F(b, [0, 4]), F(b, [4], 1), F(b, [0]), F(b, [0, 4]), dWeight);
+        Assert.All(Host(b, dWeight), x => Assert.Equal(7f, x));
 
         b.Attention(F(b, [0, 4, 6]), F(b, [0, 4, 2]), F(b, [0, 2, 4, 4]), heads: 2);
         b.AttentionBackward(F(b, [0, 4, 2]), F(b, [0, 4, 6]), F(b, [0, 2, 4, 4]), F(b, [0, 4, 6]), heads: 2);
@@ -137,6 +141,8 @@ public sealed class EmptyTensorTests
         }
         Refused("[2, 0]", () => b.LayerNorm(F(b, [2, 0]), F(b, [0]), F(b, [0]), F(b, [2, 0]), F(b, [2]), F(b, [2])));
         Refused("[2, 0]", () => b.LayerNormBackward(F(b, [2, 0]), F(b, [2, 0]), F(b, [0]), F(b, [2]), F(b, [2]), F(b, [2, 0]), F(b, [0]), F(b, [0])));
+        Refused("[2, 0]", () => b.RmsNorm(F(b, [2, 0]), F(b, [0]), F(b, [2, 0]), F(b, [2])));
+        Refused("[2, 0]", () => b.RmsNormBackward(F(b, [2, 0]), F(b, [2, 0]), F(b, [0]), F(b, [2]), F(b, [2, 0]), F(b, [0])));
         Refused("[2, 0]", () => b.CrossEntropy(F(b, [2, 0]), I(b, 0, 0), F(b, [2, 0]), F(b, [2])));
         Refused("[2, 0]", () => b.CrossEntropyBackward(F(b, [2]), F(b, [2, 0]), I(b, 0, 0), F(b, [2, 0])));
         Refused("[1, 2, 0]", () => b.Attention(F(b, [1, 2, 0]), F(b, [1, 2, 0]), F(b, [1, 1, 2, 2]), heads: 1));

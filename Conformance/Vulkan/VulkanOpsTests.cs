@@ -8,7 +8,7 @@ using static Llm.Conformance.Vulkan.VulkanTestData;
 namespace Llm.Conformance.Vulkan;
 
 /// <summary>
-/// Embedding, LayerNorm, CrossEntropy and AdamW on Vulkan beyond what the conformance properties (Conformance/Ops)
+/// Embedding, LayerNorm, RMSNorm, CrossEntropy and AdamW on Vulkan beyond what the conformance properties (Conformance/Ops)
 /// reach: shapes past the 65535-workgroup limit and GPT-2's vocabulary, bit-for-bit determinism of the
 /// scatter-adds and column sums, and the device-side range check of ids and targets, which throws at the next
 /// Synchronize or Download. Every test ends with the validation layer silent.
@@ -43,6 +43,32 @@ public class VulkanOpsTests(VulkanFixture fixture) : IClassFixture<VulkanFixture
         string[] names = ["output", "mean", "rstd", "dInput", "dWeight", "dBias"];
         for (int i = 0; i < names.Length; i++)
             AssertClose(results[Cpu][i], results[vk][i], 1e-6, $"layernorm {names[i]} [{rows}, {c}]");
+        VulkanTestDevice.AssertClean(vk);
+    }
+
+    /// <summary>As <see cref="LayerNormForwardAndBackwardMatchTheReference"/>: rows striding past 65535 workgroups, the
+    /// dWeight column sum past lavapipe's loop budget, a one-channel row, and a row wider than one workgroup.</summary>
+    [SkippableTheory]
+    [InlineData(70_000, 3)]
+    [InlineData(5, 1)]
+    [InlineData(3, 777)]
+    public void RmsNormForwardAndBackwardMatchTheReference(int rows, int c)
+    {
+        var vk = fixture.Backend;
+        float[] x = Random(rows * c, 1, 2, 30), w = Random(c, 2, 0.5f, 1), dy = Random(rows * c, 4);
+        float[] dx0 = Random(rows * c, 5), dw0 = Random(c, 6);
+        var results = new Dictionary<IBackend, float[][]>();
+        foreach (IBackend be in new IBackend[] { vk, Cpu })
+        {
+            Tensor input = Put(be, x, rows, c), output = be.Allocate(DType.F32, [rows, c]), rstd = be.Allocate(DType.F32, [rows]);
+            Tensor dInput = Put(be, dx0, rows, c), dWeight = Put(be, dw0);
+            be.RmsNorm(input, Put(be, w), output, rstd);
+            be.RmsNormBackward(Put(be, dy, rows, c), input, Put(be, w), rstd, dInput, dWeight);
+            results[be] = [Get(be, output), Get(be, rstd), Get(be, dInput), Get(be, dWeight)];
+        }
+        string[] names = ["output", "rstd", "dInput", "dWeight"];
+        for (int i = 0; i < names.Length; i++)
+            AssertClose(results[Cpu][i], results[vk][i], 1e-6, $"rmsnorm {names[i]} [{rows}, {c}]");
         VulkanTestDevice.AssertClean(vk);
     }
 

@@ -181,6 +181,22 @@ public sealed class Tape(IBackend backend, bool recording = true) : IDisposable
         return output;
     }
 
+    /// <summary>RMSNorm over the last axis with a learned gain (LLaMA's; no mean subtracted, no bias).</summary>
+    public Var RmsNorm(Var x, Var weight, float eps = 1e-6f)
+    {
+        int c = x.Shape[^1], rows = x.Value.Rows;
+        var output = NewVar(x.Value.DType, x.Shape, "rmsnorm");
+        Tensor rstd = Temp(x.Value.DType, [rows], "rstd");  // [N] saved for backward
+        Backend.RmsNorm(x.Value.Reshape(rows, c), weight.Value, output.Value.Reshape(rows, c), rstd, eps);
+        Record(() =>
+        {
+            if (output.Grad is null) return;
+            Backend.RmsNormBackward(output.Grad.Reshape(rows, c), x.Value.Reshape(rows, c), weight.Value, rstd,
+                GradOf(x).Reshape(rows, c), GradOf(weight));
+        });
+        return output;
+    }
+
     public Var Gelu(Var x)
     {
         var output = NewVar(x.Value.DType, x.Shape, "gelu");

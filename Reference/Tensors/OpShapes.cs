@@ -7,7 +7,7 @@ namespace Llm.Tensors;
 /// only and returns the sizes the kernel needs; a backend checks its own dtypes and tensor ownership first, and its
 /// index ranges (ids, targets) where its data lives. Messages start with the op's name: "layernorm: w [3] F32 must
 /// have shape [4]". Zero-sized axes: no rows is valid (and no work); an axis the math cannot be empty along (C of
-/// LayerNorm and attention, V of the softmax) is refused here, for every backend alike.
+/// LayerNorm, RMSNorm and attention, V of the softmax) is refused here, for every backend alike.
 /// </summary>
 public static class OpShapes
 {
@@ -46,6 +46,25 @@ public static class OpShapes
         foreach (var t in perChannel) RequireShape(op, t, c);
         foreach (var t in likeInput) RequireSameShape(op, input, t);
         foreach (var t in perRow) RequireLength(op, t, rows);
+        return (rows, c);
+    }
+
+    /// <summary>input [N, C] (any leading axes), weight [C], output like input, rstd [N].</summary>
+    public static (int Rows, int Channels) RmsNorm(Tensor input, Tensor weight, Tensor output, Tensor rstd) =>
+        RmsNormShapes("rmsnorm", input, perChannel: [weight], likeInput: [output], rstd);
+
+    /// <summary>dOutput and dInput like input [N, C], weight and dWeight [C], rstd [N].</summary>
+    public static (int Rows, int Channels) RmsNormBackward(Tensor dOutput, Tensor input, Tensor weight, Tensor rstd, Tensor dInput, Tensor dWeight) =>
+        RmsNormShapes("rmsnorm backward", input, perChannel: [weight, dWeight], likeInput: [dOutput, dInput], rstd);
+
+    private static (int Rows, int Channels) RmsNormShapes(string op, Tensor input, ReadOnlySpan<Tensor> perChannel,
+        ReadOnlySpan<Tensor> likeInput, Tensor rstd)
+    {
+        int c = input.Dim(-1), rows = input.Rows;
+        if (c == 0) throw new ArgumentException($"{op}: {input.Describe()} has C = 0 channels: the mean square of no values is undefined");
+        foreach (var t in perChannel) RequireShape(op, t, c);
+        foreach (var t in likeInput) RequireSameShape(op, input, t);
+        RequireLength(op, rstd, rows);
         return (rows, c);
     }
 

@@ -1,4 +1,4 @@
-// Workgroup-wide reductions for the one-workgroup-per-row kernels (layernorm, layernorm_back, cross_entropy):
+// Workgroup-wide reductions for the one-workgroup-per-row kernels (layernorm, rmsnorm and their _back, cross_entropy):
 // every invocation passes its partial and receives the total. A shared-memory tree in a fixed order, so the result
 // is deterministic for a given workgroup size (a power of two, as LinearWorkgroupSize is). Every invocation of the
 // workgroup must call it in uniform control flow (it has barriers).

@@ -1,0 +1,56 @@
+using Llm.Autograd;
+using Llm.Cpu;
+using Llm.Tensors;
+using Xunit;
+
+namespace Llm.Conformance.Model;
+
+/// <summary>Tape ops against the backend calls they record: the [B, T, C] → [N, C] reshapes, the saved tensors, eps
+/// passed through, and gradients created zeroed before backward accumulates.</summary>
+public sealed class TapeOpTests
+{
+    private static readonly CpuBackend Definition = new(fastPaths: false);
+
+    private static Tensor Put(double[] values, params int[] shape)
+    {
+        var t = Definition.Allocate(DType.F64, shape);
+        Definition.Upload<double>(values, t);
+        return t;
+    }
+
+    private static double[] Get(Tensor t)
+    {
+        var values = new double[t.Length];
+        Definition.Download<double>(t, values);
+        return values;
+    }
+
+    private static double[] Uniform(int n, int seed, double shift = 0)
+    {
+        var rng = new Random(seed);
+        return [.. Enumerable.Range(0, n).Select(_ => rng.NextDouble() * 2 - 1 + shift)];
+    }
+
+    [Fact]
+    public void RmsNormRecordsItsBackward()
+    {
+        const int b = 2, t = 3, c = 5;
+        const float eps = 1e-2f;   // large enough that dropping it on the way changes every output
+        double[] x = Uniform(b * t * c, 1, 0.1), w = Uniform(c, 2, 1), dy = Uniform(b * t * c, 3);
+
+        using var tape = new Tape(Definition);
+        Var input = new(Put(x, b, t, c)), weight = new(Put(w, c));
+        Var output = tape.RmsNorm(input, weight, eps);
+        tape.Backward(output, Put(dy, b, t, c));
+
+        Tensor expected = Definition.Allocate(DType.F64, [b * t, c]), rstd = Definition.Allocate(DType.F64, [b * t]);
+        Tensor dInput = Definition.Allocate(DType.F64, [b * t, c]), dWeight = Definition.Allocate(DType.F64, [c]);
+        Definition.RmsNorm(Put(x, b * t, c), Put(w, c), expected, rstd, eps);
+        Definition.RmsNormBackward(Put(dy, b * t, c), Put(x, b * t, c), Put(w, c), rstd, dInput, dWeight);
+
+        Assert.Equal([b, t, c], output.Shape);
+        Assert.Equal(Get(expected), Get(output.Value));
+        Assert.Equal(Get(dInput), Get(input.Grad!));
+        Assert.Equal(Get(dWeight), Get(weight.Grad!));
+    }
+}
