@@ -73,6 +73,31 @@ public sealed partial class CpuBackend
                 Span<T>(mean), Span<T>(rstd), Span<T>(dInput), Span<T>(dWeight), Span<T>(dBias));
     }
 
+    // ---- rmsnorm ---------------------------------------------------------------------------------------------------
+
+    public void RmsNorm(Tensor input, Tensor weight, Tensor output, Tensor rstd, float eps = 1e-6f)
+    {
+        RequireFloat("rmsnorm", input, weight, output, rstd);
+        if (OpShapes.RmsNorm(input, weight, output, rstd).Rows == 0) return;
+        Dispatch(input, Definition<double>, Definition<float>,
+            () => RmsNormKernel.ForwardFast(Span<float>(input), Span<float>(weight), eps, Span<float>(output), Span<float>(rstd)));
+
+        void Definition<T>() where T : unmanaged, IFloatingPointIeee754<T> =>
+            RmsNormKernel.Forward(Span<T>(input), Span<T>(weight), T.CreateChecked(eps), Span<T>(output), Span<T>(rstd));
+    }
+
+    public void RmsNormBackward(Tensor dOutput, Tensor input, Tensor weight, Tensor rstd, Tensor dInput, Tensor dWeight)
+    {
+        RequireFloat("rmsnorm backward", input, dOutput, weight, rstd, dInput, dWeight);
+        if (OpShapes.RmsNormBackward(dOutput, input, weight, rstd, dInput, dWeight).Rows == 0) return;
+        Dispatch(input, Definition<double>, Definition<float>,
+            () => RmsNormKernel.BackwardFast(Span<float>(dOutput), Span<float>(input), Span<float>(weight), Span<float>(rstd),
+                Span<float>(dInput), Span<float>(dWeight)));
+
+        void Definition<T>() where T : unmanaged, IFloatingPointIeee754<T> =>
+            RmsNormKernel.Backward(Span<T>(dOutput), Span<T>(input), Span<T>(weight), Span<T>(rstd), Span<T>(dInput), Span<T>(dWeight));
+    }
+
     // ---- gelu ------------------------------------------------------------------------------------------------------
 
     public void Gelu(Tensor input, Tensor output)
