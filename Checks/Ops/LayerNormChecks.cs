@@ -5,9 +5,10 @@ using Llm.Tensors;
 
 namespace Llm.Checks.Ops;
 
-/// <summary>[N, C] rows with mean Shift: a large shift relative to the unit spread exposes a one-pass
-/// E[x²] − E[x]² variance in f32 (catastrophic cancellation).</summary>
-public sealed record LayerNormCase(int N, int C, double Shift, int Seed)
+/// <summary>[N, C] rows of unit spread around a mean Shift, for the normalizations (LayerNorm, RMSNorm). For LayerNorm a
+/// large shift exposes a one-pass E[x²] − E[x]² variance in f32 (catastrophic cancellation); for RMSNorm, which
+/// subtracts no mean, it makes x̂ ≈ 1, where backward's g − x̂·mean(g·x̂) ≈ g − mean(g) (C = 1 cancels exactly).</summary>
+public sealed record NormCase(int N, int C, double Shift, int Seed)
 {
     /// <summary>x − mean cancels: the f32 mean is off by ε·|Shift|, which rstd (up to 1/√eps) amplifies in every
     /// output of a row with a small spread (C = 2 rows are nearly constant). Per element the error thus grows with
@@ -16,13 +17,14 @@ public sealed record LayerNormCase(int N, int C, double Shift, int Seed)
 
     public override string ToString() => $"x{Dims.Shape(N, C)} shift={Shift} seed={Seed}";
 
-    public static Arbitrary<LayerNormCase> Arbitrary() => Arb.From(
+    /// <param name="maxChannels">GPT-2's widths (1100) or LLaMA's (4100).</param>
+    public static Arbitrary<NormCase> Arbitrary(int maxChannels) => Arb.From(
         from n in Dims.Dim(400)
-        from c in Dims.Dim(1100)
+        from c in Dims.Dim(maxChannels)
         from shift in Gen.Elements(0.0, 0.5, 30.0)
         from seed in Dims.Seed
         let d = Dims.Fit([n, c], d => (long)d[0] * d[1], 300_000)
-        select new LayerNormCase(d[0], d[1], shift, seed),
+        select new NormCase(d[0], d[1], shift, seed),
         c => Dims.Shrink(c, [c.N, c.C], d => c with { N = d[0], C = d[1] }));
 }
 
@@ -31,14 +33,14 @@ public static class LayerNormChecks
     /// <summary>This file's properties, in the catalogue <see cref="Catalogue.All"/>.</summary>
     public static OpProperty[] Properties =>
     [
-        OpProperty.Of("LayerNorm", "Forward", LayerNormCase.Arbitrary(), Forward),
-        OpProperty.Of("LayerNorm", "Backward", LayerNormCase.Arbitrary(), Backward),
-        OpProperty.Of("LayerNorm", "BackwardMatchesFiniteDifferences", LayerNormCase.Arbitrary(), BackwardMatchesFiniteDifferences, 30, definitionOnly: true),
+        OpProperty.Of("LayerNorm", "Forward", NormCase.Arbitrary(1100), Forward),
+        OpProperty.Of("LayerNorm", "Backward", NormCase.Arbitrary(1100), Backward),
+        OpProperty.Of("LayerNorm", "BackwardMatchesFiniteDifferences", NormCase.Arbitrary(1100), BackwardMatchesFiniteDifferences, 30, definitionOnly: true),
     ];
 
     private const float Eps = 1e-5f;
 
-    public static void Forward(LayerNormCase c, CheckContext context)
+    public static void Forward(NormCase c, CheckContext context)
     {
         var check = new OpCheck("LayerNorm", c, c.Seed, context);
         var input = check.Input("input", [c.N, c.C], Values.Normal(check.Rng, c.N * c.C, 1.0, c.Shift));
@@ -52,7 +54,7 @@ public static class LayerNormChecks
     }
 
     /// <summary>Both sides get the same saved mean and rstd (the oracle's, rounded to f32), so only backward is compared.</summary>
-    public static void Backward(LayerNormCase c, CheckContext context)
+    public static void Backward(NormCase c, CheckContext context)
     {
         var check = new OpCheck("LayerNormBackward", c, c.Seed, context);
         var x = Values.Normal(check.Rng, c.N * c.C, 1.0, c.Shift);
@@ -82,7 +84,7 @@ public static class LayerNormChecks
         return (Oracle.Read(mean).Select(v => (double)(float)v).ToArray(), Oracle.Read(rstd).Select(v => (double)(float)v).ToArray());
     }
 
-    public static void BackwardMatchesFiniteDifferences(LayerNormCase c, CheckContext context)
+    public static void BackwardMatchesFiniteDifferences(NormCase c, CheckContext context)
     {
         var rng = new Rng((ulong)c.Seed);
         int n = Math.Min(c.N, 4), ch = Math.Min(c.C, 13);
