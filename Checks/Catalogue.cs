@@ -13,6 +13,7 @@ public static class Catalogue
         .. LayerNormChecks.Properties,
         .. RmsNormChecks.Properties,
         .. GeluChecks.Properties,
+        .. SwishChecks.Properties,
         .. ResidualChecks.Properties,
         .. AttentionChecks.Properties,
         .. CrossEntropyChecks.Properties,

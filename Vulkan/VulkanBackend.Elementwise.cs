@@ -4,13 +4,15 @@ namespace Llm.Vulkan;
 
 /// <summary>
 /// The 1-D ops: one grid-stride shader each (Shaders/fill.comp, add.comp, accumulate.comp, scale.comp, gelu.comp,
-/// gelu_back.comp), workgroup <see cref="LinearWorkgroupSize"/>, push constants = binding offsets + element count.
+/// gelu_back.comp, swish.comp, swish_back.comp), workgroup <see cref="LinearWorkgroupSize"/>, push constants = binding
+/// offsets + element count (+ scale's factor, swish's β).
 /// </summary>
 public sealed partial class VulkanBackend
 {
     private readonly record struct LengthPush(uint N);
     private readonly record struct FillPush(uint N, uint Bits);
     private readonly record struct ScalePush(uint N, float Factor);
+    private readonly record struct SwishPush(uint N, float Beta);
 
     /// <summary>destination[i] = value; the shader writes a 32-bit pattern, so F32 and I32 share it.</summary>
     public void Fill(Tensor destination, double value)
@@ -66,6 +68,24 @@ public sealed partial class VulkanBackend
         OpShapes.SameShape(op, input, dOutput, dInput);
         foreach (var (start, n) in Chunks(input.Length))
             Dispatch("gelu_back", LinearGroups(n), 1, 1, new LengthPush((uint)n), reads: [Part(dOutput, start, n), Part(input, start, n)], writes: [Part(dInput, start, n)]);
+    }
+
+    public void Swish(Tensor input, Tensor output, float beta = 1f)
+    {
+        const string op = "swish";
+        RequireF32(op, input, output);
+        OpShapes.SameShape(op, input, output);
+        foreach (var (start, n) in Chunks(input.Length))
+            Dispatch("swish", LinearGroups(n), 1, 1, new SwishPush((uint)n, beta), reads: [Part(input, start, n)], writes: [Part(output, start, n)]);
+    }
+
+    public void SwishBackward(Tensor dOutput, Tensor input, Tensor dInput, float beta = 1f)
+    {
+        const string op = "swish backward";
+        RequireF32(op, dOutput, input, dInput);
+        OpShapes.SameShape(op, input, dOutput, dInput);
+        foreach (var (start, n) in Chunks(input.Length))
+            Dispatch("swish_back", LinearGroups(n), 1, 1, new SwishPush((uint)n, beta), reads: [Part(dOutput, start, n), Part(input, start, n)], writes: [Part(dInput, start, n)]);
     }
 
     /// <summary>[0, n) in runs whose bytes fit one descriptor (<see cref="DispatchLimits.TensorBytes"/>), so a

@@ -64,6 +64,16 @@ public readonly record struct Tolerance(double Nmse, double Element, string Why,
     /// elements from failing by NMSE.</summary>
     public static readonly Tolerance GeluBackward = Elementwise with { Element = 1e-4, Floor = 4e-6, Why = "elementwise, except the f32 cancellation of gelu' in the tail x ≲ −3" };
 
+    /// <summary>Swish's x·σ(βx) has no cancellation, but for βx ≲ −87 σ underflows f32's smallest normal 1.2e-38 to a
+    /// denormal, or to 0 where a GPU flushes denormals, so a tensor of only such elements would fail by NMSE. The floor
+    /// 1e-36 ≈ 2⁻¹²⁶·|x| for |x| ≲ 80 allows exactly that underflow; every other element is held to the elementwise bound.</summary>
+    public static readonly Tolerance Swish = Elementwise with { Floor = 1e-36, Why = "elementwise, with an absolute floor for σ(βx) underflowing f32 at βx ≲ −87" };
+
+    /// <summary>Swish's derivative s + z·s(1 − s), z = βx, s = σ(z), crosses 0 at z ≈ −1.28, where its two terms of size
+    /// ≈ 0.22 cancel: an absolute f32 error of a few ε·0.22·|dy|, unbounded relative to a tensor of only such elements
+    /// (a 1×1 case). The floor 1e-6 ≈ 4ε·|dy| for |dy| ≲ 4 covers that; a wrong derivative errs by ≥ 1e-3 on ordinary inputs.</summary>
+    public static readonly Tolerance SwishBackward = Elementwise with { Floor = 1e-6, Why = "elementwise, with an absolute floor for the f32 cancellation of swish' near its zero z ≈ −1.28" };
+
     /// <summary>Cross-entropy losses: a confidently right row has loss ≈ e^−100 ≈ 0 in F64, while any f32
     /// log-sum-exp returns log(1 + ulp) ≈ 1.2e-7, an infinite NMSE for a one-row batch. The floor allows an RMS
     /// error of 5e-7 ≈ 8ε absolute, which no wrong loss formula stays within.</summary>

@@ -160,6 +160,26 @@ public class CpuKernelSmokeTests
     }
 
 
+    // ---- swish -----------------------------------------------------------------------------------------------------
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(7)]
+    [InlineData(97)]
+    [InlineData(300_007)] // large enough for the parallel path
+    public void SwishFastIsDeterministic(int n)
+    {
+        CompareFast("swish", be =>
+        {
+            var input = F32(be, RandomValues(n, 1, 6), n);
+            var output = be.Allocate(DType.F32, [n]);
+            be.Swish(input, output, 8f);   // βx up to ±~200: where a naive e^−z overflows
+            var dInput = F32(be, RandomValues(n, 2), n);
+            be.SwishBackward(F32(be, RandomValues(n, 3), n), input, dInput, 8f);
+            return [output, dInput];
+        });
+    }
+
     // ---- residual ops ----------------------------------------------------------------------------------------------
 
     [Theory]

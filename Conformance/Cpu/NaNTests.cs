@@ -66,7 +66,7 @@ public sealed class NaNTests
     });
 
     [Fact]
-    public void NormsGeluAndMatMulRowsWithANaN() => SameNaNs("layernorm/rmsnorm/gelu/matmul", b =>
+    public void NormsGeluSwishAndMatMulRowsWithANaN() => SameNaNs("layernorm/rmsnorm/gelu/swish/matmul", b =>
     {
         const int n = 7, c = 33, o = 5;
         var x = Put(b, Values(n * c, 2 * c + 3), n, c);
@@ -76,8 +76,10 @@ public sealed class NaNTests
         b.RmsNorm(x, Put(b, Values(c, 0).Select(_ => 1f).ToArray(), c), rmsNormed, b.Allocate(DType.F32, [n]));
         var g = b.Allocate(DType.F32, [n, c]);
         b.Gelu(x, g);
+        var sw = b.Allocate(DType.F32, [n, c]);
+        b.Swish(x, sw);
         var y = b.Allocate(DType.F32, [n, o]);
         b.MatMul(x, Put(b, Values(c * o, 0).Select(v => float.IsNaN(v) ? 0.5f : v).ToArray(), c, o), null, y);
-        return [normed, rmsNormed, g, y];
+        return [normed, rmsNormed, g, sw, y];
     });
 }

@@ -83,6 +83,8 @@ public sealed class FaultyBackend(Fault fault) : IBackend
     public void RmsNorm(Tensor input, Tensor weight, Tensor output, Tensor rstd, float eps = 1e-6f) => _cpu.RmsNorm(input, weight, output, rstd, eps);
     public void RmsNormBackward(Tensor dOutput, Tensor input, Tensor weight, Tensor rstd, Tensor dInput, Tensor dWeight) => _cpu.RmsNormBackward(dOutput, input, weight, rstd, dInput, dWeight);
     public void GeluBackward(Tensor dOutput, Tensor input, Tensor dInput) => _cpu.GeluBackward(dOutput, input, dInput);
+    public void Swish(Tensor input, Tensor output, float beta = 1f) => _cpu.Swish(input, output, beta);
+    public void SwishBackward(Tensor dOutput, Tensor input, Tensor dInput, float beta = 1f) => _cpu.SwishBackward(dOutput, input, dInput, beta);
     public void Add(Tensor a, Tensor b, Tensor output) => _cpu.Add(a, b, output);
     public void Accumulate(Tensor source, Tensor destination) => _cpu.Accumulate(source, destination);
     public void Scale(Tensor tensor, float factor) => _cpu.Scale(tensor, factor);

@@ -53,4 +53,25 @@ public sealed class TapeOpTests
         Assert.Equal(Get(dInput), Get(input.Grad!));
         Assert.Equal(Get(dWeight), Get(weight.Grad!));
     }
+
+    [Fact]
+    public void SwishRecordsItsBackward()
+    {
+        const int b = 2, t = 3, c = 5;
+        const float beta = 1.702f;   // not the default 1, so dropping β on the way changes every output
+        double[] x = Uniform(b * t * c, 4), dy = Uniform(b * t * c, 5);
+
+        using var tape = new Tape(Definition);
+        Var input = new(Put(x, b, t, c));
+        Var output = tape.Swish(input, beta);
+        tape.Backward(output, Put(dy, b, t, c));
+
+        Tensor expected = Definition.Allocate(DType.F64, [b, t, c]), dInput = Definition.Allocate(DType.F64, [b, t, c]);
+        Definition.Swish(Put(x, b, t, c), expected, beta);
+        Definition.SwishBackward(Put(dy, b, t, c), Put(x, b, t, c), dInput, beta);
+
+        Assert.Equal([b, t, c], output.Shape);
+        Assert.Equal(Get(expected), Get(output.Value));
+        Assert.Equal(Get(dInput), Get(input.Grad!));
+    }
 }

@@ -91,6 +91,8 @@ public sealed class EmptyTensorTests
         {
             b.Gelu(F(b, shape), F(b, shape));
             b.GeluBackward(F(b, shape), F(b, shape), F(b, shape));
+            b.Swish(F(b, shape), F(b, shape));
+            b.SwishBackward(F(b, shape), F(b, shape), F(b, shape));
             b.Add(F(b, shape), F(b, shape), F(b, shape));
             b.Accumulate(F(b, shape), F(b, shape));
             b.Scale(F(b, shape), 2f);

@@ -176,6 +176,24 @@ public class VulkanSmokeTests(VulkanFixture fixture) : IClassFixture<VulkanFixtu
     }
 
     [SkippableTheory, MemberData(nameof(Sizes))]
+    public void SwishForwardAndBackwardMatchTheReference(int n)
+    {
+        var vk = fixture.Backend;
+        const float beta = 8f;
+        float[] x = Random(n, 7, 6), dy = Random(n, 8), dx0 = Random(n, 9);
+        if (n > 1) (x[0], x[1]) = (-40f, 40f);       // βx = ∓320: e^−z must not overflow into inf/inf = NaN
+        Tensor gx = PutWhole(vk, x), gy = vk.Allocate(DType.F32, [n]), gdy = PutWhole(vk, dy), gdx = PutWhole(vk, dx0);
+        Tensor cx = PutWhole(Cpu, x), cy = Cpu.Allocate(DType.F32, [n]), cdy = PutWhole(Cpu, dy), cdx = PutWhole(Cpu, dx0);
+        vk.Swish(gx, gy, beta);
+        vk.SwishBackward(gdy, gx, gdx, beta);        // accumulates onto dx0
+        Cpu.Swish(cx, cy, beta);
+        Cpu.SwishBackward(cdy, cx, cdx, beta);
+        AssertClose(Get(Cpu, cy), Get(vk, gy), 1e-10, "swish");
+        AssertClose(Get(Cpu, cdx), Get(vk, gdx), 1e-10, "swish backward");
+        VulkanTestDevice.AssertClean(vk);
+    }
+
+    [SkippableTheory, MemberData(nameof(Sizes))]
     public void SumOfSquaresMatchesTheReference(int n)
     {
         var vk = fixture.Backend;

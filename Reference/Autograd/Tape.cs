@@ -209,6 +209,19 @@ public sealed class Tape(IBackend backend, bool recording = true) : IDisposable
         return output;
     }
 
+    /// <summary>x·σ(βx); SiLU at β = 1.</summary>
+    public Var Swish(Var x, float beta = 1f)
+    {
+        var output = NewVar(x.Value.DType, x.Shape, "swish");
+        Backend.Swish(x.Value, output.Value, beta);
+        Record(() =>
+        {
+            if (output.Grad is null) return;
+            Backend.SwishBackward(output.Grad, x.Value, GradOf(x), beta);
+        });
+        return output;
+    }
+
     /// <summary>The residual connection a + b.</summary>
     public Var Add(Var a, Var b)
     {

@@ -123,6 +123,31 @@ public sealed partial class CpuBackend
             GeluKernel.Backward(Span<T>(dOutput), Span<T>(input), Span<T>(dInput));
     }
 
+    // ---- swish -----------------------------------------------------------------------------------------------------
+
+    public void Swish(Tensor input, Tensor output, float beta = 1f)
+    {
+        const string op = "swish";
+        RequireFloat(op, input, output);
+        OpShapes.SameShape(op, input, output);
+        Dispatch(input, Definition<double>, Definition<float>, () => SwishKernel.ForwardFast(Span<float>(input), Span<float>(output), beta));
+
+        void Definition<T>() where T : unmanaged, IFloatingPointIeee754<T> =>
+            SwishKernel.Forward(Span<T>(input), Span<T>(output), T.CreateChecked(beta));
+    }
+
+    public void SwishBackward(Tensor dOutput, Tensor input, Tensor dInput, float beta = 1f)
+    {
+        const string op = "swish backward";
+        RequireFloat(op, input, dOutput, dInput);
+        OpShapes.SameShape(op, input, dOutput, dInput);
+        Dispatch(input, Definition<double>, Definition<float>,
+            () => SwishKernel.BackwardFast(Span<float>(dOutput), Span<float>(input), Span<float>(dInput), beta));
+
+        void Definition<T>() where T : unmanaged, IFloatingPointIeee754<T> =>
+            SwishKernel.Backward(Span<T>(dOutput), Span<T>(input), Span<T>(dInput), T.CreateChecked(beta));
+    }
+
     // ---- residual stream -------------------------------------------------------------------------------------------
 
     public void Add(Tensor a, Tensor b, Tensor output)

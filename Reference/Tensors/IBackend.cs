@@ -69,6 +69,11 @@ public interface IBackend : IDisposable
     /// <summary>dInput += dOutput · gelu'(input).</summary>
     void GeluBackward(Tensor dOutput, Tensor input, Tensor dInput);
 
+    /// <summary>Swish: y = x·σ(βx), σ(z) = 1/(1 + e^−z), computed without overflow for large |βx|; SiLU at β = 1. NaN propagates.</summary>
+    void Swish(Tensor input, Tensor output, float beta = 1f);
+    /// <summary>dInput += dOutput · (s + βx·s(1 − s)), s = σ(β·input).</summary>
+    void SwishBackward(Tensor dOutput, Tensor input, Tensor dInput, float beta = 1f);
+
     /// <summary>output = a + b (same shapes): the residual connection. Its backward is <see cref="Accumulate"/> twice.</summary>
     void Add(Tensor a, Tensor b, Tensor output);
     /// <summary>destination += source. Also the backward of <see cref="Add"/> and of any fan-out.</summary>
