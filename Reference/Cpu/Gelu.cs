@@ -50,53 +50,33 @@ public static class GeluKernel
 
     /// <summary>Equivalent to <see cref="Forward{T}"/> up to float rounding (TensorPrimitives.Tanh instead of
     /// MathF.Tanh): fixed chunks in parallel, the polynomial vectorized.</summary>
-    public static unsafe void ForwardFast(ReadOnlySpan<float> input, Span<float> output)
+    public static void ForwardFast(ReadOnlySpan<float> input, Span<float> output)
     {
         // input [L], output [L]
         if (output.Length != input.Length) throw new ArgumentException("gelu: input and output lengths differ");
-        fixed (float* pIn = input, pOut = output)
+        KernelParallel.Elementwise(input, output, 1, (x, y) =>  // x, y [chunk]
         {
-            var inputs = new Pinned<float>(pIn, input.Length);
-            var outputs = new Pinned<float>(pOut, output.Length);
-            int length = input.Length;
-            KernelParallel.For(KernelParallel.Chunks(length), length, k =>
-            {
-                int start = k * KernelParallel.Chunk, count = Math.Min(KernelParallel.Chunk, length - start);
-                ReadOnlySpan<float> x = inputs.Slice(start, count); // [chunk]
-                Span<float> y = outputs.Slice(start, count);        // [chunk]
-                TanhArgument(x, y);
-                TensorPrimitives.Tanh(y, y);
-                // y = ½x(1 + tanh u)
-                TensorPrimitives.AddMultiply(y, 1f, x, y);      // (tanh u + 1)·x
-                TensorPrimitives.Multiply(y, 0.5f, y);
-            });
-        }
+            TanhArgument(x, y);
+            TensorPrimitives.Tanh(y, y);
+            // y = ½x(1 + tanh u)
+            TensorPrimitives.AddMultiply(y, 1f, x, y);      // (tanh u + 1)·x
+            TensorPrimitives.Multiply(y, 0.5f, y);
+        });
     }
 
     /// <summary>Equivalent to <see cref="Backward{T}"/> up to float rounding: fixed chunks in parallel, vectorized.</summary>
-    public static unsafe void BackwardFast(ReadOnlySpan<float> dOutput, ReadOnlySpan<float> input, Span<float> dInput)
+    public static void BackwardFast(ReadOnlySpan<float> dOutput, ReadOnlySpan<float> input, Span<float> dInput)
     {
         // dOutput [L], input [L], dInput [L]
         if (dOutput.Length != input.Length || dInput.Length != input.Length)
             throw new ArgumentException("gelu backward: dOutput, input and dInput lengths differ");
-        fixed (float* pDy = dOutput, pIn = input, pDx = dInput)
+        KernelParallel.Elementwise(dOutput, input, dInput, 4, (dy, x, dx) =>  // dy, x, dx [chunk]
         {
-            var dOutputs = new Pinned<float>(pDy, dOutput.Length);
-            var inputs = new Pinned<float>(pIn, input.Length);
-            var dInputs = new Pinned<float>(pDx, dInput.Length);
-            int length = input.Length;
-            KernelParallel.For(KernelParallel.Chunks(length), 4L * length, k =>
-            {
-                int start = k * KernelParallel.Chunk, count = Math.Min(KernelParallel.Chunk, length - start);
-                ReadOnlySpan<float> x = inputs.Slice(start, count);   // [chunk]
-                ReadOnlySpan<float> dy = dOutputs.Slice(start, count); // [chunk]
-                Span<float> dx = dInputs.Slice(start, count);         // [chunk]
-                Span<float> tanhU = stackalloc float[count];          // [chunk]
-                TanhArgument(x, tanhU);
-                TensorPrimitives.Tanh(tanhU, tanhU);
-                AccumulateGradient(x, tanhU, dy, dx);
-            });
-        }
+            Span<float> tanhU = stackalloc float[x.Length]; // [chunk]
+            TanhArgument(x, tanhU);
+            TensorPrimitives.Tanh(tanhU, tanhU);
+            AccumulateGradient(x, tanhU, dy, dx);
+        });
     }
 
     /// <summary>u[i] = √(2/π)(x[i] + 0.044715·x[i]³).</summary>

@@ -26,6 +26,45 @@ internal static class KernelParallel
 
     /// <summary>Number of <see cref="Chunk"/>-long pieces covering <paramref name="length"/> elements.</summary>
     public static int Chunks(int length) => (length + Chunk - 1) / Chunk;
+
+    /// <summary>One chunk of an elementwise kernel: x [chunk] → y [chunk].</summary>
+    public delegate void ChunkMap(ReadOnlySpan<float> x, Span<float> y);
+    /// <summary>One chunk of an elementwise backward: dy [chunk], x [chunk] → dx [chunk].</summary>
+    public delegate void ChunkMap2(ReadOnlySpan<float> dy, ReadOnlySpan<float> x, Span<float> dx);
+
+    /// <summary>body over the same fixed chunks of x and y, in parallel when <paramref name="workPerElement"/>·length is
+    /// large: the elementwise fast paths' one loop (spans cannot be captured by the pool's lambdas, pointers can).</summary>
+    public static unsafe void Elementwise(ReadOnlySpan<float> x, Span<float> y, long workPerElement, ChunkMap body)
+    {
+        fixed (float* px = x, py = y)
+        {
+            var xs = new Pinned<float>(px, x.Length);
+            var ys = new Pinned<float>(py, y.Length);
+            int length = x.Length;
+            For(Chunks(length), workPerElement * length, k =>
+            {
+                int start = k * Chunk, count = Math.Min(Chunk, length - start);
+                body(xs.Slice(start, count), ys.Slice(start, count));
+            });
+        }
+    }
+
+    /// <summary>As <see cref="Elementwise(ReadOnlySpan{float}, Span{float}, long, ChunkMap)"/> with two inputs.</summary>
+    public static unsafe void Elementwise(ReadOnlySpan<float> dy, ReadOnlySpan<float> x, Span<float> dx, long workPerElement, ChunkMap2 body)
+    {
+        fixed (float* pdy = dy, px = x, pdx = dx)
+        {
+            var dys = new Pinned<float>(pdy, dy.Length);
+            var xs = new Pinned<float>(px, x.Length);
+            var dxs = new Pinned<float>(pdx, dx.Length);
+            int length = x.Length;
+            For(Chunks(length), workPerElement * length, k =>
+            {
+                int start = k * Chunk, count = Math.Min(Chunk, length - start);
+                body(dys.Slice(start, count), xs.Slice(start, count), dxs.Slice(start, count));
+            });
+        }
+    }
 }
 
 /// <summary>The address and length of a span pinned by the caller's <c>fixed</c> statement, so that a Parallel.For

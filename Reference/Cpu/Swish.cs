@@ -47,55 +47,35 @@ public static class SwishKernel
 
     /// <summary>Equivalent to <see cref="Forward{T}"/> up to float rounding (TensorPrimitives.Sigmoid, 1/(1 + e^−z),
     /// which saturates to 0 or 1 rather than overflowing to NaN): fixed chunks in parallel, vectorized.</summary>
-    public static unsafe void ForwardFast(ReadOnlySpan<float> input, Span<float> output, float beta)
+    public static void ForwardFast(ReadOnlySpan<float> input, Span<float> output, float beta)
     {
         // input [L], output [L]
         if (output.Length != input.Length) throw new ArgumentException("swish: input and output lengths differ");
-        fixed (float* pIn = input, pOut = output)
+        KernelParallel.Elementwise(input, output, 1, (x, y) =>  // x, y [chunk]
         {
-            var inputs = new Pinned<float>(pIn, input.Length);
-            var outputs = new Pinned<float>(pOut, output.Length);
-            int length = input.Length;
-            KernelParallel.For(KernelParallel.Chunks(length), length, k =>
-            {
-                int start = k * KernelParallel.Chunk, count = Math.Min(KernelParallel.Chunk, length - start);
-                ReadOnlySpan<float> x = inputs.Slice(start, count); // [chunk]
-                Span<float> y = outputs.Slice(start, count);        // [chunk]
-                TensorPrimitives.Multiply(x, beta, y);
-                TensorPrimitives.Sigmoid(y, y);
-                TensorPrimitives.Multiply(y, x, y);
-            });
-        }
+            TensorPrimitives.Multiply(x, beta, y);
+            TensorPrimitives.Sigmoid(y, y);
+            TensorPrimitives.Multiply(y, x, y);
+        });
     }
 
     /// <summary>Equivalent to <see cref="Backward{T}"/> up to float rounding: fixed chunks in parallel, vectorized.</summary>
-    public static unsafe void BackwardFast(ReadOnlySpan<float> dOutput, ReadOnlySpan<float> input, Span<float> dInput, float beta)
+    public static void BackwardFast(ReadOnlySpan<float> dOutput, ReadOnlySpan<float> input, Span<float> dInput, float beta)
     {
         // dOutput [L], input [L], dInput [L]
         if (dOutput.Length != input.Length || dInput.Length != input.Length)
             throw new ArgumentException("swish backward: dOutput, input and dInput lengths differ");
-        fixed (float* pDy = dOutput, pIn = input, pDx = dInput)
+        KernelParallel.Elementwise(dOutput, input, dInput, 4, (dy, x, dx) =>  // dy, x, dx [chunk]
         {
-            var dOutputs = new Pinned<float>(pDy, dOutput.Length);
-            var inputs = new Pinned<float>(pIn, input.Length);
-            var dInputs = new Pinned<float>(pDx, dInput.Length);
-            int length = input.Length;
-            KernelParallel.For(KernelParallel.Chunks(length), 4L * length, k =>
-            {
-                int start = k * KernelParallel.Chunk, count = Math.Min(KernelParallel.Chunk, length - start);
-                ReadOnlySpan<float> x = inputs.Slice(start, count);   // [chunk]
-                ReadOnlySpan<float> dy = dOutputs.Slice(start, count); // [chunk]
-                Span<float> dx = dInputs.Slice(start, count);         // [chunk]
-                Span<float> z = stackalloc float[count];              // [chunk] βx
-                Span<float> s = stackalloc float[count];              // [chunk] σ(βx)
-                Span<float> m = stackalloc float[count];              // [chunk] σ(−βx) = 1 − s, accurate where s ≈ 1
-                TensorPrimitives.Multiply(x, beta, z);
-                TensorPrimitives.Sigmoid(z, s);
-                TensorPrimitives.Negate(z, m);
-                TensorPrimitives.Sigmoid(m, m);
-                AccumulateGradient(z, s, m, dy, dx);
-            });
-        }
+            Span<float> z = stackalloc float[x.Length]; // [chunk] βx
+            Span<float> s = stackalloc float[x.Length]; // [chunk] σ(βx)
+            Span<float> m = stackalloc float[x.Length]; // [chunk] σ(−βx) = 1 − s, accurate where s ≈ 1
+            TensorPrimitives.Multiply(x, beta, z);
+            TensorPrimitives.Sigmoid(z, s);
+            TensorPrimitives.Negate(z, m);
+            TensorPrimitives.Sigmoid(m, m);
+            AccumulateGradient(z, s, m, dy, dx);
+        });
     }
 
     /// <summary>dx[i] += dy[i]·(s + z·s·m), z = βx, s = σ(z), m = σ(−z) = 1 − s.</summary>
