@@ -22,14 +22,11 @@ public sealed partial class VulkanBackend
         // input [N, C], weight [C], bias [C], output [N, C], mean [N], rstd [N]
         RequireF32("layernorm", input, weight, bias, output, mean, rstd);
         var (rows, c) = OpShapes.LayerNorm(input, weight, bias, output, mean, rstd);
-        int chunk = RowsPerBinding(c);
-        for (int start = 0; start < rows; start += chunk)
+        ForRowChunks(rows, c, RowsPerBinding(c), (start, count, RowsOf) =>   // RowsOf(t): t's [count, C] rows
         {
-            int count = Math.Min(chunk, rows - start);
-            Tensor RowsOf(Tensor t) => t.Reshape(rows, c).Slice(start * c, [count, c]);   // [count, C]
             Dispatch("layernorm", RowGroups(count), 1, 1, new LayerNormPush((uint)count, (uint)c, eps),
                 reads: [RowsOf(input), weight, bias], writes: [RowsOf(output), mean.Reshape(rows).Slice(start, [count]), rstd.Reshape(rows).Slice(start, [count])]);
-        }
+        });
     }
 
     public void LayerNormBackward(Tensor dOutput, Tensor input, Tensor weight, Tensor mean, Tensor rstd, Tensor dInput, Tensor dWeight, Tensor dBias)
@@ -40,28 +37,35 @@ public sealed partial class VulkanBackend
         var flatMean = mean.Reshape(rows);   // [N]
         var flatRstd = rstd.Reshape(rows);   // [N]
         // The row pass and the column pass write disjoint tensors and only read shared ones: no barrier between them.
-        int rowChunk = RowsPerBinding(c);
-        for (int start = 0; start < rows; start += rowChunk)
+        ForRowChunks(rows, c, RowsPerBinding(c), (start, count, RowsOf) =>   // RowsOf(t): t's [count, C] rows
         {
-            int count = Math.Min(rowChunk, rows - start);
-            Tensor RowsOf(Tensor t) => t.Reshape(rows, c).Slice(start * c, [count, c]);   // [count, C]
             Dispatch("layernorm_back", RowGroups(count), 1, 1, new LayerNormBackwardPush((uint)count, (uint)c),
                 reads: [RowsOf(dOutput), RowsOf(input), weight, flatMean.Slice(start, [count]), flatRstd.Slice(start, [count])], writes: [RowsOf(dInput)]);
-        }
+        });
         // dWeight and dBias: row-block partials, then the blocks in order (VulkanBackend.ColumnSums.cs)
         var plan = PlanRowBlocks(rows, c);
         Tensor dWeightParts = PartialsOf(0, 2, plan.Blocks, c), dBiasParts = PartialsOf(1, 2, plan.Blocks, c);   // [G, C] each
-        for (int start = 0; start < rows; start += plan.RowsPerDispatch)
+        ForRowChunks(rows, c, plan.RowsPerDispatch, (start, count, RowsOf) =>
         {
-            int count = Math.Min(plan.RowsPerDispatch, rows - start), blocks = (count + plan.RowsPerBlock - 1) / plan.RowsPerBlock;
-            Tensor RowsOf(Tensor t) => t.Reshape(rows, c).Slice(start * c, [count, c]);                           // [count, C]
-            Tensor BlocksOf(Tensor t) => t.Slice(start / plan.RowsPerBlock * c, [blocks, c]);                      // [blocks, C]
+            int blocks = (count + plan.RowsPerBlock - 1) / plan.RowsPerBlock;
+            Tensor BlocksOf(Tensor t) => t.Slice(start / plan.RowsPerBlock * c, [blocks, c]);   // [blocks, C]
             Dispatch("layernorm_back_params", LinearGroups(c), (uint)blocks, 1, new LayerNormParamsPush((uint)count, (uint)c, (uint)plan.RowsPerBlock),
                 reads: [RowsOf(dOutput), RowsOf(input), flatMean.Slice(start, [count]), flatRstd.Slice(start, [count])],
                 writes: [BlocksOf(dWeightParts), BlocksOf(dBiasParts)]);
-        }
+        });
         SumPartialsInto(dWeightParts, plan.Blocks, c, dWeight);
         SumPartialsInto(dBiasParts, plan.Blocks, c, dBias);
+    }
+
+    /// <summary>body(start, count, rowsOf) for consecutive chunks of at most <paramref name="chunk"/> of the
+    /// <paramref name="rows"/> rows of [rows, C] tensors; rowsOf(t) is t's [count, C] rows of that chunk.</summary>
+    private static void ForRowChunks(int rows, int c, int chunk, Action<int, int, Func<Tensor, Tensor>> body)
+    {
+        for (int start = 0; start < rows; start += chunk)
+        {
+            int first = start, count = Math.Min(chunk, rows - start);
+            body(first, count, t => t.Reshape(rows, c).Slice(first * c, [count, c]));
+        }
     }
 
     /// <summary>Workgroups of a one-workgroup-per-row kernel: one per row, capped (the shader strides over the rest).</summary>

@@ -20,14 +20,11 @@ public sealed partial class VulkanBackend
         // input [N, C], weight [C], output [N, C], rstd [N]
         RequireF32("rmsnorm", input, weight, output, rstd);
         var (rows, c) = OpShapes.RmsNorm(input, weight, output, rstd);
-        int chunk = RowsPerBinding(c);
-        for (int start = 0; start < rows; start += chunk)
+        ForRowChunks(rows, c, RowsPerBinding(c), (start, count, RowsOf) =>   // RowsOf(t): t's [count, C] rows
         {
-            int count = Math.Min(chunk, rows - start);
-            Tensor RowsOf(Tensor t) => t.Reshape(rows, c).Slice(start * c, [count, c]);   // [count, C]
             Dispatch("rmsnorm", RowGroups(count), 1, 1, new RmsNormPush((uint)count, (uint)c, eps),
                 reads: [RowsOf(input), weight], writes: [RowsOf(output), rstd.Reshape(rows).Slice(start, [count])]);
-        }
+        });
     }
 
     public void RmsNormBackward(Tensor dOutput, Tensor input, Tensor weight, Tensor rstd, Tensor dInput, Tensor dWeight)
@@ -37,25 +34,21 @@ public sealed partial class VulkanBackend
         var (rows, c) = OpShapes.RmsNormBackward(dOutput, input, weight, rstd, dInput, dWeight);
         var flatRstd = rstd.Reshape(rows);   // [N]
         // The row pass and the column pass write disjoint tensors and only read shared ones: no barrier between them.
-        int rowChunk = RowsPerBinding(c);
-        for (int start = 0; start < rows; start += rowChunk)
+        ForRowChunks(rows, c, RowsPerBinding(c), (start, count, RowsOf) =>   // RowsOf(t): t's [count, C] rows
         {
-            int count = Math.Min(rowChunk, rows - start);
-            Tensor RowsOf(Tensor t) => t.Reshape(rows, c).Slice(start * c, [count, c]);   // [count, C]
             Dispatch("rmsnorm_back", RowGroups(count), 1, 1, new RmsNormBackwardPush((uint)count, (uint)c),
                 reads: [RowsOf(dOutput), RowsOf(input), weight, flatRstd.Slice(start, [count])], writes: [RowsOf(dInput)]);
-        }
+        });
         // dWeight: row-block partials, then the blocks in order (VulkanBackend.ColumnSums.cs)
         var plan = PlanRowBlocks(rows, c);
         Tensor dWeightParts = PartialsOf(0, 1, plan.Blocks, c);   // [G, C]
-        for (int start = 0; start < rows; start += plan.RowsPerDispatch)
+        ForRowChunks(rows, c, plan.RowsPerDispatch, (start, count, RowsOf) =>
         {
-            int count = Math.Min(plan.RowsPerDispatch, rows - start), blocks = (count + plan.RowsPerBlock - 1) / plan.RowsPerBlock;
-            Tensor RowsOf(Tensor t) => t.Reshape(rows, c).Slice(start * c, [count, c]);   // [count, C]
+            int blocks = (count + plan.RowsPerBlock - 1) / plan.RowsPerBlock;
             Dispatch("rmsnorm_back_params", LinearGroups(c), (uint)blocks, 1, new RmsNormParamsPush((uint)count, (uint)c, (uint)plan.RowsPerBlock),
                 reads: [RowsOf(dOutput), RowsOf(input), flatRstd.Slice(start, [count])],
                 writes: [dWeightParts.Slice(start / plan.RowsPerBlock * c, [blocks, c])]);
-        }
+        });
         SumPartialsInto(dWeightParts, plan.Blocks, c, dWeight);
     }
 }
