@@ -49,7 +49,7 @@ public static class Compare
             throw new OpCheckException($"{who}: {buffer} has {nonFinite} non-finite element(s) where the oracle is finite " +
                 $"(NaN left means never written); first {Index(shape, first)} = {actual[first]}, oracle {oracle[first]}\n  case: {testCase}");
 
-        double rms = Math.Max(Rms(oracle), scale);
+        double bufferRms = Rms(oracle), rms = Math.Max(bufferRms, scale);
         double worstRatio = 0, errSq = 0, sumSq = 0, slackSq = 0;
         int worst = -1;
         for (int i = 0; i < oracle.Length; i++)
@@ -72,7 +72,7 @@ public static class Compare
         {
             double bound = tolerance.Element * (Math.Abs(oracle[worst]) + rms) + tolerance.Floor + (slack?[worst] ?? 0);
             throw new OpCheckException($"{who}: {buffer}{Index(shape, worst)} is {actual[worst]:R}, oracle {oracle[worst]:R}: " +
-                $"error {Math.Abs(actual[worst] - oracle[worst]):E3} exceeds its bound {bound:E3} = {tolerance.Element:0.#E+0}·(|b| + {(scale > Rms(oracle) ? "scale" : "RMS")} {rms:E2})" +
+                $"error {Math.Abs(actual[worst] - oracle[worst]):E3} exceeds its bound {bound:E3} = {tolerance.Element:0.#E+0}·(|b| + {(scale > bufferRms ? "scale" : "RMS")} {rms:E2})" +
                 $"{(tolerance.Floor > 0 ? $" + {tolerance.Floor:0.#E+0}" : "")}{(slack is null ? "" : " + f32 store rounding")} " +
                 $"(per element, of {actual.Length}; {tolerance.Why})\n  case: {testCase}");
         }

@@ -60,6 +60,35 @@ public static class FiniteDifferences
                 $"{error / Math.Max(scale, double.MinValue):E3} > {RelativeTolerance:E0} (floor {floor:E1}); worst [{worstAt}] analytic " +
                 $"{analytic[worstAt]:R} vs finite difference {worstFd:R} over {coords.Length} coordinates\n  case: {testCase}");
     }
+    /// <summary>
+    /// An elementwise activation's definition, y = f(x): its backward (dInput += dOutput·f′(x), dOutput = w, into a
+    /// pre-filled dInput) against central differences of its forward, on min(n, 200) values x ~ scale·N(0, 1).
+    /// <paramref name="roundingMagnitude"/>(x, w, prefill) replaces M where f cancels internally (see <see cref="Check"/>).
+    /// </summary>
+    public static void Activation(string op, object testCase, int seed, int n, double scale,
+        Action<Tensor, Tensor> forward, Action<Tensor, Tensor, Tensor> backward,
+        Func<double[], double[], double[], double>? roundingMagnitude = null)
+    {
+        var rng = new Rng((ulong)seed);
+        n = Math.Min(n, 200);
+        var x = Values.Normal(rng, n, scale);
+        var w = Values.Normal(rng, n);
+        var prefill = Values.Normal(rng, n);
+
+        var input = Oracle.Tensor(x, n);
+        var output = Oracle.Zeros(n);
+        double[] Forward(double[] xs)
+        {
+            Oracle.Write(input, xs);
+            forward(input, output);
+            return Oracle.Read(output);
+        }
+        var dInput = Oracle.Tensor(prefill, n);
+        Oracle.Write(input, x);
+        backward(Oracle.Tensor(w, n), input, dInput);
+        Check(op, "input", testCase, x, Forward, w, Oracle.Delta(Oracle.Read(dInput), prefill), rng,
+            roundingMagnitude: roundingMagnitude is null ? null : _ => roundingMagnitude(x, w, prefill));
+    }
 }
 
 /// <summary>The definition, CpuBackend's scalar kernels always run in F64, and small helpers for calling it directly.</summary>
@@ -93,6 +122,17 @@ public static class Oracle
     }
 
     public static void Write(Tensor t, double[] values) => Backend.Upload<double>(values, t);
+
+    /// <summary>The forward as a function of one of its inputs, for <see cref="FiniteDifferences.Check"/>: xs written into
+    /// <paramref name="input"/>, <paramref name="run"/>, <paramref name="output"/> read, <paramref name="restore"/> written back.</summary>
+    public static Func<double[], double[]> Through(Tensor input, double[] restore, Action run, Tensor output) => xs =>
+    {
+        Write(input, xs);
+        run();
+        var y = Read(output);
+        Write(input, restore);
+        return y;
+    };
 
     /// <summary>after − before, elementwise: what a backward accumulated into a pre-filled gradient.</summary>
     public static double[] Delta(double[] after, double[] before) => OpCheck.Increment(after, before);

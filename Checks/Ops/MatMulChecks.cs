@@ -121,15 +121,9 @@ public static class MatMulChecks
         Tensor dA = Oracle.Tensor(pA, c.AShape), dB = Oracle.Tensor(pB, c.BShape), dBias = Oracle.Tensor(pBias, c.N);
         Oracle.Backend.MatMulBackward(Oracle.Tensor(w, c.OutShape), a, b, dA, dB, dBias, c.TransA, c.TransB);
 
-        double[] Through(Tensor t, double[] restore, double[] xs)
-        {
-            Oracle.Write(t, xs);
-            Oracle.Backend.MatMul(a, b, bias, output, c.TransA, c.TransB);
-            Oracle.Write(t, restore);
-            return Oracle.Read(output);
-        }
-        FiniteDifferences.Check("MatMulBackward", "a", c, aValues, xs => Through(a, aValues, xs), w, Oracle.Delta(Oracle.Read(dA), pA), rng);
-        FiniteDifferences.Check("MatMulBackward", "b", c, bValues, xs => Through(b, bValues, xs), w, Oracle.Delta(Oracle.Read(dB), pB), rng);
-        FiniteDifferences.Check("MatMulBackward", "bias", c, biasValues, xs => Through(bias, biasValues, xs), w, Oracle.Delta(Oracle.Read(dBias), pBias), rng);
+        void Run() => Oracle.Backend.MatMul(a, b, bias, output, c.TransA, c.TransB);
+        FiniteDifferences.Check("MatMulBackward", "a", c, aValues, Oracle.Through(a, aValues, Run, output), w, Oracle.Delta(Oracle.Read(dA), pA), rng);
+        FiniteDifferences.Check("MatMulBackward", "b", c, bValues, Oracle.Through(b, bValues, Run, output), w, Oracle.Delta(Oracle.Read(dB), pB), rng);
+        FiniteDifferences.Check("MatMulBackward", "bias", c, biasValues, Oracle.Through(bias, biasValues, Run, output), w, Oracle.Delta(Oracle.Read(dBias), pBias), rng);
     }
 }

@@ -1,6 +1,5 @@
 using FsCheck;
 using FsCheck.Fluent;
-using Llm.Common;
 
 namespace Llm.Checks.Ops;
 
@@ -51,28 +50,11 @@ public static class SwishChecks
     }
 
     /// <summary>The definition's swish' against central differences of its swish, in F64.</summary>
-    public static void BackwardMatchesFiniteDifferences(SwishCase c, CheckContext context)
-    {
-        var rng = new Rng((ulong)c.Elements.Seed);
-        int n = Math.Min(c.Elements.Length, 200);
-        var x = Values.Normal(rng, n, c.Elements.Scale);
-        var w = Values.Normal(rng, n);
-        var prefill = Values.Normal(rng, n);
-
-        var input = Oracle.Tensor(x, n);
-        var output = Oracle.Zeros(n);
-        double[] Forward(double[] xs)
-        {
-            Oracle.Write(input, xs);
-            Oracle.Backend.Swish(input, output, c.Beta);
-            return Oracle.Read(output);
-        }
-        var dInput = Oracle.Tensor(prefill, n);
-        Oracle.Write(input, x);
-        Oracle.Backend.SwishBackward(Oracle.Tensor(w, n), input, dInput, c.Beta);
+    public static void BackwardMatchesFiniteDifferences(SwishCase c, CheckContext context) =>
         // the increment is read back as (prefill + Δ) − prefill, exact only to ε·|prefill|, far above swish' ≈ βx·e^(βx) at
         // βx ≪ 0 (seen: 0 against −3.7e-24 at β = 8); M = h·Σ|prefill| sets the floor to 10√k·ε·Σ|prefill|
-        FiniteDifferences.Check("SwishBackward", "input", c, x, Forward, w, Oracle.Delta(Oracle.Read(dInput), prefill), rng,
-            roundingMagnitude: _ => FiniteDifferences.Step * prefill.Sum(Math.Abs));
-    }
+        FiniteDifferences.Activation("SwishBackward", c, c.Elements.Seed, c.Elements.Length, c.Elements.Scale,
+            (input, output) => Oracle.Backend.Swish(input, output, c.Beta),
+            (dOutput, input, dInput) => Oracle.Backend.SwishBackward(dOutput, input, dInput, c.Beta),
+            roundingMagnitude: (_, _, prefill) => FiniteDifferences.Step * prefill.Sum(Math.Abs));
 }

@@ -47,9 +47,6 @@ public class CpuKernelSmokeTests
     private static double[] Get64(Tensor t) => CpuBackend.Span<double>(t).ToArray();
     private static float[] Get32(Tensor t) => CpuBackend.Span<float>(t).ToArray();
 
-
-
-
     /// <summary>Runs <paramref name="op"/> on the fast path twice from the same inputs: the tensors it writes must be
     /// bit-identical (chunks are fixed, not per-thread; closeness to the definition is the catalogue's properties' job).</summary>
     private static void CompareFast(string what, Func<CpuBackend, Tensor[]> op)
@@ -79,7 +76,6 @@ public class CpuKernelSmokeTests
             return [output, dTable];
         });
     }
-
 
     [Fact]
     public void EmbeddingRejectsOutOfRangeIdNamingPosition()
@@ -138,7 +134,6 @@ public class CpuKernelSmokeTests
         });
     }
 
-
     // ---- gelu ------------------------------------------------------------------------------------------------------
 
     [Theory]
@@ -158,7 +153,6 @@ public class CpuKernelSmokeTests
             return [output, dInput];
         });
     }
-
 
     // ---- swish -----------------------------------------------------------------------------------------------------
 
@@ -227,7 +221,6 @@ public class CpuKernelSmokeTests
         });
     }
 
-
     // ---- cross-entropy ---------------------------------------------------------------------------------------------
 
     [Theory]
@@ -249,7 +242,6 @@ public class CpuKernelSmokeTests
             return [probs, losses, dLogits];
         });
     }
-
 
     [Fact]
     public void CrossEntropyRejectsBadTargetNamingRow()

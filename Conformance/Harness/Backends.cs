@@ -1,12 +1,11 @@
 using Llm.Checks;
 using Llm.Conformance.Vulkan;
-using Llm.Tensors;
 
 namespace Llm.Conformance.Harness;
 
 /// <summary>
 /// Who the xunit suite tests against whom. Every property runs each op on every <see cref="Subjects"/> backend in
-/// F32 and on the <see cref="Oracle"/>, the scalar definitions in F64, with identical inputs, and compares the
+/// F32 and on <see cref="Oracle.Backend"/>, the scalar definitions in F64, with identical inputs, and compares the
 /// results. The subjects are the CPU fast paths and, unless LLM_SKIP_VULKAN=1, the Vulkan device with the
 /// validation layer on (<see cref="Checks.Subject.Of"/> lists its feature variants).
 /// </summary>
@@ -34,7 +33,4 @@ public static class Backends
             throw new InvalidOperationException($"no conformance subject selected: CONFORMANCE_SUBJECTS='{string.Join(",", only ?? [])}', known: {string.Join(", ", All)}");
         return chosen;
     }
-
-    /// <summary>The definition: CpuBackend's scalar kernels, always run in F64 here.</summary>
-    public static IBackend Oracle => Checks.Oracle.Backend;
 }

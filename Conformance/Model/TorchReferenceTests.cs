@@ -66,8 +66,8 @@ public sealed class TorchReferenceTests(ITestOutputHelper output)
 
     private static (IBackend Backend, DType DType) Open(string subject) => subject switch
     {
-        "cpu-scalar" => (Backends.Oracle, DType.F32),      // the scalar definitions, in the training type
-        "cpu-scalar-f64" => (Backends.Oracle, DType.F64),  // the oracle every other conformance test trusts
+        "cpu-scalar" => (Oracle.Backend, DType.F32),      // the scalar definitions, in the training type
+        "cpu-scalar-f64" => (Oracle.Backend, DType.F64),  // the oracle every other conformance test trusts
         _ => (Backends.Subjects.Single(s => s.Name == subject).Backend, DType.F32),
     };
 
@@ -200,21 +200,19 @@ public sealed class TorchReferenceTests(ITestOutputHelper output)
             var dLosses = tape.Temp(dtype, lossesVar.Shape);
             backend.Fill(dLosses, 1.0 / counted);                        // d(mean)/d(loss_n)
             tape.Backward(lossesVar, dLosses);
-            logits = Download(backend, logitsVar.Value);
-            losses = Download(backend, lossesVar.Value);
+            logits = OpCheck.Download(backend, logitsVar.Value);
+            losses = OpCheck.Download(backend, lossesVar.Value);
         }
         double loss = losses.Sum() / counted;
-        var grads = model.Parameters.All.ToDictionary(p => p.Name, p => Download(backend, p.Grad));
+        var grads = model.Parameters.All.ToDictionary(p => p.Name, p => OpCheck.Download(backend, p.Grad));
 
         var trainer = new Trainer(model, f.Options, totalSteps: f.Steps);
         var steps = Enumerable.Range(0, f.Steps).Select(s => trainer.Step([(f.Tokens[s], f.Targets[s])], f.Batch, f.Time)).ToList();
         return new(logits, losses, loss, grads, steps.Select(s => s.GradientNorm).ToArray(), steps.Select(s => s.Loss).ToArray(),
-            model.Parameters.All.ToDictionary(p => p.Name, p => Download(backend, p.Value)),
-            model.Parameters.All.ToDictionary(p => p.Name, p => Download(backend, trainer.Optimizer.MOf(p))),
-            model.Parameters.All.ToDictionary(p => p.Name, p => Download(backend, trainer.Optimizer.VOf(p))));
+            model.Parameters.All.ToDictionary(p => p.Name, p => OpCheck.Download(backend, p.Value)),
+            model.Parameters.All.ToDictionary(p => p.Name, p => OpCheck.Download(backend, trainer.Optimizer.MOf(p))),
+            model.Parameters.All.ToDictionary(p => p.Name, p => OpCheck.Download(backend, trainer.Optimizer.VOf(p))));
     }
-
-    private static double[] Download(IBackend backend, Tensor t) => OpCheck.Download(backend, t);
 
     // ---- comparing --------------------------------------------------------------------------------------------------
 

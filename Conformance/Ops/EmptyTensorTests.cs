@@ -22,7 +22,7 @@ public sealed class EmptyTensorTests
     }
 
     private static IBackend Get(string name) =>
-        name == "cpu-definition" ? Backends.Oracle : Backends.Subjects.Single(s => s.Name == name).Backend;
+        name == "cpu-definition" ? Oracle.Backend : Backends.Subjects.Single(s => s.Name == name).Backend;
 
     private static Tensor F(IBackend b, int[] shape, float fill = 0)
     {

@@ -56,8 +56,6 @@ public class VulkanMatMulTests(VulkanFixture fixture) : IClassFixture<VulkanFixt
         return view;
     }
 
-    private static double[] Get(IBackend backend, Tensor t) => OpCheck.Download(backend, t);
-
     /// <summary>Against the F64 definition: f32 dot products of length K give NMSE ≈ Kε² (≤ 1e-8 for the 2·10⁶-term
     /// reductions below); a skipped tile, step range or batch gives ≥ 1e-5.</summary>
     private static void AssertClose(double[] expected, double[] actual, string what, double nmse = 1e-7) =>
@@ -81,7 +79,7 @@ public class VulkanMatMulTests(VulkanFixture fixture) : IClassFixture<VulkanFixt
         var dB = Put(backend, Random(bLength, 7), bShape, "dB", offset: 2);
         var dBias = Put(backend, Random(n, 8), [n], "dBias", offset: 9);
         backend.MatMulBackward(dOutput, a, b, dA, dB, dBias, transA, transB);
-        return new() { ["output"] = Get(backend, output), ["dA"] = Get(backend, dA), ["dB"] = Get(backend, dB), ["dBias"] = Get(backend, dBias) };
+        return new() { ["output"] = OpCheck.Download(backend, output), ["dA"] = OpCheck.Download(backend, dA), ["dB"] = OpCheck.Download(backend, dB), ["dBias"] = OpCheck.Download(backend, dBias) };
     }
 
     [SkippableTheory, MemberData(nameof(Cases))]
