@@ -202,22 +202,31 @@ public class CpuKernelSmokeTests
     // ---- attention -------------------------------------------------------------------------------------------------
 
     [Theory]
-    [InlineData(1, 1, 1, 1)]
-    [InlineData(2, 3, 2, 7)]
-    [InlineData(1, 97, 3, 16)]
-    [InlineData(2, 64, 2, 64)]
-    public void AttentionFastIsDeterministic(int batch, int time, int heads, int headSize)
+    [InlineData(1, 1, 1, 1, 1)]
+    [InlineData(2, 3, 2, 2, 7)]
+    [InlineData(1, 97, 3, 1, 16)]
+    [InlineData(2, 64, 4, 2, 64)]
+    public void AttentionFastIsDeterministic(int batch, int time, int heads, int kvHeads, int headSize)
     {
-        int c = heads * headSize;
+        int q = batch * time * heads * headSize, kv = batch * time * kvHeads * headSize;
         CompareFast("attention", be =>
         {
-            var qkv = F32(be, RandomValues(batch * time * 3 * c, 1, 2), batch, time, 3 * c);
-            var output = be.Allocate(DType.F32, [batch, time, c]);
-            var probs = be.Allocate(DType.F32, [batch, heads, time, time]);
-            be.Attention(qkv, output, probs, heads);
-            var dQkv = F32(be, RandomValues(batch * time * 3 * c, 2), batch, time, 3 * c);
-            be.AttentionBackward(F32(be, RandomValues(batch * time * c, 3), batch, time, c), qkv, probs, dQkv, heads);
-            return [output, probs, dQkv];
+            var query = F32(be, RandomValues(q, 1, 2), batch, time, heads, headSize);
+            var key = F32(be, RandomValues(kv, 4, 2), batch, time, kvHeads, headSize);
+            var value = F32(be, RandomValues(kv, 5), batch, time, kvHeads, headSize);
+            var bias = F32(be, RandomValues(heads * time * time, 6), heads, time, time);
+            var output = be.Allocate(DType.F32, [batch, time, heads, headSize]);
+            var rowMax = be.Allocate(DType.F32, [batch, heads, time]);
+            var rowSum = be.Allocate(DType.F32, [batch, heads, time]);
+            var mask = new AttentionMask { Window = 5 };
+            be.Attention(query, key, value, bias, mask, output, rowMax, rowSum);
+            var dQuery = F32(be, RandomValues(q, 2), batch, time, heads, headSize);
+            var dKey = F32(be, RandomValues(kv, 7), batch, time, kvHeads, headSize);
+            var dValue = F32(be, RandomValues(kv, 8), batch, time, kvHeads, headSize);
+            var dBias = F32(be, RandomValues(heads * time * time, 9), heads, time, time);
+            be.AttentionBackward(F32(be, RandomValues(q, 3), batch, time, heads, headSize), query, key, value, bias, mask, output, rowMax, rowSum,
+                dQuery, dKey, dValue, dBias);
+            return [output, rowMax, rowSum, dQuery, dKey, dValue, dBias];
         });
     }
 

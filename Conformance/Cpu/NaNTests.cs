@@ -26,7 +26,7 @@ public sealed class NaNTests
         var rng = new Llm.Common.Rng(5);
         var x = new float[n];
         for (int i = 0; i < n; i++) x[i] = (float)rng.NextGaussian();
-        x[nanAt] = float.NaN;
+        if (nanAt >= 0) x[nanAt] = float.NaN;
         return x;
     }
 
@@ -59,10 +59,12 @@ public sealed class NaNTests
     public void AttentionWithANaNKey() => SameNaNs("attention", b =>
     {
         const int batch = 1, t = 9, heads = 2, hs = 4, c = heads * hs;
-        var output = b.Allocate(DType.F32, [batch, t, c]);
-        var probs = b.Allocate(DType.F32, [batch, heads, t, t]);
-        b.Attention(Put(b, Values(batch * t * 3 * c, 4 * 3 * c + c + 1), batch, t, 3 * c), output, probs, heads); // key of position 4, head 0
-        return [output, probs];
+        var output = b.Allocate(DType.F32, [batch, t, heads, hs]);
+        var rowMax = b.Allocate(DType.F32, [batch, heads, t]);
+        var rowSum = b.Allocate(DType.F32, [batch, heads, t]);
+        b.Attention(Put(b, Values(batch * t * c, -1), batch, t, heads, hs), Put(b, Values(batch * t * c, 4 * c + 1), batch, t, heads, hs), // key of position 4, head 0
+            Put(b, Values(batch * t * c, -1), batch, t, heads, hs), null, AttentionMask.Causal, output, rowMax, rowSum);
+        return [output, rowMax, rowSum];
     });
 
     [Fact]

@@ -90,8 +90,13 @@ public sealed class FaultyBackend(Fault fault) : IBackend
     public void Scale(Tensor tensor, float factor) => _cpu.Scale(tensor, factor);
     public double SumOfSquares(Tensor tensor) =>
         NonFiniteSumOfSquares?.Invoke(++_sums) == true ? double.NaN : _cpu.SumOfSquares(tensor);
-    public void Attention(Tensor qkv, Tensor output, Tensor probs, int heads) => _cpu.Attention(qkv, output, probs, heads);
-    public void AttentionBackward(Tensor dOutput, Tensor qkv, Tensor probs, Tensor dQkv, int heads) => _cpu.AttentionBackward(dOutput, qkv, probs, dQkv, heads);
+    public void Attention(Tensor query, Tensor key, Tensor value, Tensor? scoreBias, AttentionMask mask, Tensor output, Tensor rowMax, Tensor rowSum) =>
+        _cpu.Attention(query, key, value, scoreBias, mask, output, rowMax, rowSum);
+    public void AttentionBackward(Tensor dOutput, Tensor query, Tensor key, Tensor value, Tensor? scoreBias, AttentionMask mask, Tensor output,
+        Tensor rowMax, Tensor rowSum, Tensor dQuery, Tensor dKey, Tensor dValue, Tensor? dScoreBias) =>
+        _cpu.AttentionBackward(dOutput, query, key, value, scoreBias, mask, output, rowMax, rowSum, dQuery, dKey, dValue, dScoreBias);
+    public void CopyColumns(Tensor source, int sourceColumn, Tensor destination, int destinationColumn, int width, bool accumulate = false) =>
+        _cpu.CopyColumns(source, sourceColumn, destination, destinationColumn, width, accumulate);
     public void CrossEntropy(Tensor logits, Tensor targets, Tensor probs, Tensor losses, int ignoreIndex = -1) => _cpu.CrossEntropy(logits, targets, probs, losses, ignoreIndex);
     public void CrossEntropyBackward(Tensor dLosses, Tensor probs, Tensor targets, Tensor dLogits, int ignoreIndex = -1) => _cpu.CrossEntropyBackward(dLosses, probs, targets, dLogits, ignoreIndex);
     public void AdamW(Tensor param, Tensor grad, Tensor m, Tensor v, AdamWParameters hyper) => _cpu.AdamW(param, grad, m, v, hyper);

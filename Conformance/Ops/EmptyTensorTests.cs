@@ -73,10 +73,13 @@ public sealed class EmptyTensorTests
         b.RmsNormBackward(F(b, [0, 4]), F(b, [0, 4]), F(b, [4], 1), F(b, [0]), F(b, [0, 4]), dWeight);
         Assert.All(Host(b, dWeight), x => Assert.Equal(7f, x));
 
-        b.Attention(F(b, [0, 4, 6]), F(b, [0, 4, 2]), F(b, [0, 2, 4, 4]), heads: 2);
-        b.AttentionBackward(F(b, [0, 4, 2]), F(b, [0, 4, 6]), F(b, [0, 2, 4, 4]), F(b, [0, 4, 6]), heads: 2);
-        b.Attention(F(b, [2, 0, 6]), F(b, [2, 0, 2]), F(b, [2, 2, 0, 0]), heads: 2);
-        b.AttentionBackward(F(b, [2, 0, 2]), F(b, [2, 0, 6]), F(b, [2, 2, 0, 0]), F(b, [2, 0, 6]), heads: 2);
+        foreach (int[] q in new[] { new[] { 0, 4, 2, 1 }, [2, 0, 2, 1] })   // no sequences; sequences of no tokens
+        {
+            int[] rows = [q[0], q[2], q[1]];
+            b.Attention(F(b, q), F(b, q), F(b, q), null, AttentionMask.Causal, F(b, q), F(b, rows), F(b, rows));
+            b.AttentionBackward(F(b, q), F(b, q), F(b, q), F(b, q), null, AttentionMask.Causal, F(b, q), F(b, rows), F(b, rows), F(b, q), F(b, q), F(b, q), null);
+        }
+        b.CopyColumns(F(b, [0, 4]), 1, F(b, [0, 3]), 0, 2);
 
         b.CrossEntropy(F(b, [0, 5]), none, F(b, [0, 5]), F(b, [0]));
         b.CrossEntropyBackward(F(b, [0]), F(b, [0, 5]), none, F(b, [0, 5]));
@@ -147,8 +150,8 @@ public sealed class EmptyTensorTests
         Refused("[2, 0]", () => b.RmsNormBackward(F(b, [2, 0]), F(b, [2, 0]), F(b, [0]), F(b, [2]), F(b, [2, 0]), F(b, [0])));
         Refused("[2, 0]", () => b.CrossEntropy(F(b, [2, 0]), I(b, 0, 0), F(b, [2, 0]), F(b, [2])));
         Refused("[2, 0]", () => b.CrossEntropyBackward(F(b, [2]), F(b, [2, 0]), I(b, 0, 0), F(b, [2, 0])));
-        Refused("[1, 2, 0]", () => b.Attention(F(b, [1, 2, 0]), F(b, [1, 2, 0]), F(b, [1, 1, 2, 2]), heads: 1));
-        Refused("[1, 2, 0]", () => b.AttentionBackward(F(b, [1, 2, 0]), F(b, [1, 2, 0]), F(b, [1, 1, 2, 2]), F(b, [1, 2, 0]), heads: 1));
+        Refused("[1, 2, 1, 0]", () => b.Attention(F(b, [1, 2, 1, 0]), F(b, [1, 2, 1, 0]), F(b, [1, 2, 1, 0]), null, AttentionMask.Causal,
+            F(b, [1, 2, 1, 0]), F(b, [1, 1, 2]), F(b, [1, 1, 2])));
         Clean(b);
     }
 }

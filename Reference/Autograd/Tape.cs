@@ -236,17 +236,37 @@ public sealed class Tape(IBackend backend, bool recording = true) : IDisposable
         return output;
     }
 
-    /// <summary>Causal self-attention on a fused qkv [B, T, 3C] → [B, T, C].</summary>
-    public Var Attention(Var qkv, int heads)
+    /// <summary>The same elements under another shape; its gradient is a view of x's, so nothing is copied either way.</summary>
+    public Var Reshape(Var x, params int[] shape) =>
+        new(x.Value.Reshape(shape), Recording ? GradOf(x).Reshape(shape) : null);
+
+    /// <summary>Columns [start, start + width) of x [.., C] → [.., width]: q, k or v out of a fused projection.</summary>
+    public Var Columns(Var x, int start, int width)
     {
-        int b = qkv.Shape[0], t = qkv.Shape[1], c = qkv.Shape[2] / 3;
-        var output = NewVar(qkv.Value.DType, [b, t, c], "attention");
-        Tensor probs = Temp(qkv.Value.DType, [b, heads, t, t], "att");  // [B, NH, T, T] saved for backward
-        Backend.Attention(qkv.Value, output.Value, probs, heads);
+        var output = NewVar(x.Value.DType, [.. x.Shape[..^1], width], "columns");
+        Backend.CopyColumns(x.Value, start, output.Value, 0, width);
         Record(() =>
         {
             if (output.Grad is null) return;
-            Backend.AttentionBackward(output.Grad, qkv.Value, probs, GradOf(qkv), heads);
+            Backend.CopyColumns(output.Grad, 0, GradOf(x), start, width, accumulate: true);
+        });
+        return output;
+    }
+
+    /// <summary>Attention of query [B, Tq, NH, hs] over key, value [B, Tk, NKV, hs] under <paramref name="mask"/>, with an
+    /// optional learned score bias [NH, Tq, Tk] → [B, Tq, NH, hs]. Saves rowMax and rowSum [B, NH, Tq], no T×T tensor.</summary>
+    public Var Attention(Var query, Var key, Var value, AttentionMask mask, Var? scoreBias = null)
+    {
+        int b = query.Shape[0], t = query.Shape[1], heads = query.Shape[2];
+        var output = NewVar(query.Value.DType, query.Shape, "attention");
+        Tensor rowMax = Temp(query.Value.DType, [b, heads, t], "rowMax");   // [B, NH, Tq] saved for backward
+        Tensor rowSum = Temp(query.Value.DType, [b, heads, t], "rowSum");   // [B, NH, Tq]
+        Backend.Attention(query.Value, key.Value, value.Value, scoreBias?.Value, mask, output.Value, rowMax, rowSum);
+        Record(() =>
+        {
+            if (output.Grad is null) return;
+            Backend.AttentionBackward(output.Grad, query.Value, key.Value, value.Value, scoreBias?.Value, mask, output.Value, rowMax, rowSum,
+                GradOf(query), GradOf(key), GradOf(value), scoreBias is null ? null : GradOf(scoreBias));
         });
         return output;
     }

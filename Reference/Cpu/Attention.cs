@@ -1,233 +1,292 @@
 using System.Numerics;
 using System.Numerics.Tensors;
 using System.Runtime.CompilerServices;
+using Llm.Tensors;
 
 namespace Llm.Cpu;
 
-// Shapes: B batch, T time, C channels, NH heads, hs = C/NH head size; qkv [B, T, 3C] = q | k | v, each [B, T, NH, hs].
+// Shapes: query/output [B, Tq, NH, hs], key/value [B, Tk, NKV, hs], scoreBias [NH, Tq, Tk], rowMax/rowSum [B, NH, Tq].
+
+/// <summary>The mask of one call with its index tensors in host arrays, for the kernels (and the pool's lambdas).</summary>
+public sealed class HostMask(AttentionMask mask, int[]? prefixLengths, int[]? querySegments, int[]? keySegments, int queries, int keys)
+{
+    public AttentionMask Mask { get; } = mask;
+    public bool Dense => Mask.Dense;
+
+    public bool Visible(int b, int i, int k) =>
+        Mask.Visible(Mask.QueryOffset + i, k, prefixLengths?[b] ?? 0)
+        && (querySegments is null || querySegments[b * queries + i] == keySegments![b * keys + k]);
+
+    /// <summary>[First, Last] bounds the visible keys of query i of sequence b; empty when First &gt; Last.</summary>
+    public (int First, int Last) Range(int b, int i) => Mask.Range(Mask.QueryOffset + i, keys, prefixLengths?[b] ?? 0);
+}
 
 /// <summary>
-/// Causal multi-head self-attention on the fused q|k|v projection, as llm.c's attention_forward/backward:
-/// att[t, s] = softmax_{s≤t}(q_t·k_s/√hs) (row maximum subtracted, masked entries 0), out_t = Σ_s att[t, s]·v_s.
-/// Forward saves probs = att [B, NH, T, T]; backward needs only it, qkv and dOutput.
+/// Scaled dot-product attention under any <see cref="AttentionMask"/>, with grouped-query heads and an additive score
+/// bias: s[k] = scale·q·k_k − m_h·(p − k) + bias[h, i, k] over the visible keys, att = softmax(s), out = Σ_k att[k]·v_k.
+/// Forward saves only the row statistics rowMax = max_k s[k] and rowSum = Σ_k e^(s[k] − rowMax) (log-sum-exp =
+/// rowMax + ln rowSum, kept in its two parts so that backward recomputes exactly the forward's probabilities);
+/// backward recomputes the scores from q and k. No T×T tensor is stored: memory is O(B·NH·T), as FlashAttention.
 /// </summary>
 public static class AttentionKernel
 {
     // ---- definition ------------------------------------------------------------------------------------------------
 
-    /// <summary>For every (b, t, h): probs[b, h, t, s] = softmax_{s≤t}(q·k_s/√hs), 0 for s &gt; t;
-    /// output[b, t, h, :] = Σ_{s≤t} probs[b, h, t, s]·v_s.</summary>
-    public static void Forward<T>(ReadOnlySpan<T> qkv, int batch, int time, int heads, Span<T> output, Span<T> probs)
+    /// <summary>For every (b, i, h): the scores of the visible keys, their softmax, and output = Σ att·v;
+    /// a query that sees no key gets output 0, rowMax −∞ and rowSum 0.</summary>
+    public static void Forward<T>(ReadOnlySpan<T> query, ReadOnlySpan<T> key, ReadOnlySpan<T> value, ReadOnlySpan<T> scoreBias,
+        ReadOnlySpan<T> slopes, HostMask mask, AttentionShape n, T scale, Span<T> output, Span<T> rowMax, Span<T> rowSum)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
-        // qkv [B, T, 3C], output [B, T, C], probs [B, NH, T, T]
-        int c = output.Length / (batch * time), hs = c / heads, c3 = 3 * c;
-        T scale = T.One / T.Sqrt(T.CreateChecked(hs));
-        for (int b = 0; b < batch; b++)
-            for (int t = 0; t < time; t++)
-                for (int h = 0; h < heads; h++)
+        var scores = new T[n.Tk]; // [Tk] one row
+        for (int b = 0; b < n.B; b++)
+            for (int i = 0; i < n.Tq; i++)
+                for (int h = 0; h < n.NH; h++)
                 {
-                    ReadOnlySpan<T> query = qkv.Slice(b * time * c3 + t * c3 + h * hs, hs);   // [hs]
-                    Span<T> att = probs.Slice(((b * heads + h) * time + t) * time, time);     // [T]
-
-                    // pass 1: scores q·k/√hs for s ≤ t, and their maximum
+                    int g = h / n.Group;
+                    ReadOnlySpan<T> q = query.Slice(n.Q(b, i, h), n.HS);
+                    // scores and their maximum
                     T max = T.NegativeInfinity;
-                    for (int s = 0; s <= t; s++)
+                    bool any = false;
+                    for (int k = 0; k < n.Tk; k++)
                     {
-                        ReadOnlySpan<T> key = qkv.Slice(b * time * c3 + s * c3 + c + h * hs, hs); // [hs]
-                        T dot = T.Zero;
-                        for (int i = 0; i < hs; i++) dot += query[i] * key[i];
-                        dot *= scale;
-                        att[s] = dot;
-                        max = T.Max(max, dot); // NaN propagates, as TensorPrimitives.Max in the fast path
+                        if (!mask.Visible(b, i, k)) continue;
+                        scores[k] = Score(q, key.Slice(n.K(b, k, g), n.HS), scoreBias, slopes, mask, n, scale, h, i, k);
+                        max = T.Max(max, scores[k]);   // NaN propagates
+                        any = true;
                     }
-                    // pass 2: exp(score − max), so the largest term is exp(0) and nothing overflows
+                    // e^(s − max): the largest term is 1, nothing overflows
                     T sum = T.Zero;
-                    for (int s = 0; s <= t; s++)
+                    for (int k = 0; k < n.Tk; k++)
+                        if (mask.Visible(b, i, k)) sum += scores[k] = T.Exp(scores[k] - max);
+                    rowMax[n.Row(b, h, i)] = max;
+                    rowSum[n.Row(b, h, i)] = sum;
+                    // out = Σ att[k]·v_k, att = e/sum
+                    Span<T> o = output.Slice(n.Q(b, i, h), n.HS);
+                    o.Clear();
+                    if (!any) continue;
+                    for (int k = 0; k < n.Tk; k++)
                     {
-                        T e = T.Exp(att[s] - max);
-                        att[s] = e;
-                        sum += e;
-                    }
-                    // pass 3: normalize; the future is masked to exactly 0
-                    T inverse = T.One / sum;
-                    for (int s = 0; s < time; s++) att[s] = s <= t ? att[s] * inverse : T.Zero;
-
-                    // pass 4: out = Σ att[s]·v_s
-                    Span<T> outBth = output.Slice(b * time * c + t * c + h * hs, hs);     // [hs]
-                    outBth.Clear();
-                    for (int s = 0; s <= t; s++)
-                    {
-                        ReadOnlySpan<T> value = qkv.Slice(b * time * c3 + s * c3 + 2 * c + h * hs, hs); // [hs]
-                        for (int i = 0; i < hs; i++) outBth[i] += att[s] * value[i];
+                        if (!mask.Visible(b, i, k)) continue;
+                        T att = scores[k] / sum;
+                        ReadOnlySpan<T> v = value.Slice(n.K(b, k, g), n.HS);
+                        for (int d = 0; d < n.HS; d++) o[d] += att * v[d];
                     }
                 }
     }
 
-    /// <summary>The four forward passes in reverse (llm.c attention_backward): through out = Σ att·v into dAtt and dV;
-    /// through the softmax with its Jacobian ∂att[s]/∂pre[r] = att[s]([s = r] − att[r]) into dPre;
-    /// through pre = q·k/√hs into dQ and dK. Accumulates into dQkv.</summary>
-    public static void Backward<T>(ReadOnlySpan<T> dOutput, ReadOnlySpan<T> qkv, ReadOnlySpan<T> probs, int batch, int time, int heads,
-        Span<T> dQkv)
+    /// <summary>Recomputes att from the saved statistics, then back through out = Σ att·v (dAtt, dV), the softmax
+    /// (∂att[k]/∂s[r] = att[k]([k = r] − att[r]), so dS[r] = att[r]·(dAtt[r] − Σ_k att[k]·dAtt[k])), and
+    /// s = scale·q·k + bias (dQ, dK, dScoreBias). Accumulates into every gradient; dScoreBias may be empty.</summary>
+    public static void Backward<T>(ReadOnlySpan<T> dOutput, ReadOnlySpan<T> query, ReadOnlySpan<T> key, ReadOnlySpan<T> value,
+        ReadOnlySpan<T> scoreBias, ReadOnlySpan<T> slopes, HostMask mask, AttentionShape n, T scale, ReadOnlySpan<T> rowMax, ReadOnlySpan<T> rowSum,
+        Span<T> dQuery, Span<T> dKey, Span<T> dValue, Span<T> dScoreBias)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
-        // dOutput [B, T, C], qkv [B, T, 3C], probs [B, NH, T, T], dQkv [B, T, 3C]
-        int c = dOutput.Length / (batch * time), hs = c / heads, c3 = 3 * c;
-        T scale = T.One / T.Sqrt(T.CreateChecked(hs));
-        var dAtt = new T[time]; // [T] ∂L/∂att[t, s] for one row
-        var dPre = new T[time]; // [T] ∂L/∂pre[t, s] for one row
-        for (int b = 0; b < batch; b++)
-            for (int t = 0; t < time; t++)
-                for (int h = 0; h < heads; h++)
+        var att = new T[n.Tk];  // [Tk] one row of probabilities
+        var dAtt = new T[n.Tk]; // [Tk] ∂L/∂att for that row
+        for (int b = 0; b < n.B; b++)
+            for (int i = 0; i < n.Tq; i++)
+                for (int h = 0; h < n.NH; h++)
                 {
-                    ReadOnlySpan<T> att = probs.Slice(((b * heads + h) * time + t) * time, time); // [T]
-                    ReadOnlySpan<T> dOut = dOutput.Slice(b * time * c + t * c + h * hs, hs);      // [hs]
-                    ReadOnlySpan<T> query = qkv.Slice(b * time * c3 + t * c3 + h * hs, hs);       // [hs]
-                    Span<T> dQuery = dQkv.Slice(b * time * c3 + t * c3 + h * hs, hs);             // [hs]
-                    Array.Clear(dAtt);
-                    Array.Clear(dPre);
-
-                    // pass 4: out = Σ att[s]·v_s
-                    for (int s = 0; s <= t; s++)
+                    int g = h / n.Group;
+                    T max = rowMax[n.Row(b, h, i)], sum = rowSum[n.Row(b, h, i)];
+                    if (sum == T.Zero) continue;   // a query that saw no key: its output was the constant 0
+                    ReadOnlySpan<T> q = query.Slice(n.Q(b, i, h), n.HS), dO = dOutput.Slice(n.Q(b, i, h), n.HS);
+                    T weighted = T.Zero;   // Σ_k att[k]·dAtt[k]
+                    for (int k = 0; k < n.Tk; k++)
                     {
-                        ReadOnlySpan<T> value = qkv.Slice(b * time * c3 + s * c3 + 2 * c + h * hs, hs); // [hs]
-                        Span<T> dValue = dQkv.Slice(b * time * c3 + s * c3 + 2 * c + h * hs, hs);       // [hs]
-                        for (int i = 0; i < hs; i++)
+                        if (!mask.Visible(b, i, k)) continue;
+                        att[k] = T.Exp(Score(q, key.Slice(n.K(b, k, g), n.HS), scoreBias, slopes, mask, n, scale, h, i, k) - max) / sum;
+                        ReadOnlySpan<T> v = value.Slice(n.K(b, k, g), n.HS);
+                        Span<T> dV = dValue.Slice(n.K(b, k, g), n.HS);
+                        dAtt[k] = T.Zero;
+                        for (int d = 0; d < n.HS; d++)
                         {
-                            dAtt[s] += value[i] * dOut[i];
-                            dValue[i] += att[s] * dOut[i];
+                            dAtt[k] += v[d] * dO[d];
+                            dV[d] += att[k] * dO[d];
                         }
+                        weighted += att[k] * dAtt[k];
                     }
-                    // passes 2 and 3: softmax Jacobian
-                    for (int s = 0; s <= t; s++)
-                        for (int r = 0; r <= t; r++)
-                        {
-                            T indicator = s == r ? T.One : T.Zero;
-                            dPre[r] += att[s] * (indicator - att[r]) * dAtt[s];
-                        }
-                    // pass 1: pre[s] = q·k_s·scale
-                    for (int s = 0; s <= t; s++)
+                    Span<T> dQ = dQuery.Slice(n.Q(b, i, h), n.HS);
+                    for (int k = 0; k < n.Tk; k++)
                     {
-                        ReadOnlySpan<T> key = qkv.Slice(b * time * c3 + s * c3 + c + h * hs, hs); // [hs]
-                        Span<T> dKey = dQkv.Slice(b * time * c3 + s * c3 + c + h * hs, hs);       // [hs]
-                        for (int i = 0; i < hs; i++)
+                        if (!mask.Visible(b, i, k)) continue;
+                        T dS = att[k] * (dAtt[k] - weighted);
+                        if (!dScoreBias.IsEmpty) dScoreBias[(h * n.Tq + i) * n.Tk + k] += dS;
+                        ReadOnlySpan<T> kk = key.Slice(n.K(b, k, g), n.HS);
+                        Span<T> dK = dKey.Slice(n.K(b, k, g), n.HS);
+                        for (int d = 0; d < n.HS; d++)
                         {
-                            dQuery[i] += key[i] * dPre[s] * scale;
-                            dKey[i] += query[i] * dPre[s] * scale;
+                            dQ[d] += dS * scale * kk[d];
+                            dK[d] += dS * scale * q[d];
                         }
                     }
                 }
+    }
+
+    /// <summary>s = scale·q·k − m_h·(p − k) + bias[h, i, k], the ALiBi and bias terms only when given.</summary>
+    private static T Score<T>(ReadOnlySpan<T> q, ReadOnlySpan<T> k, ReadOnlySpan<T> scoreBias, ReadOnlySpan<T> slopes, HostMask mask,
+        AttentionShape n, T scale, int h, int i, int j)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        T dot = T.Zero;
+        for (int d = 0; d < q.Length; d++) dot += q[d] * k[d];
+        T s = dot * scale;
+        if (!slopes.IsEmpty) s -= slopes[h] * T.CreateChecked(mask.Mask.QueryOffset + i - j);
+        if (!scoreBias.IsEmpty) s += scoreBias[(h * n.Tq + i) * n.Tk + j];
+        return s;
     }
 
     // ---- fast path (F32) -------------------------------------------------------------------------------------------
 
-    /// <summary>Equivalent to <see cref="Forward{T}"/> up to float rounding: the B·NH (batch, head) pairs in parallel
-    /// (each writes only its own probs rows and its own hs-wide slice of output), dot products, exp and axpy vectorized.</summary>
-    public static unsafe void ForwardFast(ReadOnlySpan<float> qkv, int batch, int time, int heads, Span<float> output, Span<float> probs)
+    /// <summary>Equivalent to <see cref="Forward{T}"/> up to float rounding: the (batch, kv head) groups in parallel
+    /// (each writes only its own heads' output rows and statistics), one row of scores at a time over the key range the
+    /// mask allows, dot products, exp and axpy vectorized.</summary>
+    public static unsafe void ForwardFast(ReadOnlySpan<float> query, ReadOnlySpan<float> key, ReadOnlySpan<float> value, ReadOnlySpan<float> scoreBias,
+        float[]? slopes, HostMask mask, AttentionShape n, float scale, Span<float> output, Span<float> rowMax, Span<float> rowSum)
     {
-        // qkv [B, T, 3C], output [B, T, C], probs [B, NH, T, T]
-        int c = output.Length / (batch * time), hs = c / heads, c3 = 3 * c;
-        CheckLengths(qkv.Length, output.Length, probs.Length, batch, time, heads, c);
-        float scale = 1f / MathF.Sqrt(hs);
-        fixed (float* pQkv = qkv, pOut = output, pProbs = probs)
+        fixed (float* pq = query, pk = key, pv = value, pBias = scoreBias, pOut = output, pMax = rowMax, pSum = rowSum)
         {
-            var qkvs = new Pinned<float>(pQkv, qkv.Length);
-            var outputs = new Pinned<float>(pOut, output.Length);
-            var probss = new Pinned<float>(pProbs, probs.Length);
-            KernelParallel.For(batch * heads, (long)batch * heads * time * time * hs,
-                bh => ForwardHead(qkvs, outputs, probss, bh / heads, bh % heads, time, heads, c, scale));
+            var s = new Spans(new(pq, query.Length), new(pk, key.Length), new(pv, value.Length), new(pBias, scoreBias.Length), scoreBias.Length > 0);
+            var outs = new Pinned<float>(pOut, output.Length);
+            var maxs = new Pinned<float>(pMax, rowMax.Length);
+            var sums = new Pinned<float>(pSum, rowSum.Length);
+            KernelParallel.For(n.B * n.NKV, (long)n.B * n.NH * n.Tq * n.Tk * n.HS, item =>
+            {
+                var scores = new float[n.Tk]; // [Tk] one row
+                int b = item / n.NKV, g = item % n.NKV;
+                for (int h = g * n.Group; h < (g + 1) * n.Group; h++)
+                    for (int i = 0; i < n.Tq; i++)
+                        ForwardRow(s, slopes, mask, n, scale, b, h, i, scores, outs, maxs, sums);
+            });
         }
     }
 
-    /// <summary>One (batch, head) pair of <see cref="ForwardFast"/>.</summary>
+    /// <summary>The inputs of one call, pinned for the pool's lambdas.</summary>
+    private readonly record struct Spans(Pinned<float> Query, Pinned<float> Key, Pinned<float> Value, Pinned<float> ScoreBias, bool HasBias);
+
+    /// <summary>Row (b, h, i) of <see cref="ForwardFast"/>: scores over [first, last], max, exp, normalize, out = Σ att·v.
+    /// Hidden keys inside the range (sparse patterns, segments) score −∞, so e^(s − max) = 0, and are skipped in the sum over v.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // hot SIMD loop: skip the unoptimized first JIT tier
-    private static void ForwardHead(Pinned<float> qkv, Pinned<float> output, Pinned<float> probs, int b, int h, int time, int heads, int c, float scale)
+    private static void ForwardRow(Spans s, float[]? slopes, HostMask mask, AttentionShape n, float scale, int b, int h, int i,
+        float[] scoreRow, Pinned<float> output, Pinned<float> rowMax, Pinned<float> rowSum)
     {
-        int hs = c / heads, c3 = 3 * c, bh = b * heads + h;
-        for (int t = 0; t < time; t++)
+        int g = h / n.Group, row = n.Row(b, h, i);
+        Span<float> o = output.Slice(n.Q(b, i, h), n.HS);   // [hs]
+        o.Clear();
+        var (first, last) = mask.Range(b, i);
+        Span<float> scores = Scores(s, slopes, mask, n, scale, b, h, i, first, last, scoreRow);
+        float max = scores.IsEmpty ? float.NegativeInfinity : TensorPrimitives.Max(scores);
+        if (max == float.NegativeInfinity)   // no visible key (a NaN max goes on, and spreads as the definition's)
         {
-            ReadOnlySpan<float> query = qkv.Slice(b * time * c3 + t * c3 + h * hs, hs); // [hs]
-            Span<float> att = probs.Slice((bh * time + t) * time, time);                // [T]
-            Span<float> past = att.Slice(0, t + 1);                                     // [t+1] the unmasked part
-            for (int s = 0; s <= t; s++)
-                past[s] = TensorPrimitives.Dot(query, qkv.Slice(b * time * c3 + s * c3 + c + h * hs, hs)) * scale;
-            float max = TensorPrimitives.Max(past);
-            TensorPrimitives.Subtract(past, max, past);
-            TensorPrimitives.Exp(past, past);
-            TensorPrimitives.Multiply(past, 1f / TensorPrimitives.Sum(past), past);
-            att.Slice(t + 1).Clear();
+            rowMax.Slice(row, 1)[0] = float.NegativeInfinity;
+            rowSum.Slice(row, 1)[0] = 0f;
+            return;
+        }
+        TensorPrimitives.Subtract(scores, max, scores);
+        TensorPrimitives.Exp(scores, scores);
+        float sum = TensorPrimitives.Sum(scores);
+        TensorPrimitives.Multiply(scores, 1f / sum, scores);
+        rowMax.Slice(row, 1)[0] = max;
+        rowSum.Slice(row, 1)[0] = sum;
+        for (int k = first; k <= last; k++)
+            if (mask.Dense || mask.Visible(b, i, k))
+                TensorPrimitives.MultiplyAdd(s.Value.Slice(n.K(b, k, g), n.HS), scores[k - first], o, o);
+    }
 
-            Span<float> outBth = output.Slice(b * time * c + t * c + h * hs, hs); // [hs]
-            outBth.Clear();
-            for (int s = 0; s <= t; s++)
-                TensorPrimitives.MultiplyAdd(qkv.Slice(b * time * c3 + s * c3 + 2 * c + h * hs, hs), past[s], outBth, outBth);
+    /// <summary>scores[k − first] = scale·q·k_k (+ ALiBi, + bias) for k in [first, last], −∞ for hidden keys inside.</summary>
+    private static Span<float> Scores(Spans s, float[]? slopes, HostMask mask, AttentionShape n, float scale, int b, int h, int i,
+        int first, int last, float[] scoreRow)
+    {
+        if (first > last) return [];
+        int g = h / n.Group;
+        ReadOnlySpan<float> q = s.Query.Slice(n.Q(b, i, h), n.HS);
+        Span<float> scores = scoreRow.AsSpan(first, last - first + 1);
+        for (int k = first; k <= last; k++)
+        {
+            float score = TensorPrimitives.Dot(q, s.Key.Slice(n.K(b, k, g), n.HS)) * scale;
+            if (slopes is not null) score -= slopes[h] * (mask.Mask.QueryOffset + i - k);
+            if (s.HasBias) score += s.ScoreBias.Slice((h * n.Tq + i) * n.Tk + k, 1)[0];
+            scores[k - first] = mask.Dense || mask.Visible(b, i, k) ? score : float.NegativeInfinity;
+        }
+        return scores;
+    }
+
+    /// <summary>Equivalent to <see cref="Backward{T}"/> up to float rounding: the (batch, kv head) groups in parallel, each
+    /// accumulating only into its own dK, dV rows and its heads' dQ rows; with a dScoreBias (shared by the batch) the kv
+    /// heads alone in parallel, batches in order. Each row's probabilities are recomputed bit for bit as the forward's.</summary>
+    public static unsafe void BackwardFast(ReadOnlySpan<float> dOutput, ReadOnlySpan<float> query, ReadOnlySpan<float> key, ReadOnlySpan<float> value,
+        ReadOnlySpan<float> scoreBias, float[]? slopes, HostMask mask, AttentionShape n, float scale, ReadOnlySpan<float> rowMax, ReadOnlySpan<float> rowSum,
+        Span<float> dQuery, Span<float> dKey, Span<float> dValue, Span<float> dScoreBias)
+    {
+        fixed (float* pdO = dOutput, pq = query, pk = key, pv = value, pBias = scoreBias, pMax = rowMax, pSum = rowSum,
+               pdQ = dQuery, pdK = dKey, pdV = dValue, pdBias = dScoreBias)
+        {
+            var s = new Spans(new(pq, query.Length), new(pk, key.Length), new(pv, value.Length), new(pBias, scoreBias.Length), scoreBias.Length > 0);
+            var g = new Grads(new(pdO, dOutput.Length), new(pMax, rowMax.Length), new(pSum, rowSum.Length),
+                new(pdQ, dQuery.Length), new(pdK, dKey.Length), new(pdV, dValue.Length), new(pdBias, dScoreBias.Length), dScoreBias.Length > 0);
+            bool shared = g.HasBiasGrad;
+            KernelParallel.For(shared ? n.NKV : n.B * n.NKV, 2L * n.B * n.NH * n.Tq * n.Tk * n.HS, item =>
+            {
+                var rows = new float[3 * n.Tk];   // [3, Tk] att, dAtt, dS of one row
+                for (int b = shared ? 0 : item / n.NKV; b < (shared ? n.B : item / n.NKV + 1); b++)
+                {
+                    int kv = shared ? item : item % n.NKV;
+                    for (int h = kv * n.Group; h < (kv + 1) * n.Group; h++)
+                        for (int i = 0; i < n.Tq; i++)
+                            BackwardRow(s, g, slopes, mask, n, scale, b, h, i, rows);
+                }
+            });
         }
     }
 
-    /// <summary>Equivalent to <see cref="Backward{T}"/> up to float rounding: (batch, head) pairs in parallel (each
-    /// accumulates only into its own head's q, k, v slices of dQkv, so there are no races), and the softmax Jacobian
-    /// applied in O(T) per row: dPre[r] = att[r]·(dAtt[r] − Σ_s att[s]·dAtt[s]).</summary>
-    public static unsafe void BackwardFast(ReadOnlySpan<float> dOutput, ReadOnlySpan<float> qkv, ReadOnlySpan<float> probs,
-        int batch, int time, int heads, Span<float> dQkv)
-    {
-        // dOutput [B, T, C], qkv [B, T, 3C], probs [B, NH, T, T], dQkv [B, T, 3C]
-        int c = dOutput.Length / (batch * time), hs = c / heads, c3 = 3 * c;
-        CheckLengths(qkv.Length, dOutput.Length, probs.Length, batch, time, heads, c);
-        if (dQkv.Length != qkv.Length) throw new ArgumentException("attention backward: dQkv and qkv lengths differ");
-        float scale = 1f / MathF.Sqrt(hs);
-        fixed (float* pDy = dOutput, pQkv = qkv, pProbs = probs, pDQkv = dQkv)
-        {
-            var dOutputs = new Pinned<float>(pDy, dOutput.Length);
-            var qkvs = new Pinned<float>(pQkv, qkv.Length);
-            var probss = new Pinned<float>(pProbs, probs.Length);
-            var dQkvs = new Pinned<float>(pDQkv, dQkv.Length);
-            KernelParallel.For(batch * heads, 2L * batch * heads * time * time * hs,
-                bh => BackwardHead(dOutputs, qkvs, probss, bh / heads, bh % heads, time, heads, c, scale, dQkvs));
-        }
-    }
+    /// <summary>The gradients and saved statistics of one backward call, pinned for the pool's lambdas.</summary>
+    private readonly record struct Grads(Pinned<float> DOutput, Pinned<float> RowMax, Pinned<float> RowSum, Pinned<float> DQuery,
+        Pinned<float> DKey, Pinned<float> DValue, Pinned<float> DScoreBias, bool HasBiasGrad);
 
-    /// <summary>One (batch, head) pair of <see cref="BackwardFast"/>.</summary>
+    /// <summary>Row (b, h, i) of <see cref="BackwardFast"/>, with the softmax Jacobian applied in O(Tk).</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void BackwardHead(Pinned<float> dOutput, Pinned<float> qkv, Pinned<float> probs, int b, int h, int time, int heads, int c,
-        float scale, Pinned<float> dQkv)
+    private static void BackwardRow(Spans s, Grads gr, float[]? slopes, HostMask mask, AttentionShape n, float scale, int b, int h, int i, float[] rows)
     {
-        int hs = c / heads, c3 = 3 * c, bh = b * heads + h;
-        Span<float> dAtt = new float[time]; // [T]
-        Span<float> dPre = new float[time]; // [T]
-        for (int t = 0; t < time; t++)
+        int g = h / n.Group, row = n.Row(b, h, i);
+        float max = gr.RowMax.Slice(row, 1)[0], sum = gr.RowSum.Slice(row, 1)[0];
+        if (sum == 0f) return;   // no visible key
+        var (first, last) = mask.Range(b, i);
+        Span<float> att = Scores(s, slopes, mask, n, scale, b, h, i, first, last, rows);   // [last − first + 1]
+        TensorPrimitives.Subtract(att, max, att);
+        TensorPrimitives.Exp(att, att);
+        TensorPrimitives.Multiply(att, 1f / sum, att);   // the forward's probabilities, bit for bit
+
+        ReadOnlySpan<float> dO = gr.DOutput.Slice(n.Q(b, i, h), n.HS), q = s.Query.Slice(n.Q(b, i, h), n.HS);
+        Span<float> dQ = gr.DQuery.Slice(n.Q(b, i, h), n.HS);
+        Span<float> dAtt = rows.AsSpan(n.Tk, att.Length), dS = rows.AsSpan(2 * n.Tk, att.Length);
+        // through out = Σ att[k]·v_k (a hidden key has att 0 and is skipped, as in the forward)
+        for (int k = first; k <= last; k++)
         {
-            ReadOnlySpan<float> att = probs.Slice((bh * time + t) * time, t + 1);      // [t+1]
-            ReadOnlySpan<float> dOut = dOutput.Slice(b * time * c + t * c + h * hs, hs); // [hs]
-            ReadOnlySpan<float> query = qkv.Slice(b * time * c3 + t * c3 + h * hs, hs);  // [hs]
-            Span<float> dQuery = dQkv.Slice(b * time * c3 + t * c3 + h * hs, hs);        // [hs]
-            Span<float> dA = dAtt.Slice(0, t + 1), dP = dPre.Slice(0, t + 1);            // [t+1]
-
-            // through out = Σ att[s]·v_s
-            for (int s = 0; s <= t; s++)
-            {
-                dA[s] = TensorPrimitives.Dot(qkv.Slice(b * time * c3 + s * c3 + 2 * c + h * hs, hs), dOut);
-                Span<float> dValue = dQkv.Slice(b * time * c3 + s * c3 + 2 * c + h * hs, hs);
-                TensorPrimitives.MultiplyAdd(dOut, att[s], dValue, dValue);
-            }
-            // through the softmax: dPre = att ⊙ (dAtt − att·dAtt), then the 1/√hs of the scores
-            float weighted = TensorPrimitives.Dot(att, dA);
-            TensorPrimitives.Subtract(dA, weighted, dP);
-            TensorPrimitives.Multiply(dP, att, dP);
-            TensorPrimitives.Multiply(dP, scale, dP);
-            // through pre[s] = q·k_s
-            for (int s = 0; s <= t; s++)
-            {
-                ReadOnlySpan<float> key = qkv.Slice(b * time * c3 + s * c3 + c + h * hs, hs);
-                Span<float> dKey = dQkv.Slice(b * time * c3 + s * c3 + c + h * hs, hs);
-                TensorPrimitives.MultiplyAdd(key, dP[s], dQuery, dQuery);
-                TensorPrimitives.MultiplyAdd(query, dP[s], dKey, dKey);
-            }
+            if (!mask.Dense && !mask.Visible(b, i, k)) { dAtt[k - first] = 0f; continue; }
+            dAtt[k - first] = TensorPrimitives.Dot(s.Value.Slice(n.K(b, k, g), n.HS), dO);
+            Span<float> dV = gr.DValue.Slice(n.K(b, k, g), n.HS);
+            TensorPrimitives.MultiplyAdd(dO, att[k - first], dV, dV);
         }
-    }
-
-    private static void CheckLengths(int qkv, int output, int probs, int batch, int time, int heads, int c)
-    {
-        if (c % heads != 0 || qkv != batch * time * 3 * c || output != batch * time * c || probs != batch * heads * time * time)
-            throw new ArgumentException($"attention: span lengths do not match B={batch}, T={time}, NH={heads}, C={c}");
+        // through the softmax: dS = att ⊙ (dAtt − att·dAtt); the bias gets dS, the scores' dot product dS·scale
+        float weighted = TensorPrimitives.Dot(att, dAtt);
+        TensorPrimitives.Subtract(dAtt, weighted, dS);
+        TensorPrimitives.Multiply(dS, att, dS);
+        if (gr.HasBiasGrad)
+        {
+            Span<float> dBias = gr.DScoreBias.Slice((h * n.Tq + i) * n.Tk + first, att.Length);
+            TensorPrimitives.Add(dBias, dS, dBias);
+        }
+        TensorPrimitives.Multiply(dS, scale, dS);
+        // through s = q·k_k
+        for (int k = first; k <= last; k++)
+        {
+            if (!mask.Dense && !mask.Visible(b, i, k)) continue;
+            ReadOnlySpan<float> kk = s.Key.Slice(n.K(b, k, g), n.HS);
+            Span<float> dK = gr.DKey.Slice(n.K(b, k, g), n.HS);
+            TensorPrimitives.MultiplyAdd(kk, dS[k - first], dQ, dQ);
+            TensorPrimitives.MultiplyAdd(q, dS[k - first], dK, dK);
+        }
     }
 }

@@ -194,28 +194,71 @@ public sealed partial class CpuBackend
 
     // ---- attention -------------------------------------------------------------------------------------------------
 
-    public void Attention(Tensor qkv, Tensor output, Tensor probs, int heads)
+    public void Attention(Tensor query, Tensor key, Tensor value, Tensor? scoreBias, AttentionMask mask, Tensor output, Tensor rowMax, Tensor rowSum)
     {
-        RequireFloat("attention", qkv, output, probs);
-        var (batch, time, _, _) = OpShapes.Attention(qkv, output, probs, heads);
-        if (batch * time == 0) return;  // no sequences, or sequences of no tokens
-        Dispatch(qkv, Definition<double>, Definition<float>,
-            () => AttentionKernel.ForwardFast(Span<float>(qkv), batch, time, heads, Span<float>(output), Span<float>(probs)));
+        RequireFloat("attention", query, key, value, output, rowMax, rowSum);
+        if (scoreBias is not null) RequireFloat("attention", scoreBias);
+        var n = OpShapes.Attention(query, key, value, scoreBias, mask, output, rowMax, rowSum);
+        if (n.B * n.Tq == 0) return;  // no sequences, or no queries
+        var hostMask = HostMaskOf(mask, n);
+        float scale = mask.ScaleFor(n.HS);
+        Dispatch(query, Definition<double>, Definition<float>,
+            () => AttentionKernel.ForwardFast(Span<float>(query), Span<float>(key), Span<float>(value), SpanOrEmpty<float>(scoreBias),
+                mask.AlibiSlopes is { } m ? Span<float>(m).ToArray() : null, hostMask, n, scale, Span<float>(output), Span<float>(rowMax), Span<float>(rowSum)));
 
         void Definition<T>() where T : unmanaged, IFloatingPointIeee754<T> =>
-            AttentionKernel.Forward(Span<T>(qkv), batch, time, heads, Span<T>(output), Span<T>(probs));
+            AttentionKernel.Forward(Span<T>(query), Span<T>(key), Span<T>(value), SpanOrEmpty<T>(scoreBias), SpanOrEmpty<T>(mask.AlibiSlopes),
+                hostMask, n, ScaleOf<T>(mask, n.HS), Span<T>(output), Span<T>(rowMax), Span<T>(rowSum));
     }
 
-    public void AttentionBackward(Tensor dOutput, Tensor qkv, Tensor probs, Tensor dQkv, int heads)
+    public void AttentionBackward(Tensor dOutput, Tensor query, Tensor key, Tensor value, Tensor? scoreBias, AttentionMask mask, Tensor output,
+        Tensor rowMax, Tensor rowSum, Tensor dQuery, Tensor dKey, Tensor dValue, Tensor? dScoreBias)
     {
-        RequireFloat("attention backward", qkv, dOutput, probs, dQkv);
-        var (batch, time, _, _) = OpShapes.AttentionBackward(dOutput, qkv, probs, dQkv, heads);
-        if (batch * time == 0) return;
-        Dispatch(qkv, Definition<double>, Definition<float>,
-            () => AttentionKernel.BackwardFast(Span<float>(dOutput), Span<float>(qkv), Span<float>(probs), batch, time, heads, Span<float>(dQkv)));
+        RequireFloat("attention backward", dOutput, query, key, value, output, rowMax, rowSum, dQuery, dKey, dValue);
+        if (scoreBias is not null) RequireFloat("attention backward", scoreBias);
+        if (dScoreBias is not null) RequireFloat("attention backward", dScoreBias);
+        var n = OpShapes.AttentionBackward(dOutput, query, key, value, scoreBias, mask, output, rowMax, rowSum, dQuery, dKey, dValue, dScoreBias);
+        if (n.B * n.Tq == 0) return;
+        var hostMask = HostMaskOf(mask, n);
+        float scale = mask.ScaleFor(n.HS);
+        Dispatch(query, Definition<double>, Definition<float>,
+            () => AttentionKernel.BackwardFast(Span<float>(dOutput), Span<float>(query), Span<float>(key), Span<float>(value), SpanOrEmpty<float>(scoreBias),
+                mask.AlibiSlopes is { } m ? Span<float>(m).ToArray() : null, hostMask, n, scale, Span<float>(rowMax), Span<float>(rowSum),
+                Span<float>(dQuery), Span<float>(dKey), Span<float>(dValue), SpanOrEmpty<float>(dScoreBias)));
 
         void Definition<T>() where T : unmanaged, IFloatingPointIeee754<T> =>
-            AttentionKernel.Backward(Span<T>(dOutput), Span<T>(qkv), Span<T>(probs), batch, time, heads, Span<T>(dQkv));
+            AttentionKernel.Backward(Span<T>(dOutput), Span<T>(query), Span<T>(key), Span<T>(value), SpanOrEmpty<T>(scoreBias),
+                SpanOrEmpty<T>(mask.AlibiSlopes), hostMask, n, ScaleOf<T>(mask, n.HS), Span<T>(rowMax), Span<T>(rowSum),
+                Span<T>(dQuery), Span<T>(dKey), Span<T>(dValue), SpanOrEmpty<T>(dScoreBias));
+    }
+
+    /// <summary>The mask's index tensors copied to host arrays; prefix lengths and segment ids are checked here.</summary>
+    private static HostMask HostMaskOf(AttentionMask mask, AttentionShape n)
+    {
+        int[]? Ints(Tensor? t) => t is null ? null : Span<int>(t).ToArray();
+        var prefix = Ints(mask.PrefixLengths);
+        if (prefix is not null && Array.FindIndex(prefix, p => p < 0 || p > n.Tk) is int bad and >= 0)
+            throw new ArgumentException($"attention: PrefixLengths[{bad}] = {prefix[bad]} lies outside [0, Tk = {n.Tk}]");
+        return new HostMask(mask, prefix, Ints(mask.QuerySegments), Ints(mask.KeySegments), n.Tq, n.Tk);
+    }
+
+    /// <summary>The score scale in T: 1/√hs computed in T (an f32-rounded factor would cost the F64 oracle 2⁻²⁴ in every score).</summary>
+    private static T ScaleOf<T>(AttentionMask mask, int headSize) where T : unmanaged, IFloatingPointIeee754<T> =>
+        mask.Scale is float s ? T.CreateChecked(s) : T.One / T.Sqrt(T.CreateChecked(headSize));
+
+    private static Span<T> SpanOrEmpty<T>(Tensor? t) where T : unmanaged => t is null ? [] : Span<T>(t);
+
+    // ---- copy columns ----------------------------------------------------------------------------------------------
+
+    public void CopyColumns(Tensor source, int sourceColumn, Tensor destination, int destinationColumn, int width, bool accumulate = false)
+    {
+        RequireFloat("copy columns", source, destination);
+        var (rows, cs, cd) = OpShapes.CopyColumns(source, sourceColumn, destination, destinationColumn, width);
+        if (rows * width == 0) return;
+        Dispatch(source, Definition<double>, Definition<float>, null);
+
+        void Definition<T>() where T : unmanaged, IFloatingPointIeee754<T> =>
+            CopyColumnsKernel.Copy(Span<T>(source), cs, sourceColumn, Span<T>(destination), cd, destinationColumn, width, accumulate);
     }
 
     // ---- cross-entropy ---------------------------------------------------------------------------------------------

@@ -88,9 +88,11 @@ public sealed class Gpt2
 
     private Var Attention(Tape tape, Var x, Block block)
     {
+        int B = x.Shape[0], T = x.Shape[1], C = Config.Channels, NH = Config.Heads;
         var qkv = tape.Linear(x, block.Qkv.Weight, block.Qkv.Bias);                // [B, T, 3C]
-        var y = tape.Attention(qkv, Config.Heads);                                  // [B, T, C]
-        return tape.Linear(y, block.AttnProj.Weight, block.AttnProj.Bias);         // [B, T, C]
+        Var Heads(int part) => tape.Reshape(tape.Columns(qkv, part * C, C), B, T, NH, C / NH);   // [B, T, NH, hs]
+        var y = tape.Attention(Heads(0), Heads(1), Heads(2), AttentionMask.Causal); // [B, T, NH, hs]
+        return tape.Linear(tape.Reshape(y, B, T, C), block.AttnProj.Weight, block.AttnProj.Bias); // [B, T, C]
     }
 
     private Var Mlp(Tape tape, Var x, Block block)

@@ -84,14 +84,21 @@ public interface IBackend : IDisposable
     double SumOfSquares(Tensor tensor);
 
     /// <summary>
-    /// Causal multi-head self-attention on a fused projection. qkv [B, T, 3C] holds q, k, v side by side
-    /// (each [B, T, NH, hs], hs = C/NH); output [B, T, C]; probs [B, NH, T, T] receives the softmax
-    /// (row maximum subtracted, masked entries 0) and is what backward needs.
-    /// att[t, s] = softmax_s≤t(q_t·k_s / √hs), out_t = Σ_s att[t, s] v_s.
+    /// Scaled dot-product attention. query [B, Tq, NH, hs], key and value [B, Tk, NKV, hs] (head h reads kv head
+    /// h/(NH/NKV): grouped-query, multi-query at NKV = 1), scoreBias [NH, Tq, Tk] or null, output [B, Tq, NH, hs].
+    /// Over the keys the mask lets query i see: s[k] = scale·q_i·k_k − m_h·(p − k) + scoreBias[h, i, k],
+    /// att = softmax(s), out_i = Σ_k att[k]·v_k; a query that sees no key gets 0. Saves only rowMax = max s and
+    /// rowSum = Σ e^(s − rowMax), [B, NH, Tq] each (log-sum-exp = rowMax + ln rowSum): no T×T tensor is kept.
     /// </summary>
-    void Attention(Tensor qkv, Tensor output, Tensor probs, int heads);
-    /// <summary>Accumulates dQkv [B, T, 3C] from dOutput [B, T, C], using the saved probs.</summary>
-    void AttentionBackward(Tensor dOutput, Tensor qkv, Tensor probs, Tensor dQkv, int heads);
+    void Attention(Tensor query, Tensor key, Tensor value, Tensor? scoreBias, AttentionMask mask, Tensor output, Tensor rowMax, Tensor rowSum);
+    /// <summary>Recomputes the probabilities from q, k and the saved statistics; accumulates dQuery, dKey, dValue and
+    /// dScoreBias (null when not wanted). output is the forward's, for backends that use Σ dO·O for the softmax term.</summary>
+    void AttentionBackward(Tensor dOutput, Tensor query, Tensor key, Tensor value, Tensor? scoreBias, AttentionMask mask, Tensor output,
+        Tensor rowMax, Tensor rowSum, Tensor dQuery, Tensor dKey, Tensor dValue, Tensor? dScoreBias);
+
+    /// <summary>destination[n, dc + j] = source[n, sc + j] for j &lt; width (+= when accumulate) over the rows N of both
+    /// ([.., Cs] and [.., Cd]): splits a fused q|k|v projection, writes a KV cache, and is its own backward.</summary>
+    void CopyColumns(Tensor source, int sourceColumn, Tensor destination, int destinationColumn, int width, bool accumulate = false);
 
     /// <summary>
     /// Fused softmax + cross-entropy over the vocabulary. logits [N, V], targets [N] I32, probs [N, V] (saved),

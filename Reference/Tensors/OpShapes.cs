@@ -68,32 +68,63 @@ public static class OpShapes
         return (rows, c);
     }
 
-    /// <summary>qkv [B, T, 3C], output [B, T, C], probs [B, NH, T, T], C divisible by NH.</summary>
-    public static (int B, int T, int C, int HeadSize) Attention(Tensor qkv, Tensor output, Tensor probs, int heads) =>
-        AttentionShapes("attention", qkv, output, probs, heads);
+    /// <summary>query and output [B, Tq, NH, hs], key and value [B, Tk, NKV, hs] with NH a multiple of NKV, scoreBias
+    /// [NH, Tq, Tk] or null, rowMax and rowSum [B, NH, Tq]; the mask's tensors fit B, Tq, Tk and NH.</summary>
+    public static AttentionShape Attention(Tensor query, Tensor key, Tensor value, Tensor? scoreBias, AttentionMask mask,
+        Tensor output, Tensor rowMax, Tensor rowSum) =>
+        AttentionShapes("attention", query, key, value, scoreBias, mask, output, rowMax, rowSum);
 
-    /// <summary>As <see cref="Attention"/> with dOutput for output, and dQkv shaped like qkv.</summary>
-    public static (int B, int T, int C, int HeadSize) AttentionBackward(Tensor dOutput, Tensor qkv, Tensor probs, Tensor dQkv, int heads)
+    /// <summary>As <see cref="Attention"/> with dOutput like output, dQuery, dKey, dValue like their inputs and
+    /// dScoreBias like scoreBias (null when the bias needs no gradient, or there is none).</summary>
+    public static AttentionShape AttentionBackward(Tensor dOutput, Tensor query, Tensor key, Tensor value, Tensor? scoreBias,
+        AttentionMask mask, Tensor output, Tensor rowMax, Tensor rowSum, Tensor dQuery, Tensor dKey, Tensor dValue, Tensor? dScoreBias)
     {
         const string op = "attention backward";
-        var sizes = AttentionShapes(op, qkv, dOutput, probs, heads);
-        RequireSameShape(op, qkv, dQkv);
+        var sizes = AttentionShapes(op, query, key, value, scoreBias, mask, output, rowMax, rowSum);
+        RequireSameShape(op, output, dOutput);
+        RequireSameShape(op, query, dQuery);
+        RequireSameShape(op, key, dKey);
+        RequireSameShape(op, value, dValue);
+        if (dScoreBias is not null)
+        {
+            if (scoreBias is null) throw new ArgumentException($"{op}: dScoreBias {dScoreBias.Describe()} given without a scoreBias");
+            RequireSameShape(op, scoreBias, dScoreBias);
+        }
         return sizes;
     }
 
-    private static (int B, int T, int C, int HeadSize) AttentionShapes(string op, Tensor qkv, Tensor output, Tensor probs, int heads)
+    private static AttentionShape AttentionShapes(string op, Tensor query, Tensor key, Tensor value, Tensor? scoreBias, AttentionMask mask,
+        Tensor output, Tensor rowMax, Tensor rowSum)
     {
-        RequireRank(op, qkv, 3);
-        int batch = qkv.Dim(0), time = qkv.Dim(1), c3 = qkv.Dim(2);
-        if (c3 % 3 != 0)
-            throw new ArgumentException($"{op}: last dimension of {qkv.Describe()} must be 3C (q, k, v side by side)");
-        int c = c3 / 3;
-        if (c == 0) throw new ArgumentException($"{op}: {qkv.Describe()} has C = 0 channels: attention heads of size 0 are undefined");
-        if (heads < 1 || c % heads != 0)
-            throw new ArgumentException($"{op}: {heads} heads do not divide C = {c} of {qkv.Describe()}");
-        RequireShape(op, output, batch, time, c);
-        RequireShape(op, probs, batch, heads, time, time);
-        return (batch, time, c, c / heads);
+        RequireRank(op, query, 4);
+        RequireRank(op, key, 4);
+        int batch = query.Dim(0), queries = query.Dim(1), heads = query.Dim(2), hs = query.Dim(3), keys = key.Dim(1), kvHeads = key.Dim(2);
+        if (hs == 0) throw new ArgumentException($"{op}: {query.Describe()} has head size 0: attention over vectors of no dimensions is undefined");
+        if (key.Dim(0) != batch || key.Dim(3) != hs)
+            throw new ArgumentException($"{op}: key {key.Describe()} must be [B = {batch}, Tk, NKV, hs = {hs}] for query {query.Describe()}");
+        if (kvHeads == 0 || heads % kvHeads != 0)
+            throw new ArgumentException($"{op}: the {heads} query heads of {query.Describe()} must be a multiple of the {kvHeads} key/value heads of {key.Describe()}");
+        RequireSameShape(op, key, value);
+        RequireSameShape(op, query, output);
+        RequireShape(op, rowMax, batch, heads, queries);
+        RequireShape(op, rowSum, batch, heads, queries);
+        if (scoreBias is not null) RequireShape(op, scoreBias, heads, queries, keys);
+        mask.Validate(op, batch, queries, keys, heads);
+        return new AttentionShape(batch, queries, keys, heads, kvHeads, hs);
+    }
+
+    /// <summary>source [N, Cs] and destination [N, Cd] (any leading axes, the same rows), columns
+    /// [sourceColumn, sourceColumn + width) of source and [destinationColumn, destinationColumn + width) of destination.</summary>
+    public static (int Rows, int SourceColumns, int DestinationColumns) CopyColumns(Tensor source, int sourceColumn, Tensor destination,
+        int destinationColumn, int width)
+    {
+        const string op = "copy columns";
+        int rows = source.Rows, cs = source.Dim(-1), cd = destination.Dim(-1);
+        if (destination.Rows != rows)
+            throw new ArgumentException($"{op}: {source.Describe()} and {destination.Describe()} have different row counts ({rows} and {destination.Rows})");
+        if (width < 0 || sourceColumn < 0 || destinationColumn < 0 || sourceColumn > cs - width || destinationColumn > cd - width)
+            throw new ArgumentException($"{op}: columns [{sourceColumn}, {sourceColumn + width}) of {source.Describe()} into [{destinationColumn}, {destinationColumn + width}) of {destination.Describe()} do not fit");
+        return (rows, cs, cd);
     }
 
     /// <summary>logits [N, V] (any leading axes), targets [N], probs like logits, losses [N].</summary>
@@ -176,4 +207,14 @@ public static class OpShapes
         foreach (var t in others) RequireSameLength(op, reference, t);
         return reference.Length;
     }
+}
+
+/// <summary>The sizes of one attention call: B sequences, Tq queries, Tk keys, NH query heads, NKV key/value heads, hs per head.
+/// Head h reads kv head h / Group (grouped-query; NKV = 1 is multi-query, NKV = NH multi-head).</summary>
+public readonly record struct AttentionShape(int B, int Tq, int Tk, int NH, int NKV, int HS)
+{
+    public int Group => NH / NKV;
+    public int Q(int b, int i, int h) => ((b * Tq + i) * NH + h) * HS;     // query[b, i, h, :] and output[b, i, h, :]
+    public int K(int b, int k, int g) => ((b * Tk + k) * NKV + g) * HS;    // key[b, k, g, :] and value[b, k, g, :]
+    public int Row(int b, int h, int i) => (b * NH + h) * Tq + i;         // rowMax[b, h, i], rowSum[b, h, i]
 }
