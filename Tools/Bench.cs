@@ -28,7 +28,7 @@ public static class Bench
             if (Steps < 1) throw new ArgumentException($"--steps must be ≥ 1, got {Steps}");
             if (MatMulSize is < 1 or > MaxMatMulSize) throw new ArgumentException($"--matmul-size must be in [1, {MaxMatMulSize}], got {MatMulSize}");
             if (BandwidthMiB is < 1 or > 1 << 16) throw new ArgumentException($"--bandwidth-mib must be in [1, 65536], got {BandwidthMiB}");
-            var config = Gpt2Config.FromPreset(Preset);  // an unknown preset throws naming the known ones
+            var config = DecoderConfig.FromPreset(Preset);  // an unknown preset throws naming the known ones
             if (Seq > config.ContextLength)
                 throw new ArgumentException($"--seq {Seq} exceeds the context length {config.ContextLength} of preset '{Preset}'");
             return this;
@@ -73,8 +73,8 @@ public static class Bench
         double fast = MatMulGflops(backend, n, repeats: 5);
         log.WriteLine($"matmul {n}x{n}x{n} {backend.Name}: {fast,8:F2} GFLOP/s = {fast / machine.FmaGflops:P0} of the FMA peak");
 
-        var config = Gpt2Config.FromPreset(o.Preset);
-        var model = new Gpt2(backend, config);
+        var config = DecoderConfig.FromPreset(o.Preset);
+        var model = new Decoder(backend, config);
         model.InitializeWeights(1);
         var opt = new AdamW(model.Parameters);
         var tape = new Tape(backend);
@@ -143,7 +143,7 @@ public static class Bench
     }
 
     /// <summary>Samples the resident set and what is known to hold it; keeps the sample with the largest resident set.</summary>
-    private sealed class MemorySampler(Gpt2 model, AdamW opt, Tape tape, long logitsElements)
+    private sealed class MemorySampler(Decoder model, AdamW opt, Tape tape, long logitsElements)
     {
         private const double MiB = 1024.0 * 1024.0;
         public MemoryBreakdown Peak { get; private set; } = new("none", 0, 0, 0, 0, 0, 0, 0, 0, 0);

@@ -47,7 +47,7 @@ internal static class BenchCommand
     private static JsonElement? RunTorch(Bench.Options o, Bench.Result r, TextWriter log)
     {
         string script = Path.Combine(AppContext.BaseDirectory, "bench", "torch_gpt2_step.py");
-        var config = Models.Gpt2Config.FromPreset(o.Preset);
+        var config = Models.DecoderConfig.FromPreset(o.Preset);
         var psi = new ProcessStartInfo("/usr/bin/python3")
         {
             RedirectStandardOutput = true, RedirectStandardError = true,

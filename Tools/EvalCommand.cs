@@ -28,7 +28,7 @@ internal static class EvalCommand
             string text = Corpus.Load(path, warning => stderr.WriteLine($"warning: {warning}"));  // a bad file fails before a device opens
             bool asJson = p.GetValue(json);
             using var backend = Cli.CreateBackend(p, asJson ? TextWriter.Null : stdout);
-            var (model, tokenizerName) = Models.Gpt2.Load(folder, backend);
+            var (model, tokenizerName) = Models.Decoder.Load(folder, backend);
             var tokenizer = Tokenizers.Create(tokenizerName);
             int B = p.GetValue(batch);
             int T = p.GetValue(seq) ?? model.Config.ContextLength;

@@ -37,7 +37,7 @@ internal static class SampleCommand
             string folder = Checkpoint.ResolveModelFolder(p.GetValue(checkpoint)!);  // a missing folder fails before any device opens
             // as every command, sample names its backend; on stderr, since stdout carries only the text
             using var backend = Cli.CreateBackend(p, stderr);
-            var (model, tokenizerName) = Models.Gpt2.Load(folder, backend);
+            var (model, tokenizerName) = Models.Decoder.Load(folder, backend);
             var tokenizer = Tokenizers.Create(tokenizerName);
             string text = p.GetValue(prompt)!;
             int[] ids = tokenizer.Encode(text);

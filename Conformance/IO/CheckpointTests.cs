@@ -55,9 +55,9 @@ public sealed class CheckpointTests : IDisposable
     }
 
     /// <summary>Micro's parameters (one arena) filled with <see cref="NastyFloats"/>.</summary>
-    internal static ParameterSet RandomMicro(CpuBackend cpu, ulong seed, Gpt2Config? config = null)
+    internal static ParameterSet RandomMicro(CpuBackend cpu, ulong seed, DecoderConfig? config = null)
     {
-        var parameters = new ParameterSet(cpu, (config ?? Gpt2Config.Micro).ParameterSpecs());
+        var parameters = new ParameterSet(cpu, (config ?? DecoderConfig.Micro).ParameterSpecs());
         cpu.Upload<float>(NastyFloats((int)parameters.Count, seed), parameters.Arenas.Single().Values);
         return parameters;
     }
@@ -69,7 +69,7 @@ public sealed class CheckpointTests : IDisposable
         return host;
     }
 
-    private ParameterSet RandomMicro(ulong seed, Gpt2Config? config = null) => RandomMicro(_cpu, seed, config);
+    private ParameterSet RandomMicro(ulong seed, DecoderConfig? config = null) => RandomMicro(_cpu, seed, config);
     private float[] Download(Tensor t) => Download(_cpu, t);
 
     /// <summary>A hand-made file: declared header length (default: the real one), header text, data bytes.</summary>
@@ -324,7 +324,7 @@ public sealed class CheckpointTests : IDisposable
         _cpu.Upload<float>(NastyFloats(m.Length, 3), m);
         _cpu.Upload<float>(NastyFloats(v.Length, 4), v);
         var state = new TrainingState(100, 97, 3, 0xFEDCBA9876543210UL, 1L << 40, 1.25, "ab12", """{"lr":0.0003,"batch":4}""") { Tensors = [m, v] };
-        var config = new HfConfig(Gpt2Config.Micro, "byte");
+        var config = new HfConfig(DecoderConfig.Micro, "byte");
 
         string run = PathOf("run");
         string step = Checkpoint.Save(run, 100, config, parameters, state);
@@ -337,7 +337,7 @@ public sealed class CheckpointTests : IDisposable
         // The weights file looks like the hub's: bare names in spec order, format "pt".
         using (var file = SafeTensorsFile.Read(Path.Combine(step, Checkpoint.ModelFile)))
         {
-            Assert.Equal(Gpt2Config.Micro.ParameterSpecs().Select(s => s.Name), file.Names);
+            Assert.Equal(DecoderConfig.Micro.ParameterSpecs().Select(s => s.Name), file.Names);
             Assert.Equal("pt", file.Metadata["format"]);
         }
 
@@ -370,7 +370,7 @@ public sealed class CheckpointTests : IDisposable
     public void Failed_checkpoint_leaves_no_step_folder_and_keeps_latest()
     {
         var parameters = RandomMicro(1);
-        var config = new HfConfig(Gpt2Config.Micro, "byte");
+        var config = new HfConfig(DecoderConfig.Micro, "byte");
         string run = PathOf("run");
         Checkpoint.Save(run, 1, config, parameters);
         var unnamed = new TrainingState(2, 2, 0, 0, 0, double.NaN, null, "{}") { Tensors = [_cpu.Allocate(DType.F32, [5])] };
@@ -386,7 +386,7 @@ public sealed class CheckpointTests : IDisposable
     {
         // As GPT2LMHeadModel.save_pretrained writes it: "transformer." prefixes, causal-mask buffers, a tied lm_head,
         // half-precision weights; config.json without our tokenizer field and with fields we do not use.
-        var config = Gpt2Config.Micro;
+        var config = DecoderConfig.Micro;
         var rng = new Rng(9);
         var expected = new Dictionary<string, float[]>();
         var entries = new List<SafeTensorsEntry>();
@@ -442,7 +442,7 @@ public sealed class CheckpointTests : IDisposable
     [Fact]
     public void Missing_misshapen_mistyped_and_unexpected_tensors_are_refused_by_name()
     {
-        var target = new ParameterSet(_cpu, Gpt2Config.Micro.ParameterSpecs());
+        var target = new ParameterSet(_cpu, DecoderConfig.Micro.ParameterSpecs());
 
         string missing = WeightsWith("missing.safetensors", "ln_f.bias", null);
         var e = Assert.Throws<InvalidDataException>(() => Checkpoint.LoadWeights(missing, target));
@@ -471,7 +471,7 @@ public sealed class CheckpointTests : IDisposable
     public void Config_contradicting_the_tensors_is_refused_naming_both()
     {
         string folder = PathOf("model");
-        Checkpoint.SaveModel(folder, new HfConfig(Gpt2Config.Micro, "byte"), RandomMicro(5));
+        Checkpoint.SaveModel(folder, new HfConfig(DecoderConfig.Micro, "byte"), RandomMicro(5));
         string configPath = Path.Combine(folder, "config.json");
         string original = File.ReadAllText(configPath);
 
@@ -501,7 +501,7 @@ public sealed class CheckpointTests : IDisposable
     [Fact]
     public void Config_json_round_trips_in_hugging_face_form()
     {
-        foreach (var config in new[] { new HfConfig(Gpt2Config.Gpt2, "gpt2"), new HfConfig(Gpt2Config.Tiny, "byte"), new HfConfig(Gpt2Config.Micro, null) })
+        foreach (var config in new[] { new HfConfig(DecoderConfig.Gpt2, "gpt2"), new HfConfig(DecoderConfig.Tiny, "byte"), new HfConfig(DecoderConfig.Micro, null) })
         {
             string json = config.ToJson();
             Assert.Equal(config, HfConfig.Parse(json, "test"));
@@ -511,7 +511,7 @@ public sealed class CheckpointTests : IDisposable
             Assert.Contains("\"layer_norm_epsilon\": 1E-05", json);
             Assert.Equal(config.Model.VocabSize > 50256, json.Contains("\"eos_token_id\": 50256"));
         }
-        Assert.Contains("\"llm_tokenizer\": \"byte\"", new HfConfig(Gpt2Config.Tiny, "byte").ToJson());
+        Assert.Contains("\"llm_tokenizer\": \"byte\"", new HfConfig(DecoderConfig.Tiny, "byte").ToJson());
         var e = Assert.Throws<InvalidDataException>(() => HfConfig.Parse("{\"n_embd\": 16,", "cfg.json"));
         Assert.Contains("cfg.json", e.Message);
     }
@@ -519,7 +519,7 @@ public sealed class CheckpointTests : IDisposable
     [Fact]
     public void ResolveModelFolder_accepts_step_run_and_download_folders()
     {
-        var config = new HfConfig(Gpt2Config.Micro, "byte");
+        var config = new HfConfig(DecoderConfig.Micro, "byte");
         var parameters = RandomMicro(2);
         string run = PathOf("run");
         string s2 = Checkpoint.Save(run, 2, config, parameters);

@@ -14,7 +14,7 @@ public sealed class DurabilityTests : IDisposable
 {
     private readonly string _dir = Path.Combine(Path.GetTempPath(), "llm-durability-tests-" + Guid.NewGuid().ToString("N"));
     private readonly CpuBackend _cpu = new();
-    private readonly HfConfig _config = new(Gpt2Config.Micro, "byte");
+    private readonly HfConfig _config = new(DecoderConfig.Micro, "byte");
 
     public DurabilityTests() => Directory.CreateDirectory(_dir);
 

@@ -24,7 +24,7 @@ public sealed class HfConfigTests : IDisposable
     /// <summary>Micro's config.json with <paramref name="field"/> set to the JSON <paramref name="value"/>.</summary>
     private static string MicroWith(string field, string value)
     {
-        var root = JsonNode.Parse(new HfConfig(Gpt2Config.Micro, "byte").ToJson())!.AsObject();
+        var root = JsonNode.Parse(new HfConfig(DecoderConfig.Micro, "byte").ToJson())!.AsObject();
         root[field] = JsonNode.Parse(value);
         return root.ToJsonString();
     }
@@ -84,7 +84,7 @@ public sealed class HfConfigTests : IDisposable
     [InlineData("attn_pdrop", "0.1")]
     public void Settings_that_match_this_model_are_accepted(string field, string value)
     {
-        Assert.Equal(Gpt2Config.Micro, HfConfig.Parse(MicroWith(field, value), Source).Model);
+        Assert.Equal(DecoderConfig.Micro, HfConfig.Parse(MicroWith(field, value), Source).Model);
     }
 
     [Fact]
@@ -94,19 +94,19 @@ public sealed class HfConfigTests : IDisposable
         Assert.Equal(1e-6f, config.Model.LayerNormEpsilon);
         Assert.Equal(config, HfConfig.Parse(config.ToJson(), Source)); // and is written back as it was read
 
-        var model = new Gpt2(_cpu, Gpt2Config.Micro);
+        var model = new Decoder(_cpu, DecoderConfig.Micro);
         model.InitializeWeights(3);
         string folder = Path.Combine(_dir, "model");
-        Checkpoint.SaveModel(folder, new HfConfig(Gpt2Config.Micro, "byte"), model.Parameters);
-        var (atDefault, _) = Gpt2.Load(folder, _cpu);
+        Checkpoint.SaveModel(folder, new HfConfig(DecoderConfig.Micro, "byte"), model.Parameters);
+        var (atDefault, _) = Decoder.Load(folder, _cpu);
         File.WriteAllText(Path.Combine(folder, Checkpoint.ConfigFile), MicroWith("layer_norm_epsilon", "1e-06"));
-        var (atSmall, _) = Gpt2.Load(folder, _cpu);
+        var (atSmall, _) = Decoder.Load(folder, _cpu);
         Assert.Equal(1e-5f, atDefault.Config.LayerNormEpsilon);
         Assert.Equal(1e-6f, atSmall.Config.LayerNormEpsilon);
         Assert.NotEqual(Logits(atDefault), Logits(atSmall)); // same weights: only the epsilon differs
     }
 
-    private float[] Logits(Gpt2 model)
+    private float[] Logits(Decoder model)
     {
         var tokens = _cpu.Allocate(DType.I32, [1, 8]);
         _cpu.Upload<int>(new[] { 1, 2, 3, 250, 100, 7, 0, 42 }, tokens);

@@ -146,7 +146,7 @@ public sealed class SafeTensorsIntegrityTests : IDisposable
     {
         string folder = PathOf("model");
         var parameters = RandomMicro(11);
-        Checkpoint.SaveModel(folder, new HfConfig(Gpt2Config.Micro, "byte"), parameters);
+        Checkpoint.SaveModel(folder, new HfConfig(DecoderConfig.Micro, "byte"), parameters);
         string weights = Path.Combine(folder, Checkpoint.ModelFile);
         AssertBitsEqual(Download(parameters.Arenas.Single().Values), Download(Checkpoint.LoadModel(folder, _cpu).Parameters.Arenas.Single().Values));
 
@@ -164,7 +164,7 @@ public sealed class SafeTensorsIntegrityTests : IDisposable
     {
         string folder = PathOf("foreign");
         var parameters = RandomMicro(12);
-        new HfConfig(Gpt2Config.Micro, null).Save(Path.Combine(folder, Checkpoint.ConfigFile));
+        new HfConfig(DecoderConfig.Micro, null).Save(Path.Combine(folder, Checkpoint.ConfigFile));
         string weights = Path.Combine(folder, Checkpoint.ModelFile);
         WriteWithoutChecksums(weights, parameters, _cpu);
         using (var file = SafeTensorsFile.Read(weights)) Assert.Empty(file.Checksums);

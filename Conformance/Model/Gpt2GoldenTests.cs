@@ -17,8 +17,8 @@ public sealed class Gpt2GoldenTests
     [Fact]
     public void SixCpuStepsGiveTheRecordedLossesAndWeights()
     {
-        var config = new Gpt2Config { VocabSize = 256, ContextLength = 32, Layers = 2, Heads = 4, Channels = 32 };
-        var model = new Gpt2(new CpuBackend(), config);
+        var config = new DecoderConfig { VocabSize = 256, ContextLength = 32, Layers = 2, Heads = 4, Channels = 32 };
+        var model = new Decoder(new CpuBackend(), config);
         model.InitializeWeights(11);
         var trainer = new Trainer(model, new OptimizerOptions { LearningRate = 1e-3f, WarmupSteps = 1 }, totalSteps: 100);
         var tokens = new ByteTokenizer().Encode(Corpus.PrideAndPrejudice[..2000]);

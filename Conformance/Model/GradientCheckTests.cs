@@ -14,7 +14,7 @@ namespace Llm.Conformance.Model;
 public sealed record ModelCase(int B, int T, int Seed)
 {
     /// <summary>Every dimension distinct and awkward (C = 2·6, V prime) so a transposed or swapped axis shows.</summary>
-    public static Gpt2Config Config { get; } = new() { VocabSize = 13, ContextLength = 7, Layers = 2, Heads = 2, Channels = 12 };
+    public static DecoderConfig Config { get; } = new() { VocabSize = 13, ContextLength = 7, Layers = 2, Heads = 2, Channels = 12 };
 
     public override string ToString() => $"gpt2(V=13, ctx=7, L=2, NH=2, C=12) tokens[{B},{T}] seed={Seed}";
 
@@ -55,9 +55,9 @@ public class GradientCheckTests
         return new(tokens, targets, weights, dLosses);
     }
 
-    private static Gpt2 Build(IBackend backend, DType dtype, double[] weights)
+    private static Decoder Build(IBackend backend, DType dtype, double[] weights)
     {
-        var model = new Gpt2(backend, ModelCase.Config, dtype);
+        var model = new Decoder(backend, ModelCase.Config, dtype);
         // LayerNorm gains near 1 (weights are N(0, 0.3)): the realistic regime, still not exactly 1.
         var host = (double[])weights.Clone();
         foreach (var p in model.Parameters.All.Where(p => p.Name.Contains("ln_") && p.Name.EndsWith(".weight")))
@@ -74,7 +74,7 @@ public class GradientCheckTests
     }
 
     /// <summary>Forward and (when dLosses is given) backward into freshly zeroed gradients; returns the losses.</summary>
-    private static double[] Step(Gpt2 model, ModelCase c, Setup s, bool backward)
+    private static double[] Step(Decoder model, ModelCase c, Setup s, bool backward)
     {
         var backend = model.Backend;
         var dtype = model.Parameters.DType;

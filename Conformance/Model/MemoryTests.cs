@@ -13,17 +13,17 @@ namespace Llm.Conformance.Model;
 /// <summary>Memory that stays bounded: the tape's pool, device memory over many passes, sizes past 2^31 elements.</summary>
 public sealed class MemoryTests
 {
-    private static Gpt2 Micro(IBackend backend, int? maxArenaElements = null)
+    private static Decoder Micro(IBackend backend, int? maxArenaElements = null)
     {
-        var config = Gpt2Config.Micro;
-        var model = maxArenaElements is null ? new Gpt2(backend, config)
-            : new Gpt2(config, new ParameterSet(backend, config.ParameterSpecs(), maxArenaElements: maxArenaElements));
+        var config = DecoderConfig.Micro;
+        var model = maxArenaElements is null ? new Decoder(backend, config)
+            : new Decoder(config, new ParameterSet(backend, config.ParameterSpecs(), maxArenaElements: maxArenaElements));
         model.InitializeWeights(11);
         return model;
     }
 
     /// <summary>What one forward at [1, T] leaves in a fresh tape's pool: the bound sampling must stay within.</summary>
-    private static long OneForward(Gpt2 model, int T)
+    private static long OneForward(Decoder model, int T)
     {
         using var tape = new Tape(model.Backend, recording: false);
         var ids = tape.Temp(DType.I32, [1, T]);
@@ -48,7 +48,7 @@ public sealed class MemoryTests
         }
 
         // A full window (T = ContextLength every step): the pool does not grow with the number of tokens.
-        int[] prompt = [.. Enumerable.Range(60, Gpt2Config.Micro.ContextLength)];
+        int[] prompt = [.. Enumerable.Range(60, DecoderConfig.Micro.ContextLength)];
         long Pool(int n)
         {
             using var tape = new Tape(model.Backend, recording: false);
@@ -56,7 +56,7 @@ public sealed class MemoryTests
             return tape.PooledBytes;
         }
         Assert.Equal(Pool(3), Pool(40));
-        Assert.Equal(OneForward(model, Gpt2Config.Micro.ContextLength), Pool(3));
+        Assert.Equal(OneForward(model, DecoderConfig.Micro.ContextLength), Pool(3));
     }
 
     [Fact]

@@ -135,7 +135,7 @@ public sealed class TorchReferenceTests(ITestOutputHelper output)
 
     // ---- the fixture ------------------------------------------------------------------------------------------------
 
-    private sealed record FixtureData(Gpt2Config Config, int Batch, int Time, int Steps, OptimizerOptions Options,
+    private sealed record FixtureData(DecoderConfig Config, int Batch, int Time, int Steps, OptimizerOptions Options,
         int[][] Tokens, int[][] Targets, Func<string, double[]> Read, IReadOnlyList<ParameterSpec> Specs);
 
     private static readonly Lazy<FixtureData> Fixture = new(LoadFixture);
@@ -148,7 +148,7 @@ public sealed class TorchReferenceTests(ITestOutputHelper output)
         var meta = file.Metadata;
         int Int(string key) => int.Parse(meta[key], System.Globalization.CultureInfo.InvariantCulture);
         float Float(string key) => float.Parse(meta[key], System.Globalization.CultureInfo.InvariantCulture);
-        var config = new Gpt2Config
+        var config = new DecoderConfig
         {
             VocabSize = Int("vocab_size"), ContextLength = Int("n_positions"), Layers = Int("n_layer"), Heads = Int("n_head"),
             Channels = Int("n_embd"), LayerNormEpsilon = Float("layer_norm_epsilon"),
@@ -183,7 +183,7 @@ public sealed class TorchReferenceTests(ITestOutputHelper output)
     /// from the fixture's initial weights on batches 0, 1, 2.</summary>
     private static Run Execute(IBackend backend, DType dtype, FixtureData f)
     {
-        var model = new Gpt2(backend, f.Config, dtype);
+        var model = new Decoder(backend, f.Config, dtype);
         foreach (var p in model.Parameters.All) backend.UploadDoubles(f.Read("weights." + p.Name), p.Value);
 
         double[] logits, losses;

@@ -28,7 +28,7 @@ public sealed class StandAloneMessageTests
         { "repetition penalty must be > 0, got -1", () => Sampler.ApplyRepetitionPenalty(new double[3], [0], -1) },
         { "generated token 7", () => Sampler.ApplyRepetitionPenalty(new double[3], [7], 2) },
         { "the model produced a non-finite value", () => new Sampler().Next([0f, float.NaN]) },
-        { "the number of new tokens must be ≥ 0, got -1", () => Generator.Generate(new Gpt2(new CpuBackend(), Gpt2Config.Micro), [1], -1, new Sampler()).ToList() },
+        { "the number of new tokens must be ≥ 0, got -1", () => Generator.Generate(new Decoder(new CpuBackend(), DecoderConfig.Micro), [1], -1, new Sampler()).ToList() },
     };
 
     [Theory]

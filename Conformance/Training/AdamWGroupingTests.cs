@@ -14,9 +14,9 @@ public class AdamWGroupingTests
     public void GroupedUpdatesEqualPerParameterUpdatesBitForBit()
     {
         var backend = new CpuBackend();
-        (Gpt2 Model, AdamW Adam) Make()
+        (Decoder Model, AdamW Adam) Make()
         {
-            var model = new Gpt2(backend, Gpt2Config.Tiny, DType.F32);
+            var model = new Decoder(backend, DecoderConfig.Tiny, DType.F32);
             model.InitializeWeights(3);
             var grads = new float[model.Parameters.Count];
             var rng = new Random(5);

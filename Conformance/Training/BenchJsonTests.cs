@@ -36,7 +36,7 @@ public sealed class BenchJsonTests
         Assert.Equal(4.0 * p / (1 << 20), D(mem, "ParametersMiB"), 6);
         Assert.Equal(D(mem, "ParametersMiB"), D(mem, "GradientsMiB"));
         Assert.Equal(2 * D(mem, "ParametersMiB"), D(mem, "AdamWMiB"), 6);
-        Assert.Equal(3.0 * 8 * Models.Gpt2Config.FromPreset("micro").VocabSize * 4 / (1 << 20), D(mem, "LogitsMiB"), 9);
+        Assert.Equal(3.0 * 8 * Models.DecoderConfig.FromPreset("micro").VocabSize * 4 / (1 << 20), D(mem, "LogitsMiB"), 9);
         Assert.Equal(D(mem, "ResidentMiB"), D(mem, "ManagedMiB") + D(mem, "NativeMiB"), 6);
         Assert.True(D(llm, "PeakMemoryMiB") >= D(mem, "ResidentMiB") - 1, "VmHWM is at least every sampled resident set");
     }

@@ -32,7 +32,7 @@ public sealed class RunTests : IDisposable
     public void A_non_finite_gradient_norm_skips_the_step_and_leaves_the_weights()
     {
         var backend = new FaultyBackend(Fault.None) { NonFiniteSumOfSquares = call => call == 3 };  // the 3rd step's norm
-        var model = new Gpt2(backend, Gpt2Config.Micro);
+        var model = new Decoder(backend, DecoderConfig.Micro);
         model.InitializeWeights(1);
         var trainer = new Trainer(model, new OptimizerOptions { WarmupSteps = 1 }, totalSteps: 5);
         var tokens = new ByteTokenizer().Encode(Corpus.PrideAndPrejudice[..100]);

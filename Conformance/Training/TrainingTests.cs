@@ -9,12 +9,12 @@ namespace Llm.Conformance.Training;
 /// <summary>The training loop as a whole: it can learn, and an interrupted run resumes bit for bit.</summary>
 public sealed class TrainingTests
 {
-    private static readonly Gpt2Config Small = new() { VocabSize = 256, ContextLength = 16, Layers = 2, Heads = 2, Channels = 32 };
+    private static readonly DecoderConfig Small = new() { VocabSize = 256, ContextLength = 16, Layers = 2, Heads = 2, Channels = 32 };
 
     [Fact]
     public void TinyModelOverfitsOneBatch()
     {
-        var model = new Gpt2(new CpuBackend(), Small);
+        var model = new Decoder(new CpuBackend(), Small);
         model.InitializeWeights(7);
         var trainer = new Trainer(model, new OptimizerOptions { LearningRate = 3e-3f, WarmupSteps = 1, WeightDecay = 0 }, totalSteps: 1000);
         var tokens = new ByteTokenizer().Encode(Corpus.PrideAndPrejudice[..200]);
@@ -121,7 +121,7 @@ public sealed class TrainingTests
     public void FlatMomentsInDeclarationOrderLoadIntoEachParameter()
     {
         var backend = new CpuBackend();
-        var model = new Gpt2(backend, Small);
+        var model = new Decoder(backend, Small);
         var adam = new AdamW(model.Parameters);
         int total = (int)model.Parameters.Count;
         float[] m = [.. Enumerable.Range(0, total).Select(i => (float)i)], v = [.. m.Select(x => -x)];

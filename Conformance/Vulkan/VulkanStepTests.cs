@@ -60,7 +60,7 @@ public class VulkanStepTests(VulkanFixture fixture) : IClassFixture<VulkanFixtur
     public void AdamWIsOneDispatchPerArenaAndDecayGroup()
     {
         var vk = fixture.Backend;
-        var model = new Gpt2(vk, Gpt2Config.Tiny);
+        var model = new Decoder(vk, DecoderConfig.Tiny);
         model.InitializeWeights(7);
         var adam = new AdamW(model.Parameters);
         int groups = model.Parameters.Arenas.Sum(a => model.Parameters.All.Where(p => p.Arena == a.Index).Select(p => p.Decay).Distinct().Count());

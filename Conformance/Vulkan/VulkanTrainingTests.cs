@@ -23,7 +23,7 @@ public sealed class VulkanTrainingTests
 
         (List<double> Losses, float[] Weights) Train(IBackend backend)
         {
-            var model = new Gpt2(backend, Gpt2Config.Tiny);
+            var model = new Decoder(backend, DecoderConfig.Tiny);
             model.InitializeWeights(42);
             var trainer = new Trainer(model, new OptimizerOptions { WarmupSteps = 5 }, Steps);
             var losses = batches.Select(b => trainer.Step([(b.Inputs, b.Targets)], B, T).Loss).ToList();

@@ -212,7 +212,7 @@ public static class Checkpoint
 
     /// <summary>The numbers config.json promises against what the weights contain, so that a wrong config is reported
     /// as such rather than as a puzzling shape mismatch further down.</summary>
-    private static void CheckConfigAgainstWeights(SafeTensorsFile file, Gpt2Config config, string configPath)
+    private static void CheckConfigAgainstWeights(SafeTensorsFile file, DecoderConfig config, string configPath)
     {
         SafeTensorInfo? Find(string name) =>
             file.Contains(name) ? file.Info(name) : file.Contains(HfPrefix + name) ? file.Info(HfPrefix + name) : null;

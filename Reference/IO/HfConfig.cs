@@ -9,7 +9,7 @@ namespace Llm.IO;
 /// <c>GPT2LMHeadModel.from_pretrained</c>, plus our field "llm_tokenizer" naming the tokenizer the vocabulary belongs
 /// to ("byte" or "gpt2"). <see cref="Tokenizer"/> is null for a config that does not record one (a hub download).
 /// </summary>
-public sealed record HfConfig(Gpt2Config Model, string? Tokenizer)
+public sealed record HfConfig(DecoderConfig Model, string? Tokenizer)
 {
     public const string TokenizerField = "llm_tokenizer";
     /// <summary>GPT-2's &lt;|endoftext|&gt;, its bos and eos token.</summary>
@@ -112,7 +112,7 @@ public sealed record HfConfig(Gpt2Config Model, string? Tokenizer)
 
             float eps = (float)(OptionalNumber(root, "layer_norm_epsilon", source) ?? 1e-5); // HF's default when absent
 
-            var model = new Gpt2Config
+            var model = new DecoderConfig
             {
                 VocabSize = RequiredInt(root, "vocab_size", source),
                 ContextLength = context,

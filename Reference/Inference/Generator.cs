@@ -13,7 +13,7 @@ public static class Generator
 {
     /// <param name="tape">Where the activations come from; by default a tape of the generation's own, given back when
     /// the enumeration ends. Its pool holds one forward at the current length at a time.</param>
-    public static IEnumerable<int> Generate(Gpt2 model, IReadOnlyList<int> prompt, int maxNewTokens, Sampler sampler, Tape? tape = null)
+    public static IEnumerable<int> Generate(Decoder model, IReadOnlyList<int> prompt, int maxNewTokens, Sampler sampler, Tape? tape = null)
     {
         if (prompt.Count == 0) throw new ArgumentException("generation needs at least one prompt token");
         if (maxNewTokens < 0) throw new ArgumentException($"the number of new tokens must be ≥ 0, got {maxNewTokens}");
@@ -24,7 +24,7 @@ public static class Generator
         return Steps(model, prompt, maxNewTokens, sampler, tape);
     }
 
-    private static IEnumerable<int> Steps(Gpt2 model, IReadOnlyList<int> prompt, int maxNewTokens, Sampler sampler, Tape? given)
+    private static IEnumerable<int> Steps(Decoder model, IReadOnlyList<int> prompt, int maxNewTokens, Sampler sampler, Tape? given)
     {
         int V = model.Config.VocabSize;
         var backend = model.Backend;

@@ -30,14 +30,14 @@ public readonly record struct StepResult(int Step, double Loss, double GradientN
 /// </summary>
 public sealed class Trainer
 {
-    public Gpt2 Model { get; }
+    public Decoder Model { get; }
     public AdamW Optimizer { get; }
     public OptimizerOptions Options { get; }
     public LearningRateSchedule Schedule { get; }
     private readonly Tape _tape;
     private readonly IBackend _backend;
 
-    public Trainer(Gpt2 model, OptimizerOptions options, int totalSteps)
+    public Trainer(Decoder model, OptimizerOptions options, int totalSteps)
     {
         if (options.AccumulationSteps < 1) throw new ArgumentException($"accumulation steps must be ≥ 1, got {options.AccumulationSteps}");
         if (!(options.LearningRate > 0)) throw new ArgumentException($"learning rate must be positive, got {options.LearningRate}");
@@ -95,7 +95,7 @@ public sealed class Trainer
     public const int IgnoreIndex = -1;
 
     /// <summary>Mean cross-entropy (nats per token) of the model on the given batches, without gradients.</summary>
-    public static (double MeanLoss, long Tokens) Evaluate(Gpt2 model, IEnumerable<(int[] Inputs, int[] Targets)> batches, int batch, int time)
+    public static (double MeanLoss, long Tokens) Evaluate(Decoder model, IEnumerable<(int[] Inputs, int[] Targets)> batches, int batch, int time)
     {
         using var tape = new Tape(model.Backend, recording: false);  // given back at the end: validation runs again and again
         double sum = 0; long count = 0;
@@ -112,7 +112,7 @@ public sealed class Trainer
     private Var ForwardLoss(int[] inputs, int[] targets, int batch, int time, out float[] hostLosses)
         => ForwardLoss(Model, _tape, inputs, targets, batch, time, out hostLosses);
 
-    private static Var ForwardLoss(Gpt2 model, Tape tape, int[] inputs, int[] targets, int batch, int time, out float[] hostLosses)
+    private static Var ForwardLoss(Decoder model, Tape tape, int[] inputs, int[] targets, int batch, int time, out float[] hostLosses)
     {
         if (inputs.Length != batch * time || targets.Length != batch * time)
             throw new ArgumentException($"a batch of B={batch}, T={time} needs {batch * time} inputs and targets, got {inputs.Length} and {targets.Length}");

@@ -12,7 +12,7 @@ namespace Llm.Training;
 /// <summary>Everything `train` needs; defaults make a CPU demo of a few minutes on 2 cores.</summary>
 public sealed record TrainOptions
 {
-    public string Preset { get; init; } = "tiny";          // model size; see Gpt2Config presets
+    public string Preset { get; init; } = "tiny";          // model size; see DecoderConfig presets
     public string Tokenizer { get; init; } = "byte";       // byte (vocab 256) suits tiny models; gpt2 = BPE, 50257
     public string? DataPath { get; init; }                  // null: the embedded Pride and Prejudice
     public int Steps { get; init; } = 3000;                // training steps: ~4 min for tiny on 2 cores, val ≈ 1.34 nats
@@ -34,7 +34,7 @@ public sealed record TrainOptions
     /// <summary>The defaults that fit a preset: its sequence length and a run folder of its own name.</summary>
     public static TrainOptions ForPreset(string preset)
     {
-        var config = Gpt2Config.FromPreset(preset);
+        var config = DecoderConfig.FromPreset(preset);
         return new TrainOptions { Preset = preset, Seq = Math.Min(DefaultSeq, config.ContextLength), Out = Path.Combine("runs", preset.ToLowerInvariant()) };
     }
 
@@ -108,7 +108,7 @@ public sealed class TrainingRun
     public TrainOptions Options { get; }
     public ITokenizer Tokenizer { get; }
     public TokenDataset Data { get; }
-    public Gpt2 Model { get; }
+    public Decoder Model { get; }
     public Trainer Trainer { get; }
     /// <summary>SHA-256 of the training text (lower-case hex), saved with every checkpoint.</summary>
     public string DataSha256 { get; }
@@ -117,7 +117,7 @@ public sealed class TrainingRun
 
     public const string MetricsFile = RunFolder.MetricsFile;
 
-    private TrainingRun(TrainOptions options, ITokenizer tokenizer, TokenDataset data, string sha, Gpt2 model, Trainer trainer)
+    private TrainingRun(TrainOptions options, ITokenizer tokenizer, TokenDataset data, string sha, Decoder model, Trainer trainer)
     {
         Options = options; Tokenizer = tokenizer; Data = data; DataSha256 = sha; Model = model; Trainer = trainer;
     }
@@ -132,7 +132,7 @@ public sealed class TrainingRun
     {
         options = options.Validate() with { DataPath = options.DataPath is null ? null : Path.GetFullPath(options.DataPath) };
         var tokenizer = Tokenizers.Create(options.Tokenizer);
-        var config = Gpt2Config.FromPreset(options.Preset) with { VocabSize = tokenizer.VocabSize };
+        var config = DecoderConfig.FromPreset(options.Preset) with { VocabSize = tokenizer.VocabSize };
         if (options.Seq > config.ContextLength)
             throw new ArgumentException($"--seq {options.Seq} exceeds the context length {config.ContextLength} of preset '{options.Preset}'");
         var (data, sha) = LoadData(options, tokenizer, warn);
@@ -144,7 +144,7 @@ public sealed class TrainingRun
         RunFolder.EnsureWritable(options.Out);
         if (existing.Count > 0) RunFolder.Clear(options.Out);
 
-        var model = new Gpt2(backend, config);
+        var model = new Decoder(backend, config);
         model.InitializeWeights(options.Seed);
         return new TrainingRun(options, tokenizer, data, sha, model, new Trainer(model, options.Optimizer, options.Steps));
     }
@@ -173,7 +173,7 @@ public sealed class TrainingRun
         catch (JsonException e) { throw new InvalidDataException($"{statePath}: the trainer options are not valid JSON ({e.Message})", e); }
 
         var options = Reconcile(saved, given, runFolder, say).Validate();
-        var (model, tokenizerName) = Gpt2.Load(folder, backend);
+        var (model, tokenizerName) = Decoder.Load(folder, backend);
         if (tokenizerName != options.Tokenizer)
             throw new InvalidDataException($"{folder}: config.json names tokenizer '{tokenizerName}' but the training state says '{options.Tokenizer}'");
         var tokenizer = Tokenizers.Create(tokenizerName);

@@ -1,0 +1,337 @@
+using Llm.Autograd;
+using Llm.Common;
+using Llm.Tensors;
+
+namespace Llm.Models;
+
+/// <summary>Per-forward inputs beyond the tokens: what packing, prefix decoding and a KV cache need. All optional.</summary>
+public sealed record DecoderInputs
+{
+    /// <summary>[B] I32: the bidirectional prefix of each sequence, for <see cref="Visibility.Prefix"/> models (0 when absent).</summary>
+    public Tensor? PrefixLengths { get; init; }
+    /// <summary>[B, T] I32: document ids of packed sequences; a token sees only its own document.</summary>
+    public Tensor? Segments { get; init; }
+    /// <summary>[B, T] I32: each token's position (RoPE, learned, sinusoidal; ALiBi uses the mask's offsets); 0..T−1 when absent.</summary>
+    public Tensor? Positions { get; init; }
+}
+
+/// <summary>
+/// A decoder-only transformer composed from the catalogue of <see cref="DecoderConfig"/>: GPT-2 is its default, and
+/// LLaMA, BLOOM, GPT-NeoX, PaLM and GLM are presets. Shapes: B batch, T time, C channels, V vocabulary, NH query heads,
+/// NKV key/value heads, hs head size, F FFN width.
+/// </summary>
+public sealed class Decoder
+{
+    public DecoderConfig Config { get; }
+    public IBackend Backend { get; }
+    public ParameterSet Parameters { get; }
+
+    /// <summary>A norm's gain [C] and bias [C] (null for RMSNorm and bias-free LayerNorm).</summary>
+    public sealed record Norm(Var Weight, Var? Bias);
+    /// <summary>A linear layer: weight [in, out] (Conv1D) or [out, in] (nn.Linear, OutIn), bias [out] or null.</summary>
+    public sealed record Linear(Var Weight, Var? Bias, bool OutIn);
+    /// <summary>q, k, v from one fused projection (Qkv; blocked or per head) or from three (Query, Key, Value); Out [C, C].</summary>
+    public sealed record AttentionWeights(Linear? Qkv, bool PerHead, Linear? Query, Linear? Key, Linear? Value, Linear Out);
+    /// <summary>act(x·Up) · Down, or gated act(x·Gate) ⊙ (x·Up) · Down.</summary>
+    public sealed record FfnWeights(Linear Up, Linear? Gate, Linear Down);
+    /// <summary>One block: its norms (Norm2 unused by nothing; PostNorm1/2 for sandwich), attention and FFN.</summary>
+    public sealed record Block(Norm Norm1, Norm Norm2, Norm? PostNorm1, Norm? PostNorm2, AttentionWeights Attention, FfnWeights Ffn);
+
+    /// <summary>[V, C]: the token embedding (and the output projection when tied).</summary>
+    public Var TokenEmbedding { get; }
+    /// <summary>[ctx, C]: the learned position table, or null.</summary>
+    public Var? PositionEmbedding { get; }
+    public Norm? EmbeddingNorm { get; }
+    public IReadOnlyList<Block> Blocks { get; }
+    /// <summary>The norm before the head; null for post-norm models, whose blocks end in one.</summary>
+    public Norm? FinalNorm { get; }
+    /// <summary>[V, C]: the untied output projection, or null when it is the token embedding.</summary>
+    public Var? LmHead { get; }
+
+    private readonly Dictionary<Var, ParameterRole> _roles = new(ReferenceEqualityComparer.Instance);
+    private readonly Var? _zeroBias;       // [C] zeros: the bias of a bias-free LayerNorm
+    private Tensor? _alibiSlopes;          // [NH] F32 (ALiBi)
+    private Var? _sinusoids;               // [ctx, C] the fixed sinusoidal table
+    private Tensor? _positions;            // [B, T] I32: 0..T−1 in every row
+
+    public Decoder(IBackend backend, DecoderConfig config, DType dtype = DType.F32)
+        : this(config, new ParameterSet(backend, config.Validate().ParameterSpecs(), dtype)) { }
+
+    /// <summary>A model around parameters that already exist (loaded from a checkpoint).</summary>
+    public Decoder(DecoderConfig config, ParameterSet parameters)
+    {
+        Config = config.Validate();
+        Parameters = parameters;
+        Backend = parameters.Backend;
+        var names = WeightNames.For(Config);
+        var weights = names.Weights(Config).ToDictionary(w => w.Name);
+        foreach (var w in weights.Values)
+            if (!parameters.Contains(w.Name) || !parameters[w.Name].Shape.SequenceEqual(w.Shape))
+                throw new ArgumentException($"parameter set does not fit the config: '{w.Name}' should be {Tensor.ShapeString(w.Shape)}");
+
+        // names are looked up once, here; the forward reads typed records
+        Var P(string name)
+        {
+            var v = Parameters[name].Var;
+            _roles[v] = weights[name].Role;
+            return v;
+        }
+        Var? Maybe(string name) => weights.ContainsKey(name) ? P(name) : null;
+        Norm? N(string? prefix) => prefix is null || !weights.ContainsKey(prefix + ".weight") ? null : new(P(prefix + ".weight"), Maybe(prefix + ".bias"));
+        Linear? L(string? prefix) => prefix is null ? null : new(P(prefix + ".weight"), Maybe(prefix + ".bias"), names.OutIn);
+
+        TokenEmbedding = P(names.TokenEmbedding);
+        PositionEmbedding = names.PositionEmbedding(Config) is { } wpe ? P(wpe) : null;
+        EmbeddingNorm = N(names.EmbeddingNorm(Config));
+        Blocks = [.. Enumerable.Range(0, Config.Layers).Select(l =>
+        {
+            var b = names.Block(Config, l);
+            var attention = new AttentionWeights(L(b.Qkv), names.PerHeadQkv, L(b.Query), L(b.Key), L(b.Value), L(b.Out)!);
+            return new Block(N(b.Norm1)!, N(b.Norm2)!, N(b.PostNorm1), N(b.PostNorm2), attention, new FfnWeights(L(b.Up)!, L(b.Gate), L(b.Down)!));
+        })];
+        FinalNorm = N(names.FinalNorm);
+        LmHead = Config.TiedEmbeddings ? null : P(names.LmHead);
+        if (Config.Norm == NormKind.LayerNorm && !Config.Bias)
+            _zeroBias = new Var(Backend.Allocate(parameters.DType, [Config.Channels], "zero bias"));
+    }
+
+    /// <summary>Loads a checkpoint folder (ours or a Hugging Face download of a supported family); returns the model and
+    /// its tokenizer name (config.json's llm_tokenizer; Hugging Face folders without it use GPT-2 BPE).</summary>
+    public static (Decoder Model, string Tokenizer) Load(string path, IBackend backend)
+    {
+        var loaded = IO.Checkpoint.LoadModel(path, backend);
+        return (new Decoder(loaded.Config.Model, loaded.Parameters), loaded.Config.Tokenizer ?? "gpt2");
+    }
+
+    // ---- forward -------------------------------------------------------------------------------------------------------
+
+    /// <summary>tokens [B, T] I32 → logits [B, T, V].</summary>
+    public Var Forward(Tape tape, Tensor tokens, DecoderInputs? inputs = null)
+    {
+        if (tokens.Rank != 2 || tokens.DType != DType.I32)
+            throw new ArgumentException($"the decoder expects token ids [B, T] I32, got {tokens.Describe()}");
+        int B = tokens.Shape[0], T = tokens.Shape[1];
+        if (T > Config.ContextLength)
+            throw new ArgumentException($"sequence length {T} exceeds the model's context length {Config.ContextLength}");
+        var positions = inputs?.Positions ?? Positions(B, T);
+        var mask = Mask(inputs);
+
+        var x = tape.Embedding(TokenEmbedding, tokens);                                             // [B, T, C]
+        if (PositionEmbedding is { } wpe) x = tape.Add(x, tape.Embedding(wpe, positions));
+        if (Config.Positions == PositionKind.Sinusoidal) x = tape.Add(x, tape.Embedding(Sinusoids(), positions));
+        if (EmbeddingNorm is { } embNorm) x = Normalize(tape, x, embNorm);
+        foreach (var block in Blocks)
+            x = Forward(tape, x, block, positions, mask);
+        if (FinalNorm is { } final) x = Normalize(tape, x, final);
+        return tape.MatMul(x, LmHead ?? TokenEmbedding, transB: true);                              // [B, T, V] = x · Wᵀ
+    }
+
+    /// <summary>One block, as its placement draws it (nanoGPT's Block for pre-norm).</summary>
+    private Var Forward(Tape tape, Var x, Block block, Tensor positions, AttentionMask mask)
+    {
+        Var Attn(Var h) => Attention(tape, h, block.Attention, positions, mask);
+        Var Ffn(Var h) => FeedForward(tape, h, block.Ffn);
+        Var N(Var h, Norm norm) => Normalize(tape, h, norm);
+
+        if (Config.ParallelBlock)                                                                   // x + attn(n₁(x)) + ffn(n₂(x))
+            return tape.Add(tape.Add(x, Attn(N(x, block.Norm1))), Ffn(N(x, block.Norm2)));
+        switch (Config.Placement)
+        {
+            case NormPlacement.Pre:                                                                 // x + f(n(x))
+                x = tape.Add(x, Attn(N(x, block.Norm1)));
+                return tape.Add(x, Ffn(N(x, block.Norm2)));
+            case NormPlacement.Sandwich:                                                            // x + n'(f(n(x)))
+                x = tape.Add(x, N(Attn(N(x, block.Norm1)), block.PostNorm1!));
+                return tape.Add(x, N(Ffn(N(x, block.Norm2)), block.PostNorm2!));
+            default:                                                                                // n(α·x + f(x)), α = 1 without DeepNorm
+                double alpha = Config.DeepNorm ? Config.DeepNormConstants().Alpha : 1;
+                x = N(tape.Add(Residual(tape, x, alpha), Attn(x)), block.Norm1);
+                return N(tape.Add(Residual(tape, x, alpha), Ffn(x)), block.Norm2);
+        }
+    }
+
+    private static Var Residual(Tape tape, Var x, double alpha) => alpha == 1 ? x : tape.ScaleBy(x, (float)alpha);
+
+    private Var Normalize(Tape tape, Var x, Norm norm) => Config.Norm == NormKind.RmsNorm
+        ? tape.RmsNorm(x, norm.Weight, Config.LayerNormEpsilon)
+        : tape.LayerNorm(x, norm.Weight, norm.Bias ?? _zeroBias!, Config.LayerNormEpsilon);
+
+    private static Var Apply(Tape tape, Var x, Linear linear) => linear.OutIn
+        ? tape.MatMul(x, linear.Weight, linear.Bias, transB: true)                                  // x · Wᵀ (+ b), W [out, in]
+        : tape.Linear(x, linear.Weight, linear.Bias);                                               // x · W (+ b), W [in, out]
+
+    /// <summary>q, k, v → RoPE → attention under the mask → out projection.</summary>
+    private Var Attention(Tape tape, Var x, AttentionWeights w, Tensor positions, AttentionMask mask)
+    {
+        int B = x.Shape[0], T = x.Shape[1], C = Config.Channels, NH = Config.Heads, NKV = Config.KeyValueHeads, hs = Config.HeadSize;
+        Var q, k, v;
+        if (w.Qkv is { } fused && w.PerHead)
+        {
+            // BLOOM/NeoX: outputs ordered [NH, 3, hs]; as rows of 3·hs, q, k, v are column bands
+            var qkv = tape.Reshape(Apply(tape, x, fused), B * T * NH, 3 * hs);                       // [B·T·NH, 3hs]
+            Var Part(int i) => tape.Reshape(tape.Columns(qkv, i * hs, hs), B, T, NH, hs);
+            (q, k, v) = (Part(0), Part(1), Part(2));
+        }
+        else if (w.Qkv is { } blocked)
+        {
+            var qkv = Apply(tape, x, blocked);                                                        // [B, T, (NH + 2NKV)·hs]
+            Var Part(int start, int heads) => tape.Reshape(tape.Columns(qkv, start * hs, heads * hs), B, T, heads, hs);
+            (q, k, v) = (Part(0, NH), Part(NH, NKV), Part(NH + NKV, NKV));
+        }
+        else
+        {
+            q = tape.Reshape(Apply(tape, x, w.Query!), B, T, NH, hs);                                 // [B, T, NH, hs]
+            k = tape.Reshape(Apply(tape, x, w.Key!), B, T, NKV, hs);                                  // [B, T, NKV, hs]
+            v = tape.Reshape(Apply(tape, x, w.Value!), B, T, NKV, hs);
+        }
+        if (Config.Positions == PositionKind.Rope)
+        {
+            q = tape.Rope(q, positions, Config.RotaryDims, Config.RopeTheta);
+            k = tape.Rope(k, positions, Config.RotaryDims, Config.RopeTheta);
+        }
+        var y = tape.Attention(q, k, v, mask);                                                       // [B, T, NH, hs]
+        return Apply(tape, tape.Reshape(y, B, T, C), w.Out);                                         // [B, T, C]
+    }
+
+    /// <summary>act(x·Up)·Down, or act(x·Gate) ⊙ (x·Up)·Down for the gated family.</summary>
+    private Var FeedForward(Tape tape, Var x, FfnWeights w)
+    {
+        if (w.Gate is not { } gate) return Apply(tape, Activate(tape, Apply(tape, x, w.Up)), w.Down);     // [B, T, F] → [B, T, C]
+        var gated = tape.Multiply(Activate(tape, Apply(tape, x, gate)), Apply(tape, x, w.Up));         // [B, T, F]
+        return Apply(tape, gated, w.Down);
+    }
+
+    private Var Activate(Tape tape, Var x) => Config.Activation switch
+    {
+        Activation.Relu or Activation.ReGlu => tape.Relu(x),
+        Activation.GeluExact or Activation.GeGlu => tape.GeluExact(x),
+        Activation.GeluTanh => tape.Gelu(x),
+        Activation.Swish or Activation.SwiGlu => tape.Swish(x, Config.SwishBeta),
+        Activation.Glu => tape.Sigmoid(x),
+        _ => x,   // Bilinear: no activation
+    };
+
+    /// <summary>The config's mask with this forward's prefix lengths and segments, and the ALiBi slopes.</summary>
+    private AttentionMask Mask(DecoderInputs? inputs) => new()
+    {
+        Visibility = Config.Visibility == Visibility.Prefix && inputs?.PrefixLengths is null ? Visibility.Causal : Config.Visibility,
+        PrefixLengths = Config.Visibility == Visibility.Prefix ? inputs?.PrefixLengths : null,
+        QuerySegments = inputs?.Segments,
+        KeySegments = inputs?.Segments,
+        Window = Config.Window,
+        Sparse = Config.Sparse,
+        Stride = Config.Sparse == SparsePattern.None ? 0 : Config.SparseStride,
+        Summary = Config.SparseSummary,
+        AlibiSlopes = Config.Positions == PositionKind.Alibi ? AlibiSlopes() : null,
+    };
+
+    /// <summary>Press et al.'s slopes m_h = 2^(−8h/n) for n a power of two; for other head counts the closest power
+    /// of two below, then every other slope of twice that many (BLOOM's build_alibi_tensor).</summary>
+    public static double[] AlibiSlopes(int heads)
+    {
+        static double[] PowerOfTwo(int n) => [.. Enumerable.Range(1, n).Select(h => Math.Pow(2, -8.0 * h / n))];
+        int closest = 1 << (int)Math.Floor(Math.Log2(heads));
+        var slopes = PowerOfTwo(closest).ToList();
+        if (closest < heads) slopes.AddRange(PowerOfTwo(2 * closest).Where((_, i) => i % 2 == 0).Take(heads - closest));
+        return [.. slopes];
+    }
+
+    private Tensor AlibiSlopes()
+    {
+        if (_alibiSlopes is not null) return _alibiSlopes;
+        _alibiSlopes = Backend.Allocate(Parameters.DType, [Config.Heads], "alibi slopes");
+        UploadDoubles(AlibiSlopes(Config.Heads), _alibiSlopes);
+        return _alibiSlopes;
+    }
+
+    /// <summary>Vaswani et al.'s table: PE[p, 2i] = sin(p/10000^(2i/C)), PE[p, 2i+1] = cos(p/10000^(2i/C)); not trained.</summary>
+    public static double[] Sinusoids(int context, int channels)
+    {
+        var table = new double[context * channels];
+        for (int p = 0; p < context; p++)
+            for (int i = 0; i < channels; i++)
+            {
+                double angle = p / Math.Pow(10000, 2 * (i / 2) / (double)channels);
+                table[p * channels + i] = i % 2 == 0 ? Math.Sin(angle) : Math.Cos(angle);
+            }
+        return table;
+    }
+
+    private Var Sinusoids()
+    {
+        if (_sinusoids is not null) return _sinusoids;
+        var table = Backend.Allocate(Parameters.DType, [Config.ContextLength, Config.Channels], "sinusoids");
+        UploadDoubles(Sinusoids(Config.ContextLength, Config.Channels), table);
+        return _sinusoids = new Var(table);
+    }
+
+    private void UploadDoubles(double[] values, Tensor target)
+    {
+        if (target.DType == DType.F64) Backend.Upload<double>(values, target);
+        else Backend.Upload<float>([.. values.Select(v => (float)v)], target);
+    }
+
+    /// <summary>Kept between forwards (training repeats one shape); a new (B, T) gives the old table back first, so
+    /// sampling, whose T grows by one per token, holds one table, not one per length.</summary>
+    private Tensor Positions(int B, int T)
+    {
+        if (_positions is { } pos && pos.Shape[0] == B && pos.Shape[1] == T) return pos;
+        if (_positions is not null) Backend.Release(_positions);
+        _positions = null;
+        var ids = new int[B * T];
+        for (int i = 0; i < ids.Length; i++) ids[i] = i % T;
+        _positions = Backend.Allocate(DType.I32, [B, T], "positions");
+        Backend.Upload<int>(ids, _positions);
+        return _positions;
+    }
+
+    // ---- initialisation --------------------------------------------------------------------------------------------
+
+    /// <summary>
+    /// GPT-2's initialisation: matrices ~ N(0, 0.02), the residual projections (attention out, FFN down) scaled by
+    /// 1/√(2·layers) so the residual stream's variance does not grow with depth, biases 0, norm gains 1. DeepNorm models
+    /// take DeepNet's instead: Xavier-normal matrices with gain β for v, out and the FFN, 1 for q and k.
+    /// Deterministic in the seed, drawn in the order of the parameters.
+    /// </summary>
+    public void InitializeWeights(ulong seed)
+    {
+        var rng = new Rng(seed);
+        // Drawn and uploaded a chunk at a time, in the same order: the same weights as one host array per parameter,
+        // without 12 bytes of garbage per parameter (1.5 GB for the 124M model, held by the GC until its next full
+        // collection, and counted in the process's peak memory).
+        var host = new double[Math.Min(1 << 20, Parameters.All.Max(p => p.Value.Length))];
+        var narrow = Parameters.DType == DType.F64 ? null : new float[host.Length];
+        foreach (var p in Parameters.All)
+        {
+            var role = _roles[p.Var];
+            var flat = p.Value.Reshape(p.Value.Length);
+            for (int start = 0; start < flat.Length; start += host.Length)
+            {
+                var chunk = host.AsSpan(0, Math.Min(host.Length, flat.Length - start));
+                if (role == ParameterRole.NormWeight) chunk.Fill(1.0);
+                else if (p.Decay)
+                    for (int i = 0; i < chunk.Length; i++) chunk[i] = Std(role, p.Value.Shape, start + i) * rng.NextGaussian();
+                else chunk.Clear();
+                var target = flat.Slice(start, [chunk.Length]);
+                if (narrow is null) { Backend.Upload<double>(chunk, target); continue; }
+                for (int i = 0; i < chunk.Length; i++) narrow[i] = (float)chunk[i];   // UploadDoubles' rounding, into a reused buffer
+                Backend.Upload<float>(narrow.AsSpan(0, chunk.Length), target);
+            }
+        }
+    }
+
+    /// <summary>The standard deviation of element <paramref name="index"/> of a matrix of <paramref name="role"/>.</summary>
+    private double Std(ParameterRole role, int[] shape, int index)
+    {
+        if (role is ParameterRole.Embedding or ParameterRole.Position or ParameterRole.Head) return 0.02;
+        if (!Config.DeepNorm) return role is ParameterRole.Out or ParameterRole.Down ? 0.02 / Math.Sqrt(2.0 * Config.Layers) : 0.02;
+        double beta = Config.DeepNormConstants().Beta, xavier = Math.Sqrt(2.0 / (shape[0] + shape[1]));
+        if (role != ParameterRole.Qkv) return xavier * (role is ParameterRole.Query or ParameterRole.Key ? 1 : beta);
+        // a fused q|k|v: only its v outputs take β
+        int hs = Config.HeadSize, outputs = Config.QkvWidth;
+        int output = WeightNames.For(Config).OutIn ? index / shape[1] : index % shape[1];
+        bool isValue = WeightNames.For(Config).PerHeadQkv ? output % (3 * hs) >= 2 * hs : output >= (Config.Heads + Config.KeyValueHeads) * hs;
+        xavier = Math.Sqrt(2.0 / (Config.Channels + outputs / 3.0));   // each of q, k, v as its own [C, ·] matrix
+        return xavier * (isValue ? beta : 1);
+    }
+}
