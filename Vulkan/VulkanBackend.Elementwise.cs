@@ -4,7 +4,8 @@ namespace Llm.Vulkan;
 
 /// <summary>
 /// The 1-D ops: one grid-stride shader each (Shaders/fill.comp, add.comp, accumulate.comp, scale.comp, gelu.comp,
-/// gelu_back.comp, swish.comp, swish_back.comp), workgroup <see cref="LinearWorkgroupSize"/>, push constants = binding
+/// gelu_back.comp, swish.comp, swish_back.comp, relu.comp,
+/// relu_back.comp, gelu_exact.comp, gelu_exact_back.comp, multiply.comp, multiply_back.comp), workgroup <see cref="LinearWorkgroupSize"/>, push constants = binding
 /// offsets + element count (+ scale's factor, swish's β).
 /// </summary>
 public sealed partial class VulkanBackend
@@ -86,6 +87,64 @@ public sealed partial class VulkanBackend
         OpShapes.SameShape(op, input, dOutput, dInput);
         foreach (var (start, n) in Chunks(input.Length))
             Dispatch("swish_back", LinearGroups(n), 1, 1, new SwishPush((uint)n, beta), reads: [Part(dOutput, start, n), Part(input, start, n)], writes: [Part(dInput, start, n)]);
+    }
+
+    public void Relu(Tensor input, Tensor output)
+    {
+        const string op = "relu";
+        RequireF32(op, input, output);
+        OpShapes.SameShape(op, input, output);
+        foreach (var (start, n) in Chunks(input.Length))
+            Dispatch("relu", LinearGroups(n), 1, 1, new LengthPush((uint)n), reads: [Part(input, start, n)], writes: [Part(output, start, n)]);
+    }
+
+    public void ReluBackward(Tensor dOutput, Tensor input, Tensor dInput)
+    {
+        const string op = "relu backward";
+        RequireF32(op, dOutput, input, dInput);
+        OpShapes.SameShape(op, input, dOutput, dInput);
+        foreach (var (start, n) in Chunks(input.Length))
+            Dispatch("relu_back", LinearGroups(n), 1, 1, new LengthPush((uint)n), reads: [Part(dOutput, start, n), Part(input, start, n)], writes: [Part(dInput, start, n)]);
+    }
+
+    public void GeluExact(Tensor input, Tensor output)
+    {
+        const string op = "gelu exact";
+        RequireF32(op, input, output);
+        OpShapes.SameShape(op, input, output);
+        foreach (var (start, n) in Chunks(input.Length))
+            Dispatch("gelu_exact", LinearGroups(n), 1, 1, new LengthPush((uint)n), reads: [Part(input, start, n)], writes: [Part(output, start, n)]);
+    }
+
+    public void GeluExactBackward(Tensor dOutput, Tensor input, Tensor dInput)
+    {
+        const string op = "gelu exact backward";
+        RequireF32(op, dOutput, input, dInput);
+        OpShapes.SameShape(op, input, dOutput, dInput);
+        foreach (var (start, n) in Chunks(input.Length))
+            Dispatch("gelu_exact_back", LinearGroups(n), 1, 1, new LengthPush((uint)n), reads: [Part(dOutput, start, n), Part(input, start, n)], writes: [Part(dInput, start, n)]);
+    }
+
+    public void Multiply(Tensor a, Tensor b, Tensor output)
+    {
+        const string op = "multiply";
+        RequireF32(op, a, b, output);
+        OpShapes.SameShape(op, a, b, output);
+        foreach (var (start, n) in Chunks(output.Length))
+            Dispatch("multiply", LinearGroups(n), 1, 1, new LengthPush((uint)n), reads: [Part(a, start, n), Part(b, start, n)], writes: [Part(output, start, n)]);
+    }
+
+    public void MultiplyBackward(Tensor dOutput, Tensor a, Tensor b, Tensor? dA, Tensor? dB)
+    {
+        const string op = "multiply backward";
+        RequireF32(op, [dOutput, a, b, .. new[] { dA, dB }.OfType<Tensor>()]);
+        OpShapes.MultiplyBackward(dOutput, a, b, dA, dB);
+        foreach (var (gradient, other) in new[] { (dA, b), (dB, a) })  // dA += dOutput ⊙ b, dB += dOutput ⊙ a
+        {
+            if (gradient is null) continue;
+            foreach (var (start, n) in Chunks(a.Length))
+                Dispatch("multiply_back", LinearGroups(n), 1, 1, new LengthPush((uint)n), reads: [Part(dOutput, start, n), Part(other, start, n)], writes: [Part(gradient, start, n)]);
+        }
     }
 
     /// <summary>[0, n) in runs whose bytes fit one descriptor (<see cref="DispatchLimits.TensorBytes"/>), so a

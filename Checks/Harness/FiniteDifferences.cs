@@ -63,15 +63,17 @@ public static class FiniteDifferences
     /// <summary>
     /// An elementwise activation's definition, y = f(x): its backward (dInput += dOutput·f′(x), dOutput = w, into a
     /// pre-filled dInput) against central differences of its forward, on min(n, 200) values x ~ scale·N(0, 1).
-    /// <paramref name="roundingMagnitude"/>(x, w, prefill) replaces M where f cancels internally (see <see cref="Check"/>).
+    /// <paramref name="roundingMagnitude"/>(x, w, prefill) replaces M where f cancels internally (see <see cref="Check"/>);
+    /// x with |x| &lt; <paramref name="awayFromZero"/> moves to ±awayFromZero, off a kink at 0 (ReLU's) that central
+    /// differences within h of it would average.
     /// </summary>
     public static void Activation(string op, object testCase, int seed, int n, double scale,
         Action<Tensor, Tensor> forward, Action<Tensor, Tensor, Tensor> backward,
-        Func<double[], double[], double[], double>? roundingMagnitude = null)
+        Func<double[], double[], double[], double>? roundingMagnitude = null, double awayFromZero = 0)
     {
         var rng = new Rng((ulong)seed);
         n = Math.Min(n, 200);
-        var x = Values.Normal(rng, n, scale);
+        var x = Values.Normal(rng, n, scale).Select(v => Math.Abs(v) < awayFromZero ? Math.CopySign(awayFromZero, v) : v).ToArray();
         var w = Values.Normal(rng, n);
         var prefill = Values.Normal(rng, n);
 

@@ -79,6 +79,28 @@ public readonly record struct Tolerance(double Nmse, double Element, string Why,
     /// (a 1×1 case). The floor 1e-6 ≈ 4ε·|dy| for |dy| ≲ 4 covers that; a wrong derivative errs by ≥ 1e-3 on ordinary inputs.</summary>
     public static readonly Tolerance SwishBackward = Elementwise with { Floor = 1e-6, Why = "elementwise, with an absolute floor for the f32 cancellation of swish' near its zero z ≈ −1.28" };
 
+    /// <summary>ReLU's max(0, x) selects an input and rounds nothing, so the subject must match bit for bit (−0 = +0).</summary>
+    public static readonly Tolerance Relu = Exact with { Why = "selection: max(0, x) rounds nothing" };
+
+    /// <summary>ReLU's backward adds dy to dInput where x &gt; 0: one f32 rounding, ≤ ½ulp against F64's exact sum; the
+    /// elementwise bound, 2.6e-7 seen (CPU and lavapipe).</summary>
+    public static readonly Tolerance ReluBackward = Elementwise with { Why = "elementwise: one f32 addition per element" };
+
+    /// <summary>Exact GeLU's x·Φ(x), Φ = ½erfc(−x/√2), keeps its relative accuracy in the tail (erfc, no 1 + erf cancellation),
+    /// but for x ≲ −13 x·Φ(x) drops below f32's smallest normal 1.2e-38: a denormal, or 0 where a GPU flushes denormals, so
+    /// a tensor of only such elements would fail by NMSE. The floor 1e-36 allows exactly that underflow; everything else is
+    /// held to the elementwise bound: 9e-8 seen on the CPU, 1.2e-7 on lavapipe (its exp).</summary>
+    public static readonly Tolerance GeluExact = Elementwise with { Floor = 1e-36, Why = "elementwise, with an absolute floor for x·Φ(x) underflowing f32 at x ≲ −13" };
+
+    /// <summary>Exact GeLU's derivative Φ(x) + x·φ(x) crosses 0 at x ≈ −0.75, where its two terms of size ≈ 0.23 cancel: an
+    /// absolute f32 error of a few ε·0.23·|dy|, unbounded relative to a tensor of only such elements. The floor 1e-6 ≈ 4ε·|dy|
+    /// for |dy| ≲ 4 covers that; a wrong derivative errs by ≥ 1e-4 on ordinary inputs (the tanh form's, the closest); 2.6e-7 seen (CPU and lavapipe).</summary>
+    public static readonly Tolerance GeluExactBackward = Elementwise with { Floor = 1e-6, Why = "elementwise, with an absolute floor for the f32 cancellation of gelu' near its zero x ≈ −0.75" };
+
+    /// <summary>The product a·b and the gradients dA += dy·b, dB += dy·a: one or two f32 roundings per element, no
+    /// cancellation beyond the accumulation's own; the elementwise bound, the gradients' scale being the size of the f32 sum: 1.9e-7 seen (dB, CPU and lavapipe).</summary>
+    public static readonly Tolerance Multiply = Elementwise with { Why = "elementwise: one product (and one sum) per element" };
+
     /// <summary>Cross-entropy losses: a confidently right row has loss ≈ e^−100 ≈ 0 in F64, while any f32
     /// log-sum-exp returns log(1 + ulp) ≈ 1.2e-7, an infinite NMSE for a one-row batch. The floor allows an RMS
     /// error of 5e-7 ≈ 8ε absolute, which no wrong loss formula stays within.</summary>

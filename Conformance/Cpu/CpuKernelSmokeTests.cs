@@ -174,6 +174,65 @@ public class CpuKernelSmokeTests
         });
     }
 
+    // ---- relu, exact gelu, multiply --------------------------------------------------------------------------------
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(7)]
+    [InlineData(97)]
+    [InlineData(300_007)] // large enough for the parallel path
+    public void ReluGeluExactAndMultiplyFastAreDeterministic(int n)
+    {
+        CompareFast("relu/gelu exact/multiply", be =>
+        {
+            var input = F32(be, RandomValues(n, 1, 6), n);
+            var other = F32(be, RandomValues(n, 4), n);
+            var relu = be.Allocate(DType.F32, [n]);
+            be.Relu(input, relu);
+            var dRelu = F32(be, RandomValues(n, 2), n);
+            be.ReluBackward(F32(be, RandomValues(n, 3), n), input, dRelu);
+            var gelu = be.Allocate(DType.F32, [n]);
+            be.GeluExact(input, gelu);
+            var dGelu = F32(be, RandomValues(n, 2), n);
+            be.GeluExactBackward(F32(be, RandomValues(n, 3), n), input, dGelu);
+            var product = be.Allocate(DType.F32, [n]);
+            be.Multiply(input, other, product);
+            var dA = F32(be, RandomValues(n, 5), n);
+            var dB = F32(be, RandomValues(n, 6), n);
+            be.MultiplyBackward(F32(be, RandomValues(n, 3), n), input, other, dA, dB);
+            return [relu, dRelu, gelu, dGelu, product, dA, dB];
+        });
+    }
+
+    /// <summary>The scalar erf and erfc against high-precision values (mpmath, 30 digits), within 2 ulp in double, on every
+    /// approximation range (|x| &lt; 0.84375, &lt; 1.25, &lt; 1/0.35, &lt; 6 or 28) and in the erfc tail.</summary>
+    [Theory]
+    [InlineData(0.0, 0.0)]
+    [InlineData(1e-10, 1.1283791670955126e-10)]
+    [InlineData(0.5, 0.5204998778130465)]
+    [InlineData(1.0, 0.8427007929497149)]
+    [InlineData(2.0, 0.9953222650189527)]
+    [InlineData(-3.0, -0.9999779095030014)]
+    [InlineData(-0.3, -0.3286267594591274)]
+    public void ErfMatchesKnownValues(double x, double erf)
+    {
+        Assert.True(Math.Abs(GeluExactKernel.Erf(x) - erf) <= 2 * (Math.BitIncrement(Math.Abs(erf)) - Math.Abs(erf)),
+            $"erf({x}) = {GeluExactKernel.Erf(x):R}, expected {erf:R}");
+        Assert.True(Math.Abs(GeluExactKernel.Erfc(x) - (1 - erf)) <= 4e-16, $"erfc({x}) = {GeluExactKernel.Erfc(x):R}");
+    }
+
+    [Theory]
+    [InlineData(3.0, 2.209049699858544e-05)]
+    [InlineData(5.0, 1.537459794428035e-12)]
+    [InlineData(10.0, 2.088487583762545e-45)]
+    [InlineData(26.0, 5.663192408856143e-296)]
+    public void ErfcKeepsItsRelativeAccuracyInTheTail(double x, double erfc)
+    {
+        double relative = Math.Abs(GeluExactKernel.Erfc(x) - erfc) / erfc;
+        Assert.True(relative <= 1e-15, $"erfc({x}) = {GeluExactKernel.Erfc(x):R}, expected {erfc:R} (relative error {relative:E2})");
+        Assert.True(Math.Abs(GeluExactKernel.Erfc(-x) - (2 - erfc)) <= 4e-16);
+    }
+
     // ---- residual ops ----------------------------------------------------------------------------------------------
 
     [Theory]

@@ -84,4 +84,39 @@ public sealed class NaNTests
         b.MatMul(x, Put(b, Values(c * o, 0).Select(v => float.IsNaN(v) ? 0.5f : v).ToArray(), c, o), null, y);
         return [normed, rmsNormed, g, sw, y];
     });
+
+    [Fact]
+    public void ReluGeluExactAndMultiplyWithANaN() => SameNaNs("relu/gelu exact/multiply", b =>
+    {
+        const int n = 7, c = 33;
+        var x = Put(b, Values(n * c, 2 * c + 3), n, c);
+        var other = Put(b, Values(n * c, 5 * c + 1), n, c);
+        var r = b.Allocate(DType.F32, [n, c]);
+        b.Relu(x, r);
+        var g = b.Allocate(DType.F32, [n, c]);
+        b.GeluExact(x, g);
+        var m = b.Allocate(DType.F32, [n, c]);
+        b.Multiply(x, other, m);
+        var dA = b.Allocate(DType.F32, [n, c]);
+        var dB = b.Allocate(DType.F32, [n, c]);
+        b.MultiplyBackward(other, x, other, dA, dB);  // dA = other⊙other: NaN at other's NaN; dB = other⊙x: NaN at both
+        return [r, g, m, dA, dB];
+    });
+
+    [Fact]
+    public void ReluPassesNaNForwardAndStopsItsGradient()
+    {
+        foreach (var b in new[] { Definition, Fast })
+        {
+            var x = Put(b, [float.NaN, -1f, 0f, 2f], 4);
+            var y = b.Allocate(DType.F32, [4]);
+            b.Relu(x, y);
+            var dx = Put(b, [1f, 1f, 1f, 1f], 4);
+            b.ReluBackward(Put(b, [10f, 10f, 10f, 10f], 4), x, dx);
+            var forward = CpuBackend.Span<float>(y).ToArray();
+            Assert.True(float.IsNaN(forward[0]));
+            Assert.Equal([0f, 0f, 2f], forward[1..]);
+            Assert.Equal([1f, 1f, 1f, 11f], CpuBackend.Span<float>(dx).ToArray());  // [x > 0]: 0 for NaN and at x = 0
+        }
+    }
 }

@@ -74,4 +74,59 @@ public sealed class TapeOpTests
         Assert.Equal(Get(expected), Get(output.Value));
         Assert.Equal(Get(dInput), Get(input.Grad!));
     }
+
+    [Fact]
+    public void ReluAndGeluExactRecordTheirBackward()
+    {
+        const int b = 2, t = 3, c = 5;
+        double[] x = Uniform(b * t * c, 6), dy = Uniform(b * t * c, 7);
+        foreach (var (record, forward, backward) in new (Func<Tape, Var, Var>, Action<Tensor, Tensor>, Action<Tensor, Tensor, Tensor>)[]
+            {
+                ((tape, v) => tape.Relu(v), Definition.Relu, Definition.ReluBackward),
+                ((tape, v) => tape.GeluExact(v), Definition.GeluExact, Definition.GeluExactBackward),
+            })
+        {
+            using var tape = new Tape(Definition);
+            Var input = new(Put(x, b, t, c));
+            Var output = record(tape, input);
+            tape.Backward(output, Put(dy, b, t, c));
+
+            Tensor expected = Definition.Allocate(DType.F64, [b, t, c]), dInput = Definition.Allocate(DType.F64, [b, t, c]);
+            forward(Put(x, b, t, c), expected);
+            backward(Put(dy, b, t, c), Put(x, b, t, c), dInput);
+
+            Assert.Equal([b, t, c], output.Shape);
+            Assert.Equal(Get(expected), Get(output.Value));
+            Assert.Equal(Get(dInput), Get(input.Grad!));
+        }
+    }
+
+    [Fact]
+    public void MultiplyRecordsBothGradients()
+    {
+        const int b = 2, t = 3, c = 5;
+        double[] x = Uniform(b * t * c, 8), g = Uniform(b * t * c, 9), dy = Uniform(b * t * c, 10);
+
+        using var tape = new Tape(Definition);
+        Var left = new(Put(x, b, t, c)), right = new(Put(g, b, t, c));
+        Var output = tape.Multiply(left, right);
+        tape.Backward(output, Put(dy, b, t, c));
+
+        Assert.Equal([b, t, c], output.Shape);
+        Assert.Equal(x.Zip(g, (p, q) => p * q), Get(output.Value));
+        Assert.Equal(dy.Zip(g, (p, q) => p * q), Get(left.Grad!));   // dA = dy ⊙ b
+        Assert.Equal(dy.Zip(x, (p, q) => p * q), Get(right.Grad!));  // dB = dy ⊙ a
+    }
+
+    [Fact]
+    public void MultiplyOfAVarWithItselfAccumulatesBothTerms()
+    {
+        double[] x = Uniform(6, 11), dy = Uniform(6, 12);
+        using var tape = new Tape(Definition);
+        Var input = new(Put(x, 6));
+        tape.Backward(tape.Multiply(input, input), Put(dy, 6));
+        var expected = dy.Zip(x, (p, q) => 2 * p * q).ToArray();  // d(x²) = 2x·dy
+        var actual = Get(input.Grad!);
+        for (int i = 0; i < 6; i++) Assert.Equal(expected[i], actual[i], 15);
+    }
 }

@@ -96,6 +96,12 @@ public sealed class EmptyTensorTests
             b.GeluBackward(F(b, shape), F(b, shape), F(b, shape));
             b.Swish(F(b, shape), F(b, shape));
             b.SwishBackward(F(b, shape), F(b, shape), F(b, shape));
+            b.Relu(F(b, shape), F(b, shape));
+            b.ReluBackward(F(b, shape), F(b, shape), F(b, shape));
+            b.GeluExact(F(b, shape), F(b, shape));
+            b.GeluExactBackward(F(b, shape), F(b, shape), F(b, shape));
+            b.Multiply(F(b, shape), F(b, shape), F(b, shape));
+            b.MultiplyBackward(F(b, shape), F(b, shape), F(b, shape), F(b, shape), null);
             b.Add(F(b, shape), F(b, shape), F(b, shape));
             b.Accumulate(F(b, shape), F(b, shape));
             b.Scale(F(b, shape), 2f);

@@ -194,6 +194,50 @@ public class VulkanSmokeTests(VulkanFixture fixture) : IClassFixture<VulkanFixtu
     }
 
     [SkippableTheory, MemberData(nameof(Sizes))]
+    public void ReluAndGeluExactForwardAndBackwardMatchTheReference(int n)
+    {
+        var vk = fixture.Backend;
+        float[] x = Random(n, 7, 6), dy = Random(n, 8), dx0 = Random(n, 9);
+        if (n > 1) (x[0], x[1]) = (-40f, 40f);       // far in both tails: erfc must give 0 and 2, not NaN
+        if (n > 2) x[2] = 0f;                        // ReLU's gradient at the kink is 0
+        foreach (var (forward, backward, name) in new (Action<IBackend, Tensor, Tensor>, Action<IBackend, Tensor, Tensor, Tensor>, string)[]
+            {
+                ((b, i, o) => b.Relu(i, o), (b, d, i, g) => b.ReluBackward(d, i, g), "relu"),
+                ((b, i, o) => b.GeluExact(i, o), (b, d, i, g) => b.GeluExactBackward(d, i, g), "gelu exact"),
+            })
+        {
+            Tensor gx = PutWhole(vk, x), gy = vk.Allocate(DType.F32, [n]), gdy = PutWhole(vk, dy), gdx = PutWhole(vk, dx0);
+            Tensor cx = PutWhole(Cpu, x), cy = Cpu.Allocate(DType.F32, [n]), cdy = PutWhole(Cpu, dy), cdx = PutWhole(Cpu, dx0);
+            forward(vk, gx, gy);
+            backward(vk, gdy, gx, gdx);              // accumulates onto dx0
+            forward(Cpu, cx, cy);
+            backward(Cpu, cdy, cx, cdx);
+            AssertClose(Get(Cpu, cy), Get(vk, gy), 1e-10, name);
+            AssertClose(Get(Cpu, cdx), Get(vk, gdx), 1e-10, name + " backward");
+        }
+        VulkanTestDevice.AssertClean(vk);
+    }
+
+    [SkippableTheory, MemberData(nameof(Sizes))]
+    public void MultiplyForwardAndBackwardMatchTheReference(int n)
+    {
+        var vk = fixture.Backend;
+        float[] a = Random(n, 7, 3), b = Random(n, 8), dy = Random(n, 9), da0 = Random(n, 10), db0 = Random(n, 11);
+        Tensor ga = PutWhole(vk, a), gb = PutWhole(vk, b), gy = vk.Allocate(DType.F32, [n]), gdy = PutWhole(vk, dy);
+        Tensor ca = PutWhole(Cpu, a), cb = PutWhole(Cpu, b), cy = Cpu.Allocate(DType.F32, [n]), cdy = PutWhole(Cpu, dy);
+        Tensor gda = PutWhole(vk, da0), gdb = PutWhole(vk, db0), cda = PutWhole(Cpu, da0), cdb = PutWhole(Cpu, db0);
+        vk.Multiply(ga, gb, gy);
+        vk.MultiplyBackward(gdy, ga, gb, gda, null); // dB not wanted: left alone
+        vk.MultiplyBackward(gdy, ga, gb, null, gdb);
+        Cpu.Multiply(ca, cb, cy);
+        Cpu.MultiplyBackward(cdy, ca, cb, cda, cdb);
+        AssertClose(Get(Cpu, cy), Get(vk, gy), 1e-10, "multiply");
+        AssertClose(Get(Cpu, cda), Get(vk, gda), 1e-10, "multiply backward dA");
+        AssertClose(Get(Cpu, cdb), Get(vk, gdb), 1e-10, "multiply backward dB");
+        VulkanTestDevice.AssertClean(vk);
+    }
+
+    [SkippableTheory, MemberData(nameof(Sizes))]
     public void SumOfSquaresMatchesTheReference(int n)
     {
         var vk = fixture.Backend;

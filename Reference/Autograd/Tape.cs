@@ -222,6 +222,45 @@ public sealed class Tape(IBackend backend, bool recording = true) : IDisposable
         return output;
     }
 
+    /// <summary>max(0, x).</summary>
+    public Var Relu(Var x)
+    {
+        var output = NewVar(x.Value.DType, x.Shape, "relu");
+        Backend.Relu(x.Value, output.Value);
+        Record(() =>
+        {
+            if (output.Grad is null) return;
+            Backend.ReluBackward(output.Grad, x.Value, GradOf(x));
+        });
+        return output;
+    }
+
+    /// <summary>Exact GeLU x·Φ(x) (PyTorch's default; <see cref="Gelu"/> is GPT-2's tanh approximation).</summary>
+    public Var GeluExact(Var x)
+    {
+        var output = NewVar(x.Value.DType, x.Shape, "gelu_exact");
+        Backend.GeluExact(x.Value, output.Value);
+        Record(() =>
+        {
+            if (output.Grad is null) return;
+            Backend.GeluExactBackward(output.Grad, x.Value, GradOf(x));
+        });
+        return output;
+    }
+
+    /// <summary>The elementwise product a ⊙ b (the gate of GLU, SwiGLU, GEGLU).</summary>
+    public Var Multiply(Var a, Var b)
+    {
+        var output = NewVar(a.Value.DType, a.Shape, "multiply");
+        Backend.Multiply(a.Value, b.Value, output.Value);
+        Record(() =>
+        {
+            if (output.Grad is null) return;
+            Backend.MultiplyBackward(output.Grad, a.Value, b.Value, GradOf(a), GradOf(b));
+        });
+        return output;
+    }
+
     /// <summary>The residual connection a + b.</summary>
     public Var Add(Var a, Var b)
     {

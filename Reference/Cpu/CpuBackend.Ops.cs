@@ -148,6 +148,87 @@ public sealed partial class CpuBackend
             SwishKernel.Backward(Span<T>(dOutput), Span<T>(input), Span<T>(dInput), T.CreateChecked(beta));
     }
 
+    // ---- relu ------------------------------------------------------------------------------------------------------
+
+    public void Relu(Tensor input, Tensor output)
+    {
+        const string op = "relu";
+        RequireFloat(op, input, output);
+        OpShapes.SameShape(op, input, output);
+        Dispatch(input, Definition<double>, Definition<float>, () => ReluKernel.ForwardFast(Span<float>(input), Span<float>(output)));
+
+        void Definition<T>() where T : unmanaged, IFloatingPointIeee754<T> =>
+            ReluKernel.Forward(Span<T>(input), Span<T>(output));
+    }
+
+    public void ReluBackward(Tensor dOutput, Tensor input, Tensor dInput)
+    {
+        const string op = "relu backward";
+        RequireFloat(op, input, dOutput, dInput);
+        OpShapes.SameShape(op, input, dOutput, dInput);
+        Dispatch(input, Definition<double>, Definition<float>,
+            () => ReluKernel.BackwardFast(Span<float>(dOutput), Span<float>(input), Span<float>(dInput)));
+
+        void Definition<T>() where T : unmanaged, IFloatingPointIeee754<T> =>
+            ReluKernel.Backward(Span<T>(dOutput), Span<T>(input), Span<T>(dInput));
+    }
+
+    // ---- exact gelu ------------------------------------------------------------------------------------------------
+
+    public void GeluExact(Tensor input, Tensor output)
+    {
+        const string op = "gelu exact";
+        RequireFloat(op, input, output);
+        OpShapes.SameShape(op, input, output);
+        Dispatch(input, Definition<double>, Definition<float>, () => GeluExactKernel.ForwardFast(Span<float>(input), Span<float>(output)));
+
+        void Definition<T>() where T : unmanaged, IFloatingPointIeee754<T> =>
+            GeluExactKernel.Forward(Span<T>(input), Span<T>(output));
+    }
+
+    public void GeluExactBackward(Tensor dOutput, Tensor input, Tensor dInput)
+    {
+        const string op = "gelu exact backward";
+        RequireFloat(op, input, dOutput, dInput);
+        OpShapes.SameShape(op, input, dOutput, dInput);
+        Dispatch(input, Definition<double>, Definition<float>,
+            () => GeluExactKernel.BackwardFast(Span<float>(dOutput), Span<float>(input), Span<float>(dInput)));
+
+        void Definition<T>() where T : unmanaged, IFloatingPointIeee754<T> =>
+            GeluExactKernel.Backward(Span<T>(dOutput), Span<T>(input), Span<T>(dInput));
+    }
+
+    // ---- multiply --------------------------------------------------------------------------------------------------
+
+    public void Multiply(Tensor a, Tensor b, Tensor output)
+    {
+        const string op = "multiply";
+        RequireFloat(op, a, b, output);
+        OpShapes.SameShape(op, a, b, output);
+        Dispatch(a, Definition<double>, Definition<float>,
+            () => MultiplyKernel.ForwardFast(Span<float>(a), Span<float>(b), Span<float>(output)));
+
+        void Definition<T>() where T : unmanaged, IFloatingPointIeee754<T> =>
+            MultiplyKernel.Forward(Span<T>(a), Span<T>(b), Span<T>(output));
+    }
+
+    public void MultiplyBackward(Tensor dOutput, Tensor a, Tensor b, Tensor? dA, Tensor? dB)
+    {
+        const string op = "multiply backward";
+        RequireFloat(op, a, b, dOutput);
+        foreach (var gradient in (ReadOnlySpan<Tensor?>)[dA, dB]) if (gradient is not null) RequireFloat(op, a, gradient);
+        OpShapes.MultiplyBackward(dOutput, a, b, dA, dB);
+        foreach (var (gradient, other) in (ReadOnlySpan<(Tensor?, Tensor)>)[(dA, b), (dB, a)])  // dA += dOutput ⊙ b, dB += dOutput ⊙ a
+        {
+            if (gradient is null) continue;
+            Dispatch(a, () => Definition<double>(gradient, other), () => Definition<float>(gradient, other),
+                () => MultiplyKernel.BackwardFast(Span<float>(dOutput), Span<float>(other), Span<float>(gradient)));
+        }
+
+        void Definition<T>(Tensor gradient, Tensor other) where T : unmanaged, IFloatingPointIeee754<T> =>
+            MultiplyKernel.Backward(Span<T>(dOutput), Span<T>(other), Span<T>(gradient));
+    }
+
     // ---- residual stream -------------------------------------------------------------------------------------------
 
     public void Add(Tensor a, Tensor b, Tensor output)

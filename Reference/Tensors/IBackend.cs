@@ -74,6 +74,22 @@ public interface IBackend : IDisposable
     /// <summary>dInput += dOutput · (s + βx·s(1 − s)), s = σ(β·input).</summary>
     void SwishBackward(Tensor dOutput, Tensor input, Tensor dInput, float beta = 1f);
 
+    /// <summary>ReLU: y = max(0, x). NaN propagates.</summary>
+    void Relu(Tensor input, Tensor output);
+    /// <summary>dInput += dOutput · [input &gt; 0]: the gradient is 0 at x = 0 (as PyTorch's) and for a NaN x.</summary>
+    void ReluBackward(Tensor dOutput, Tensor input, Tensor dInput);
+
+    /// <summary>Exact GeLU (PyTorch's F.gelu, approximate='none'): y = x·Φ(x) = ½x(1 + erf(x/√2)), Φ the standard normal
+    /// CDF, computed as ½erfc(−x/√2) so that the tail x ≪ 0 keeps its relative accuracy. NaN propagates.</summary>
+    void GeluExact(Tensor input, Tensor output);
+    /// <summary>dInput += dOutput · (Φ(x) + x·φ(x)), φ(x) = e^(−x²/2)/√(2π), x = input.</summary>
+    void GeluExactBackward(Tensor dOutput, Tensor input, Tensor dInput);
+
+    /// <summary>output = a ⊙ b (same shapes): the gate of GLU, SwiGLU and GEGLU.</summary>
+    void Multiply(Tensor a, Tensor b, Tensor output);
+    /// <summary>dA += dOutput ⊙ b and dB += dOutput ⊙ a (same shapes); a null dA or dB is not computed.</summary>
+    void MultiplyBackward(Tensor dOutput, Tensor a, Tensor b, Tensor? dA, Tensor? dB);
+
     /// <summary>output = a + b (same shapes): the residual connection. Its backward is <see cref="Accumulate"/> twice.</summary>
     void Add(Tensor a, Tensor b, Tensor output);
     /// <summary>destination += source. Also the backward of <see cref="Add"/> and of any fan-out.</summary>

@@ -193,6 +193,15 @@ public static class OpShapes
             throw new ArgumentException($"{op}: {t.Describe()} must be [{rows}, {channels}] (one row of {channels} per id)");
     }
 
+    /// <summary>Multiply's backward: dOutput, b and the gradients wanted (dA, dB, either may be null) all have a's shape.</summary>
+    public static void MultiplyBackward(Tensor dOutput, Tensor a, Tensor b, Tensor? dA, Tensor? dB)
+    {
+        const string op = "multiply backward";
+        SameShape(op, a, b, dOutput);
+        if (dA is not null) RequireSameShape(op, a, dA);
+        if (dB is not null) RequireSameShape(op, b, dB);
+    }
+
     /// <summary>Every tensor has the shape of <paramref name="reference"/> (an elementwise op read as written).</summary>
     public static void SameShape(string op, Tensor reference, params ReadOnlySpan<Tensor> others)
     {
