@@ -14,6 +14,7 @@ public static class Catalogue
         .. RmsNormChecks.Properties,
         .. GeluChecks.Properties,
         .. SwishChecks.Properties,
+        .. RopeChecks.Properties,
         .. ResidualChecks.Properties,
         .. AttentionChecks.Properties,
         .. CrossEntropyChecks.Properties,

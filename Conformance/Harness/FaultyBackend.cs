@@ -85,6 +85,8 @@ public sealed class FaultyBackend(Fault fault) : IBackend
     public void GeluBackward(Tensor dOutput, Tensor input, Tensor dInput) => _cpu.GeluBackward(dOutput, input, dInput);
     public void Swish(Tensor input, Tensor output, float beta = 1f) => _cpu.Swish(input, output, beta);
     public void SwishBackward(Tensor dOutput, Tensor input, Tensor dInput, float beta = 1f) => _cpu.SwishBackward(dOutput, input, dInput, beta);
+    public void Rope(Tensor input, Tensor positions, Tensor output, int rotaryDims, float theta = 10000f) => _cpu.Rope(input, positions, output, rotaryDims, theta);
+    public void RopeBackward(Tensor dOutput, Tensor positions, Tensor dInput, int rotaryDims, float theta = 10000f) => _cpu.RopeBackward(dOutput, positions, dInput, rotaryDims, theta);
     public void Add(Tensor a, Tensor b, Tensor output) => _cpu.Add(a, b, output);
     public void Accumulate(Tensor source, Tensor destination) => _cpu.Accumulate(source, destination);
     public void Scale(Tensor tensor, float factor) => _cpu.Scale(tensor, factor);

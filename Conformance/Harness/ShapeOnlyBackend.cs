@@ -32,6 +32,8 @@ public sealed class ShapeOnlyBackend(int maxTensorElements = int.MaxValue) : IBa
     public void GeluBackward(Tensor dOutput, Tensor input, Tensor dInput) => throw NoData();
     public void Swish(Tensor input, Tensor output, float beta = 1f) => throw NoData();
     public void SwishBackward(Tensor dOutput, Tensor input, Tensor dInput, float beta = 1f) => throw NoData();
+    public void Rope(Tensor input, Tensor positions, Tensor output, int rotaryDims, float theta = 10000f) => throw NoData();
+    public void RopeBackward(Tensor dOutput, Tensor positions, Tensor dInput, int rotaryDims, float theta = 10000f) => throw NoData();
     public void Add(Tensor a, Tensor b, Tensor output) => throw NoData();
     public void Accumulate(Tensor source, Tensor destination) => throw NoData();
     public void Scale(Tensor tensor, float factor) => throw NoData();

@@ -222,6 +222,19 @@ public sealed class Tape(IBackend backend, bool recording = true) : IDisposable
         return output;
     }
 
+    /// <summary>Rotary position embedding of q or k [B, T, H, hs] at positions [B, T] I32 (not differentiated).</summary>
+    public Var Rope(Var x, Tensor positions, int rotaryDims, float theta = 10000f)
+    {
+        var output = NewVar(x.Value.DType, x.Shape, "rope");
+        Backend.Rope(x.Value, positions, output.Value, rotaryDims, theta);
+        Record(() =>
+        {
+            if (output.Grad is null) return;
+            Backend.RopeBackward(output.Grad, positions, GradOf(x), rotaryDims, theta);
+        });
+        return output;
+    }
+
     /// <summary>The residual connection a + b.</summary>
     public Var Add(Var a, Var b)
     {

@@ -148,6 +148,36 @@ public sealed partial class CpuBackend
             SwishKernel.Backward(Span<T>(dOutput), Span<T>(input), Span<T>(dInput), T.CreateChecked(beta));
     }
 
+    // ---- rope ------------------------------------------------------------------------------------------------------
+
+    public void Rope(Tensor input, Tensor positions, Tensor output, int rotaryDims, float theta = 10000f)
+    {
+        const string op = "rope";
+        RequireFloat(op, input, output);
+        RequireI32(op, positions);
+        var (_, heads, headSize) = OpShapes.Rope(input, positions, output, rotaryDims);
+        if (input.Length == 0) return;
+        Dispatch(input, Definition<double>, Definition<float>,
+            () => RopeKernel.ForwardFast(Span<float>(input), Span<int>(positions), heads, headSize, rotaryDims, theta, Span<float>(output)));
+
+        void Definition<T>() where T : unmanaged, IFloatingPointIeee754<T> =>
+            RopeKernel.Forward(Span<T>(input), Span<int>(positions), heads, headSize, rotaryDims, T.CreateChecked(theta), Span<T>(output));
+    }
+
+    public void RopeBackward(Tensor dOutput, Tensor positions, Tensor dInput, int rotaryDims, float theta = 10000f)
+    {
+        const string op = "rope backward";
+        RequireFloat(op, dOutput, dInput);
+        RequireI32(op, positions);
+        var (_, heads, headSize) = OpShapes.RopeBackward(dOutput, positions, dInput, rotaryDims);
+        if (dOutput.Length == 0) return;
+        Dispatch(dOutput, Definition<double>, Definition<float>,
+            () => RopeKernel.BackwardFast(Span<float>(dOutput), Span<int>(positions), heads, headSize, rotaryDims, theta, Span<float>(dInput)));
+
+        void Definition<T>() where T : unmanaged, IFloatingPointIeee754<T> =>
+            RopeKernel.Backward(Span<T>(dOutput), Span<int>(positions), heads, headSize, rotaryDims, T.CreateChecked(theta), Span<T>(dInput));
+    }
+
     // ---- residual stream -------------------------------------------------------------------------------------------
 
     public void Add(Tensor a, Tensor b, Tensor output)

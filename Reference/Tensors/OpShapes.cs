@@ -68,6 +68,25 @@ public static class OpShapes
         return (rows, c);
     }
 
+    /// <summary>input [B, T, H, hs], positions [B, T], output like input; rotaryDims even and ≤ hs.</summary>
+    public static (int Tokens, int Heads, int HeadSize) Rope(Tensor input, Tensor positions, Tensor output, int rotaryDims) =>
+        RopeShapes("rope", input, positions, output, rotaryDims);
+
+    /// <summary>dOutput [B, T, H, hs], positions [B, T], dInput like dOutput.</summary>
+    public static (int Tokens, int Heads, int HeadSize) RopeBackward(Tensor dOutput, Tensor positions, Tensor dInput, int rotaryDims) =>
+        RopeShapes("rope backward", dOutput, positions, dInput, rotaryDims);
+
+    private static (int Tokens, int Heads, int HeadSize) RopeShapes(string op, Tensor input, Tensor positions, Tensor output, int rotaryDims)
+    {
+        RequireRank(op, input, 4);
+        int batch = input.Dim(0), time = input.Dim(1), heads = input.Dim(2), headSize = input.Dim(3);
+        if (rotaryDims < 0 || rotaryDims % 2 != 0 || rotaryDims > headSize)
+            throw new ArgumentException($"{op}: rotaryDims {rotaryDims} must be even and within the head size {headSize} of {input.Describe()}");
+        RequireShape(op, positions, batch, time);
+        RequireSameShape(op, input, output);
+        return (batch * time, heads, headSize);
+    }
+
     /// <summary>qkv [B, T, 3C], output [B, T, C], probs [B, NH, T, T], C divisible by NH.</summary>
     public static (int B, int T, int C, int HeadSize) Attention(Tensor qkv, Tensor output, Tensor probs, int heads) =>
         AttentionShapes("attention", qkv, output, probs, heads);
