@@ -4,7 +4,7 @@ namespace Llm.Vulkan;
 
 /// <summary>
 /// The 1-D ops: one grid-stride shader each (Shaders/fill.comp, add.comp, accumulate.comp, scale.comp, gelu.comp,
-/// gelu_back.comp, swish.comp, swish_back.comp, relu.comp,
+/// gelu_back.comp, swish.comp, swish_back.comp, sigmoid.comp, sigmoid_back.comp, relu.comp,
 /// relu_back.comp, gelu_exact.comp, gelu_exact_back.comp, multiply.comp, multiply_back.comp), workgroup <see cref="LinearWorkgroupSize"/>, push constants = binding
 /// offsets + element count (+ scale's factor, swish's β).
 /// </summary>
@@ -87,6 +87,24 @@ public sealed partial class VulkanBackend
         OpShapes.SameShape(op, input, dOutput, dInput);
         foreach (var (start, n) in Chunks(input.Length))
             Dispatch("swish_back", LinearGroups(n), 1, 1, new SwishPush((uint)n, beta), reads: [Part(dOutput, start, n), Part(input, start, n)], writes: [Part(dInput, start, n)]);
+    }
+
+    public void Sigmoid(Tensor input, Tensor output)
+    {
+        const string op = "sigmoid";
+        RequireF32(op, input, output);
+        OpShapes.SameShape(op, input, output);
+        foreach (var (start, n) in Chunks(input.Length))
+            Dispatch("sigmoid", LinearGroups(n), 1, 1, new LengthPush((uint)n), reads: [Part(input, start, n)], writes: [Part(output, start, n)]);
+    }
+
+    public void SigmoidBackward(Tensor dOutput, Tensor input, Tensor dInput)
+    {
+        const string op = "sigmoid backward";
+        RequireF32(op, dOutput, input, dInput);
+        OpShapes.SameShape(op, input, dOutput, dInput);
+        foreach (var (start, n) in Chunks(input.Length))
+            Dispatch("sigmoid_back", LinearGroups(n), 1, 1, new LengthPush((uint)n), reads: [Part(dOutput, start, n), Part(input, start, n)], writes: [Part(dInput, start, n)]);
     }
 
     public void Relu(Tensor input, Tensor output)

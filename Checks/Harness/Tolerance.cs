@@ -100,6 +100,19 @@ public readonly record struct Tolerance(double Nmse, double Element, string Why,
     /// <summary>The product a·b and the gradients dA += dy·b, dB += dy·a: one or two f32 roundings per element, no
     /// cancellation beyond the accumulation's own; the elementwise bound, the gradients' scale being the size of the f32 sum: 1.9e-7 seen (dB, CPU and lavapipe).</summary>
     public static readonly Tolerance Multiply = Elementwise with { Why = "elementwise: one product (and one sum) per element" };
+    /// <summary>RoPE at positions up to P, against exact angles pos·θ^(−2i/d): the f32 angle fl(pos·fl(1/fl(θ^fl(2i/d))))
+    /// (Hugging Face's steps) errs by |Δa| ≤ pos·θ^(−e)·(e·ln θ + 3)·ε ≤ 3·P·ε, e = 2i/d ∈ [0, 1): the exponent's
+    /// rounding, scaled by ln θ in the power, dies out as θ^(−e) shrinks the angle. An element x_i cos a − x_p sin a
+    /// moves by up to |(x_i, x_p)|·|Δa|, and sin/cos, the two products and the sum add ~4ε: per element
+    /// (4 + 3P)·ε of the largest pair's length (the buffer's Scale), an error HF's own f32 RoPE has. Worst seen over
+    /// 300 cases (`llm conformance --ops "Rope*"`): 0.26 of that on the CPU, 0.25 on lavapipe (its sin/cos after the
+    /// shader's own reduction mod 2π), so the bound is 4× it, 2.3e-2 at P = 2¹⁵. NMSE 4(P·ε)² + 1e-9: 0.005 of it seen.</summary>
+    public static Tolerance Rope(int maxPosition)
+    {
+        double drift = Math.Abs((double)maxPosition) * Compare.F32Rounding;   // P·ε
+        return new(1e-9 + 4 * drift * drift, 4 * (4 * Compare.F32Rounding + 3 * drift),
+            $"rotation by an f32 angle whose error grows with the position (≤ {maxPosition}): 4(4 + 3P)·ε per element");
+    }
 
     /// <summary>Cross-entropy losses: a confidently right row has loss ≈ e^−100 ≈ 0 in F64, while any f32
     /// log-sum-exp returns log(1 + ulp) ≈ 1.2e-7, an infinite NMSE for a one-row batch. The floor allows an RMS

@@ -86,11 +86,15 @@ public sealed class FaultyBackend(Fault fault) : IBackend
     public void Swish(Tensor input, Tensor output, float beta = 1f) => _cpu.Swish(input, output, beta);
     public void SwishBackward(Tensor dOutput, Tensor input, Tensor dInput, float beta = 1f) => _cpu.SwishBackward(dOutput, input, dInput, beta);
     public void Relu(Tensor input, Tensor output) => _cpu.Relu(input, output);
+    public void Sigmoid(Tensor input, Tensor output) => _cpu.Sigmoid(input, output);
+    public void SigmoidBackward(Tensor dOutput, Tensor input, Tensor dInput) => _cpu.SigmoidBackward(dOutput, input, dInput);
     public void ReluBackward(Tensor dOutput, Tensor input, Tensor dInput) => _cpu.ReluBackward(dOutput, input, dInput);
     public void GeluExact(Tensor input, Tensor output) => _cpu.GeluExact(input, output);
     public void GeluExactBackward(Tensor dOutput, Tensor input, Tensor dInput) => _cpu.GeluExactBackward(dOutput, input, dInput);
     public void Multiply(Tensor a, Tensor b, Tensor output) => _cpu.Multiply(a, b, output);
     public void MultiplyBackward(Tensor dOutput, Tensor a, Tensor b, Tensor? dA, Tensor? dB) => _cpu.MultiplyBackward(dOutput, a, b, dA, dB);
+    public void Rope(Tensor input, Tensor positions, Tensor output, int rotaryDims, float theta = 10000f) => _cpu.Rope(input, positions, output, rotaryDims, theta);
+    public void RopeBackward(Tensor dOutput, Tensor positions, Tensor dInput, int rotaryDims, float theta = 10000f) => _cpu.RopeBackward(dOutput, positions, dInput, rotaryDims, theta);
     public void Add(Tensor a, Tensor b, Tensor output) => _cpu.Add(a, b, output);
     public void Accumulate(Tensor source, Tensor destination) => _cpu.Accumulate(source, destination);
     public void Scale(Tensor tensor, float factor) => _cpu.Scale(tensor, factor);

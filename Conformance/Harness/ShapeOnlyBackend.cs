@@ -33,11 +33,15 @@ public sealed class ShapeOnlyBackend(int maxTensorElements = int.MaxValue) : IBa
     public void Swish(Tensor input, Tensor output, float beta = 1f) => throw NoData();
     public void SwishBackward(Tensor dOutput, Tensor input, Tensor dInput, float beta = 1f) => throw NoData();
     public void Relu(Tensor input, Tensor output) => throw NoData();
+    public void Sigmoid(Tensor input, Tensor output) => throw NoData();
+    public void SigmoidBackward(Tensor dOutput, Tensor input, Tensor dInput) => throw NoData();
     public void ReluBackward(Tensor dOutput, Tensor input, Tensor dInput) => throw NoData();
     public void GeluExact(Tensor input, Tensor output) => throw NoData();
     public void GeluExactBackward(Tensor dOutput, Tensor input, Tensor dInput) => throw NoData();
     public void Multiply(Tensor a, Tensor b, Tensor output) => throw NoData();
     public void MultiplyBackward(Tensor dOutput, Tensor a, Tensor b, Tensor? dA, Tensor? dB) => throw NoData();
+    public void Rope(Tensor input, Tensor positions, Tensor output, int rotaryDims, float theta = 10000f) => throw NoData();
+    public void RopeBackward(Tensor dOutput, Tensor positions, Tensor dInput, int rotaryDims, float theta = 10000f) => throw NoData();
     public void Add(Tensor a, Tensor b, Tensor output) => throw NoData();
     public void Accumulate(Tensor source, Tensor destination) => throw NoData();
     public void Scale(Tensor tensor, float factor) => throw NoData();

@@ -129,4 +129,27 @@ public sealed class TapeOpTests
         var actual = Get(input.Grad!);
         for (int i = 0; i < 6; i++) Assert.Equal(expected[i], actual[i], 15);
     }
+
+    [Fact]
+    public void RopeRecordsItsBackward()
+    {
+        const int b = 2, t = 3, h = 2, hs = 6, rotaryDims = 4;
+        const float theta = 500000f;   // not the default 1e4, so dropping θ on the way changes every rotated output
+        double[] x = Uniform(b * t * h * hs, 6), dy = Uniform(b * t * h * hs, 7);
+        var positions = Definition.Allocate(DType.I32, [b, t]);
+        Definition.Upload<int>([5, 6, 7, 0, 1000, 31], positions);
+
+        using var tape = new Tape(Definition);
+        Var input = new(Put(x, b, t, h, hs));
+        Var output = tape.Rope(input, positions, rotaryDims, theta);
+        tape.Backward(output, Put(dy, b, t, h, hs));
+
+        Tensor expected = Definition.Allocate(DType.F64, [b, t, h, hs]), dInput = Definition.Allocate(DType.F64, [b, t, h, hs]);
+        Definition.Rope(Put(x, b, t, h, hs), positions, expected, rotaryDims, theta);
+        Definition.RopeBackward(Put(dy, b, t, h, hs), positions, dInput, rotaryDims, theta);
+
+        Assert.Equal([b, t, h, hs], output.Shape);
+        Assert.Equal(Get(expected), Get(output.Value));
+        Assert.Equal(Get(dInput), Get(input.Grad!));
+    }
 }

@@ -83,6 +83,12 @@ public sealed class EmptyTensorTests
 
         b.CrossEntropy(F(b, [0, 5]), none, F(b, [0, 5]), F(b, [0]));
         b.CrossEntropyBackward(F(b, [0]), F(b, [0, 5]), none, F(b, [0, 5]));
+
+        var noPositions = b.Allocate(DType.I32, [0, 3]);
+        b.Rope(F(b, [0, 3, 2, 8]), noPositions, F(b, [0, 3, 2, 8]), rotaryDims: 8);
+        b.RopeBackward(F(b, [0, 3, 2, 8]), noPositions, F(b, [0, 3, 2, 8]), rotaryDims: 8);
+        b.Rope(F(b, [2, 3, 0, 8]), b.Allocate(DType.I32, [2, 3]), F(b, [2, 3, 0, 8]), rotaryDims: 4);
+        b.Rope(F(b, [2, 3, 2, 0]), b.Allocate(DType.I32, [2, 3]), F(b, [2, 3, 2, 0]), rotaryDims: 0);
         Clean(b);
     }
 
@@ -158,6 +164,9 @@ public sealed class EmptyTensorTests
         Refused("[2, 0]", () => b.CrossEntropyBackward(F(b, [2]), F(b, [2, 0]), I(b, 0, 0), F(b, [2, 0])));
         Refused("[1, 2, 1, 0]", () => b.Attention(F(b, [1, 2, 1, 0]), F(b, [1, 2, 1, 0]), F(b, [1, 2, 1, 0]), null, AttentionMask.Causal,
             F(b, [1, 2, 1, 0]), F(b, [1, 1, 2]), F(b, [1, 1, 2])));
+        Refused("[2, 1, 2, 6]", () => b.Rope(F(b, [2, 1, 2, 6]), b.Allocate(DType.I32, [2, 1]), F(b, [2, 1, 2, 6]), rotaryDims: 8));
+        Refused("[2, 1, 2, 6]", () => b.Rope(F(b, [2, 1, 2, 6]), b.Allocate(DType.I32, [2, 1]), F(b, [2, 1, 2, 6]), rotaryDims: 3));
+        Refused("[1, 2]", () => b.RopeBackward(F(b, [2, 1, 2, 6]), b.Allocate(DType.I32, [1, 2]), F(b, [2, 1, 2, 6]), rotaryDims: 6));
         Clean(b);
     }
 }

@@ -222,6 +222,36 @@ public sealed class Tape(IBackend backend, bool recording = true) : IDisposable
         return output;
     }
 
+    /// <summary>σ(x): GLU's gate.</summary>
+    public Var Sigmoid(Var x)
+    {
+        var output = NewVar(x.Value.DType, x.Shape, "sigmoid");
+        Backend.Sigmoid(x.Value, output.Value);
+        Record(() =>
+        {
+            if (output.Grad is null) return;
+            Backend.SigmoidBackward(output.Grad, x.Value, GradOf(x));
+        });
+        return output;
+    }
+
+    /// <summary>α·x as a new value (DeepNorm's scaled residual); its backward adds α·dy.</summary>
+    public Var ScaleBy(Var x, float alpha)
+    {
+        var output = NewVar(x.Value.DType, x.Shape, "scaled");
+        Backend.Copy(x.Value, output.Value);
+        Backend.Scale(output.Value, alpha);
+        Record(() =>
+        {
+            if (output.Grad is null) return;
+            var scaled = Temp(x.Value.DType, x.Shape, "dscaled");
+            Backend.Copy(output.Grad, scaled);
+            Backend.Scale(scaled, alpha);
+            Backend.Accumulate(scaled, GradOf(x));
+        });
+        return output;
+    }
+
     /// <summary>max(0, x).</summary>
     public Var Relu(Var x)
     {
@@ -257,6 +287,19 @@ public sealed class Tape(IBackend backend, bool recording = true) : IDisposable
         {
             if (output.Grad is null) return;
             Backend.MultiplyBackward(output.Grad, a.Value, b.Value, GradOf(a), GradOf(b));
+        });
+        return output;
+    }
+
+    /// <summary>Rotary position embedding of q or k [B, T, H, hs] at positions [B, T] I32 (not differentiated).</summary>
+    public Var Rope(Var x, Tensor positions, int rotaryDims, float theta = 10000f)
+    {
+        var output = NewVar(x.Value.DType, x.Shape, "rope");
+        Backend.Rope(x.Value, positions, output.Value, rotaryDims, theta);
+        Record(() =>
+        {
+            if (output.Grad is null) return;
+            Backend.RopeBackward(output.Grad, positions, GradOf(x), rotaryDims, theta);
         });
         return output;
     }

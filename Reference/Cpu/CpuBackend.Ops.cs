@@ -123,6 +123,30 @@ public sealed partial class CpuBackend
             GeluKernel.Backward(Span<T>(dOutput), Span<T>(input), Span<T>(dInput));
     }
 
+    // ---- sigmoid ---------------------------------------------------------------------------------------------------
+
+    public void Sigmoid(Tensor input, Tensor output)
+    {
+        const string op = "sigmoid";
+        RequireFloat(op, input, output);
+        OpShapes.SameShape(op, input, output);
+        Dispatch(input, Definition<double>, Definition<float>, () => SigmoidKernel.ForwardFast(Span<float>(input), Span<float>(output)));
+
+        void Definition<T>() where T : unmanaged, IFloatingPointIeee754<T> => SigmoidKernel.Forward(Span<T>(input), Span<T>(output));
+    }
+
+    public void SigmoidBackward(Tensor dOutput, Tensor input, Tensor dInput)
+    {
+        const string op = "sigmoid backward";
+        RequireFloat(op, input, dOutput, dInput);
+        OpShapes.SameShape(op, input, dOutput, dInput);
+        Dispatch(input, Definition<double>, Definition<float>,
+            () => SigmoidKernel.BackwardFast(Span<float>(dOutput), Span<float>(input), Span<float>(dInput)));
+
+        void Definition<T>() where T : unmanaged, IFloatingPointIeee754<T> =>
+            SigmoidKernel.Backward(Span<T>(dOutput), Span<T>(input), Span<T>(dInput));
+    }
+
     // ---- swish -----------------------------------------------------------------------------------------------------
 
     public void Swish(Tensor input, Tensor output, float beta = 1f)
@@ -227,6 +251,36 @@ public sealed partial class CpuBackend
 
         void Definition<T>(Tensor gradient, Tensor other) where T : unmanaged, IFloatingPointIeee754<T> =>
             MultiplyKernel.Backward(Span<T>(dOutput), Span<T>(other), Span<T>(gradient));
+    }
+
+    // ---- rope ------------------------------------------------------------------------------------------------------
+
+    public void Rope(Tensor input, Tensor positions, Tensor output, int rotaryDims, float theta = 10000f)
+    {
+        const string op = "rope";
+        RequireFloat(op, input, output);
+        RequireI32(op, positions);
+        var (_, heads, headSize) = OpShapes.Rope(input, positions, output, rotaryDims);
+        if (input.Length == 0) return;
+        Dispatch(input, Definition<double>, Definition<float>,
+            () => RopeKernel.ForwardFast(Span<float>(input), Span<int>(positions), heads, headSize, rotaryDims, theta, Span<float>(output)));
+
+        void Definition<T>() where T : unmanaged, IFloatingPointIeee754<T> =>
+            RopeKernel.Forward(Span<T>(input), Span<int>(positions), heads, headSize, rotaryDims, T.CreateChecked(theta), Span<T>(output));
+    }
+
+    public void RopeBackward(Tensor dOutput, Tensor positions, Tensor dInput, int rotaryDims, float theta = 10000f)
+    {
+        const string op = "rope backward";
+        RequireFloat(op, dOutput, dInput);
+        RequireI32(op, positions);
+        var (_, heads, headSize) = OpShapes.RopeBackward(dOutput, positions, dInput, rotaryDims);
+        if (dOutput.Length == 0) return;
+        Dispatch(dOutput, Definition<double>, Definition<float>,
+            () => RopeKernel.BackwardFast(Span<float>(dOutput), Span<int>(positions), heads, headSize, rotaryDims, theta, Span<float>(dInput)));
+
+        void Definition<T>() where T : unmanaged, IFloatingPointIeee754<T> =>
+            RopeKernel.Backward(Span<T>(dOutput), Span<int>(positions), heads, headSize, rotaryDims, T.CreateChecked(theta), Span<T>(dInput));
     }
 
     // ---- residual stream -------------------------------------------------------------------------------------------

@@ -74,6 +74,11 @@ public interface IBackend : IDisposable
     /// <summary>dInput += dOutput · (s + βx·s(1 − s)), s = σ(β·input).</summary>
     void SwishBackward(Tensor dOutput, Tensor input, Tensor dInput, float beta = 1f);
 
+    /// <summary>The logistic sigmoid y = σ(x) = 1/(1 + e^−x), without overflow (GLU's gate). NaN propagates.</summary>
+    void Sigmoid(Tensor input, Tensor output);
+    /// <summary>dInput += dOutput · σ(x)·σ(−x).</summary>
+    void SigmoidBackward(Tensor dOutput, Tensor input, Tensor dInput);
+
     /// <summary>ReLU: y = max(0, x). NaN propagates.</summary>
     void Relu(Tensor input, Tensor output);
     /// <summary>dInput += dOutput · [input &gt; 0]: the gradient is 0 at x = 0 (as PyTorch's) and for a NaN x.</summary>
@@ -89,6 +94,16 @@ public interface IBackend : IDisposable
     void Multiply(Tensor a, Tensor b, Tensor output);
     /// <summary>dA += dOutput ⊙ b and dB += dOutput ⊙ a (same shapes); a null dA or dB is not computed.</summary>
     void MultiplyBackward(Tensor dOutput, Tensor a, Tensor b, Tensor? dA, Tensor? dB);
+    /// <summary>
+    /// Rotary position embedding (Su et al.). x [B, T, H, hs] (q or k after the head split), positions [B, T] I32 (absolute
+    /// position of each token; a KV-cache step passes offset..offset+T−1), output [B, T, H, hs]. Only the first rotaryDims
+    /// of each head rotate (GPT-NeoX's partial rotary; rotaryDims even, ≤ hs), the rest pass through. Hugging Face
+    /// rotate-half pairing: for i &lt; d/2 (d = rotaryDims) the pair is (i, i + d/2) with angle pos·θ^(−2i/d):
+    /// y_i = x_i cos − x_{i+d/2} sin, y_{i+d/2} = x_{i+d/2} cos + x_i sin.
+    /// </summary>
+    void Rope(Tensor input, Tensor positions, Tensor output, int rotaryDims, float theta = 10000f);
+    /// <summary>dInput += Rᵀ·dOutput (the inverse rotation; pass-through dims add dOutput).</summary>
+    void RopeBackward(Tensor dOutput, Tensor positions, Tensor dInput, int rotaryDims, float theta = 10000f);
 
     /// <summary>output = a + b (same shapes): the residual connection. Its backward is <see cref="Accumulate"/> twice.</summary>
     void Add(Tensor a, Tensor b, Tensor output);

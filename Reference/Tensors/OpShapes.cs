@@ -74,6 +74,25 @@ public static class OpShapes
         Tensor output, Tensor rowMax, Tensor rowSum) =>
         AttentionShapes("attention", query, key, value, scoreBias, mask, output, rowMax, rowSum);
 
+    /// <summary>input [B, T, H, hs], positions [B, T], output like input; rotaryDims even and ≤ hs.</summary>
+    public static (int Tokens, int Heads, int HeadSize) Rope(Tensor input, Tensor positions, Tensor output, int rotaryDims) =>
+        RopeShapes("rope", input, positions, output, rotaryDims);
+
+    /// <summary>dOutput [B, T, H, hs], positions [B, T], dInput like dOutput.</summary>
+    public static (int Tokens, int Heads, int HeadSize) RopeBackward(Tensor dOutput, Tensor positions, Tensor dInput, int rotaryDims) =>
+        RopeShapes("rope backward", dOutput, positions, dInput, rotaryDims);
+
+    private static (int Tokens, int Heads, int HeadSize) RopeShapes(string op, Tensor input, Tensor positions, Tensor output, int rotaryDims)
+    {
+        RequireRank(op, input, 4);
+        int batch = input.Dim(0), time = input.Dim(1), heads = input.Dim(2), headSize = input.Dim(3);
+        if (rotaryDims < 0 || rotaryDims % 2 != 0 || rotaryDims > headSize)
+            throw new ArgumentException($"{op}: rotaryDims {rotaryDims} must be even and within the head size {headSize} of {input.Describe()}");
+        RequireShape(op, positions, batch, time);
+        RequireSameShape(op, input, output);
+        return (batch * time, heads, headSize);
+    }
+
     /// <summary>As <see cref="Attention"/> with dOutput like output, dQuery, dKey, dValue like their inputs and
     /// dScoreBias like scoreBias (null when the bias needs no gradient, or there is none).</summary>
     public static AttentionShape AttentionBackward(Tensor dOutput, Tensor query, Tensor key, Tensor value, Tensor? scoreBias,

@@ -1,3 +1,4 @@
+using Decoder = Llm.Models.Decoder;
 using System.Globalization;
 using System.Security.Cryptography;
 using System.Text;
