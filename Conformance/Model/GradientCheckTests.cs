@@ -10,19 +10,46 @@ using Llm.Tensors;
 
 namespace Llm.Conformance.Model;
 
-/// <summary>A whole GPT-2 step on a tiny config: B×T tokens, about one target in five ignored.</summary>
-public sealed record ModelCase(int B, int T, int Seed)
+/// <summary>A whole decoder step at a micro size of one preset (or catalogue mix): B×T tokens, about one target in five
+/// ignored; prefix-decoder models get a random prefix per sequence.</summary>
+public sealed record ModelCase(string Preset, int B, int T, int Seed)
 {
-    /// <summary>Every dimension distinct and awkward (C = 2·6, V prime) so a transposed or swapped axis shows.</summary>
-    public static DecoderConfig Config { get; } = new() { VocabSize = 13, ContextLength = 7, Layers = 2, Heads = 2, Channels = 12 };
+    /// <summary>Every dimension distinct and awkward (V prime, C = 2·8) so a transposed or swapped axis shows.</summary>
+    private static DecoderConfig Micro(DecoderConfig c, int heads = 2, int? kvHeads = null) => c with
+    {
+        VocabSize = 13, ContextLength = 7, Layers = 2, Heads = heads, KvHeads = kvHeads, Channels = 16, Hidden = c.Gated ? 20 : 24,
+    };
 
-    public override string ToString() => $"gpt2(V=13, ctx=7, L=2, NH=2, C=12) tokens[{B},{T}] seed={Seed}";
+    /// <summary>The six presets, and mixes of the options no preset takes.</summary>
+    public static IReadOnlyDictionary<string, DecoderConfig> Configs { get; } = new Dictionary<string, DecoderConfig>
+    {
+        ["gpt2"] = Micro(DecoderConfig.Gpt2) with { Channels = 12 },
+        ["llama"] = Micro(DecoderConfig.Llama7B, heads: 4, kvHeads: 2),
+        ["bloom"] = Micro(DecoderConfig.Bloom560M, heads: 3) with { Channels = 12 },   // 3 heads: ALiBi's slopes for a non-power of two
+        ["neox"] = Micro(DecoderConfig.Pythia160M),
+        ["palm"] = Micro(DecoderConfig.Palm8B, kvHeads: 1),
+        ["glm"] = Micro(DecoderConfig.Glm10B),
+        ["sandwich-sinusoidal-glu"] = Micro(DecoderConfig.Gpt2) with
+            { Placement = NormPlacement.Sandwich, Positions = PositionKind.Sinusoidal, Activation = Activation.Glu, EmbeddingNorm = true },
+        ["post-relu-window"] = Micro(DecoderConfig.Gpt2) with
+            { Placement = NormPlacement.Post, Activation = Activation.Relu, Positions = PositionKind.None, Window = 3, TiedEmbeddings = false },
+        ["reglu-bilinear-sparse"] = Micro(DecoderConfig.Llama7B, heads: 4, kvHeads: 1) with
+            { Activation = Activation.ReGlu, Norm = NormKind.LayerNorm, Bias = true, Sparse = SparsePattern.Fixed, SparseStride = 3, SparseSummary = 1 },
+        ["bilinear-swish-strided"] = Micro(DecoderConfig.Gpt2) with
+            { Activation = Activation.Bilinear, Norm = NormKind.RmsNorm, Sparse = SparsePattern.Strided, SparseStride = 2 },
+        ["swish-alibi"] = Micro(DecoderConfig.Gpt2) with { Activation = Activation.Swish, SwishBeta = 1.702f, Positions = PositionKind.Alibi, ParallelBlock = true },
+    };
+
+    public DecoderConfig Config => Configs[Preset];
+
+    public override string ToString() => $"{Preset}(V=13, ctx=7, L=2, NH={Config.Heads}, NKV={Config.KeyValueHeads}, C={Config.Channels}) tokens[{B},{T}] seed={Seed}";
 
     public static Arbitrary<ModelCase> Arbitrary() => Arb.From(
+        from preset in Gen.Elements(Configs.Keys.ToArray())
         from b in Gen.Choose(1, 3)
-        from t in Gen.Choose(1, Config.ContextLength)
+        from t in Gen.Choose(1, 7)
         from seed in Dims.Seed
-        select new ModelCase(b, t, seed),
+        select new ModelCase(preset, b, t, seed),
         c => Dims.Shrink(c, [c.B, c.T], d => c with { B = d[0], T = d[1] }));
 }
 
@@ -38,29 +65,31 @@ public class GradientCheckTests
     /// in practice) through ~20 ops; gradients of small parameters (biases of late layers) also pass through
     /// cancellations. 1e-6 (relative error 1e-3) still fails on any wrong op or wiring (≥ 1e-2); per element 1e-3 of
     /// (|b| + RMS), ≥ 10× the worst seen.</summary>
-    private static readonly Tolerance ModelTolerance = new(1e-6, 1e-3, "a 2-layer GPT-2 step: compounded f32 error of ~20 ops");
+    private static readonly Tolerance ModelTolerance = new(1e-6, 1e-3, "a 2-layer decoder step: compounded f32 error of ~20 ops");
 
-    private sealed record Setup(int[] Tokens, int[] Targets, double[] Weights, double[] DLosses);
+    private sealed record Setup(int[] Tokens, int[] Targets, double[] Weights, double[] DLosses, int[]? Prefix);
 
     private static Setup Draw(ModelCase c)
     {
         var rng = new Rng((ulong)c.Seed);
-        int n = c.B * c.T, v = ModelCase.Config.VocabSize;
+        int n = c.B * c.T, v = c.Config.VocabSize;
         var tokens = Values.Ids(rng, n, v);
         var targets = Enumerable.Range(0, n).Select(_ => rng.NextInt(5) == 0 ? -1 : rng.NextInt(v)).ToArray();
         // All parameters random, not GPT-2's init: zero biases and unit gains would hide a swapped gain/bias gradient.
-        long count = ModelCase.Config.ParameterCount();
+        long count = c.Config.ParameterCount();
         var weights = Values.Normal(rng, (int)count, 0.3);
         var dLosses = Values.Normal(rng, n);
-        return new(tokens, targets, weights, dLosses);
+        int[]? prefix = c.Config.Visibility == Visibility.Prefix ? [.. Enumerable.Range(0, c.B).Select(_ => rng.NextInt(c.T + 1))] : null;
+        return new(tokens, targets, weights, dLosses, prefix);
     }
 
-    private static Decoder Build(IBackend backend, DType dtype, double[] weights)
+    private static Decoder Build(ModelCase c, IBackend backend, DType dtype, double[] weights)
     {
-        var model = new Decoder(backend, ModelCase.Config, dtype);
-        // LayerNorm gains near 1 (weights are N(0, 0.3)): the realistic regime, still not exactly 1.
+        var model = new Decoder(backend, c.Config, dtype);
+        // norm gains near 1 (weights are N(0, 0.3)): the realistic regime, still not exactly 1.
         var host = (double[])weights.Clone();
-        foreach (var p in model.Parameters.All.Where(p => p.Name.Contains("ln_") && p.Name.EndsWith(".weight")))
+        var gains = WeightNames.For(c.Config).Weights(c.Config).Where(w => w.Role == ParameterRole.NormWeight).Select(w => w.Name).ToHashSet();
+        foreach (var p in model.Parameters.All.Where(p => gains.Contains(p.Name)))
             for (int i = 0; i < p.Value.Length; i++) host[p.Offset + i] += 1.0;
         OpCheck.UploadFloats(backend, model.Parameters.Arenas.Single().Values, host);  // one arena: offsets are global
         return model;
@@ -79,7 +108,8 @@ public class GradientCheckTests
         var backend = model.Backend;
         var dtype = model.Parameters.DType;
         using var tape = new Tape(backend, recording: backward);  // one tape per (B, T) step: nothing carries over
-        var logits = model.Forward(tape, IdTensor(backend, s.Tokens, c.B, c.T));
+        var inputs = s.Prefix is null ? null : new DecoderInputs { PrefixLengths = IdTensor(backend, s.Prefix, c.B) };
+        var logits = model.Forward(tape, IdTensor(backend, s.Tokens, c.B, c.T), inputs);
         var losses = tape.CrossEntropy(logits, IdTensor(backend, s.Targets, c.B, c.T));
         if (backward)
         {
@@ -91,11 +121,20 @@ public class GradientCheckTests
         return OpCheck.Download(backend, losses.Value);
     }
 
-    [Property(MaxTest = 6)]
+    public static Xunit.TheoryData<string> Presets => [.. ModelCase.Configs.Keys];
+
+    /// <summary>Each preset and catalogue mix at least once, whatever the random draws below pick.</summary>
+    [Xunit.Theory, Xunit.MemberData(nameof(Presets))]
+    public void EveryPresetsGradientsMatchFiniteDifferences(string preset) => GradientsMatchFiniteDifferences(new ModelCase(preset, 2, 5, 7));
+
+    [Xunit.Theory, Xunit.MemberData(nameof(Presets))]
+    public void EveryPresetOnEverySubjectMatchesTheDefinition(string preset) => SubjectsMatchTheDefinition(new ModelCase(preset, 2, 6, 11));
+
+    [Property(MaxTest = 8)]
     public void GradientsMatchFiniteDifferences(ModelCase c)
     {
         var s = Draw(c);
-        var model = Build(Oracle.Backend, DType.F64, s.Weights);
+        var model = Build(c, Oracle.Backend, DType.F64, s.Weights);
         Step(model, c, s, backward: true);
         var rng = new Rng((ulong)c.Seed ^ 0xF00D);
         foreach (var p in model.Parameters.All)
@@ -108,23 +147,23 @@ public class GradientCheckTests
                 Oracle.Write(p.Value, x);
                 return losses;
             }
-            FiniteDifferences.Check("GPT-2 backward", p.Name, c, x, Forward, s.DLosses, analytic, rng, maxCoords: 6);
+            FiniteDifferences.Check(c.Preset + " backward", p.Name, c, x, Forward, s.DLosses, analytic, rng, maxCoords: 6);
         }
     }
 
-    [Property(MaxTest = 10)]
+    [Property(MaxTest = 8)]
     public void SubjectsMatchTheDefinition(ModelCase c)
     {
         var s = Draw(c);
-        var oracle = Build(Oracle.Backend, DType.F64, s.Weights);
+        var oracle = Build(c, Oracle.Backend, DType.F64, s.Weights);
         var oracleLosses = Step(oracle, c, s, backward: true);
         foreach (var subject in Backends.Subjects)
         {
-            var model = Build(subject.Backend, subject.DType, s.Weights);
+            var model = Build(c, subject.Backend, subject.DType, s.Weights);
             var losses = Step(model, c, s, backward: true);
-            Compare.Check(Backends.Context, "GPT-2 forward", subject.Name, "losses", [c.B, c.T], losses, oracleLosses, ModelTolerance, c);
+            Compare.Check(Backends.Context, c.Preset + " forward", subject.Name, "losses", [c.B, c.T], losses, oracleLosses, ModelTolerance, c);
             foreach (var (p, q) in model.Parameters.All.Zip(oracle.Parameters.All))
-                Compare.Check(Backends.Context, "GPT-2 backward", subject.Name, "d" + p.Name, p.Grad.Shape,
+                Compare.Check(Backends.Context, c.Preset + " backward", subject.Name, "d" + p.Name, p.Grad.Shape,
                     OpCheck.Download(subject.Backend, p.Grad), Oracle.Read(q.Grad), ModelTolerance, c);
         }
     }

@@ -184,7 +184,7 @@ public sealed record DecoderConfig
             throw new ArgumentException($"rotary_pct {RotaryFraction} gives {RotaryDims} rotary dimensions of head size {HeadSize}: needs at least 2");
         if (!(RopeTheta > 1)) throw new ArgumentException($"rope_theta must exceed 1, got {RopeTheta}");
         if (Window < 0) throw new ArgumentException($"sliding_window must be ≥ 0, got {Window}");
-        if (Sparse != SparsePattern.None && (SparseStride < 1 || SparseSummary < 1 || SparseSummary > SparseStride))
+        if (Sparse != SparsePattern.None && (SparseStride < 1 || Sparse == SparsePattern.Fixed && (SparseSummary < 1 || SparseSummary > SparseStride)))
             throw new ArgumentException($"sparse stride {SparseStride} and summary {SparseSummary} need 1 ≤ summary ≤ stride");
         if (SwishBeta <= 0 || !float.IsFinite(SwishBeta)) throw new ArgumentException($"the Swish β must be positive, got {SwishBeta}");
         WeightNames.For(this).Check(this);
