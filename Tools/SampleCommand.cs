@@ -44,8 +44,11 @@ internal static class SampleCommand
             if (ids.Length == 0) ids = [tokenizer.EndOfText ?? '\n'];  // an empty prompt starts a new document
             stdout.Write(text);
             var pending = new List<int>();
-            foreach (int id in Generator.Generate(model, ids, n, new Sampler(options)))
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            int generated = 0;
+            foreach (int id in Generator.Generate(model, ids, n, new Sampler(options)))   // with the KV cache
             {
+                generated++;
                 // bytes of one UTF-8 character may arrive in several tokens: print only complete characters
                 pending.Add(id);
                 string piece = tokenizer.Decode(pending.ToArray());
@@ -53,6 +56,8 @@ internal static class SampleCommand
             }
             if (pending.Count > 0) stdout.Write(tokenizer.Decode(pending.ToArray()));
             stdout.WriteLine();
+            double seconds = clock.Elapsed.TotalSeconds;
+            stderr.WriteLine($"{generated} tokens in {seconds:F2} s: {generated / Math.Max(seconds, 1e-9):F1} tokens/s (prompt {ids.Length} tokens, KV cache)");
             return 0;
         });
         return cmd;

@@ -1,5 +1,6 @@
 using Llm.Autograd;
 using Llm.Common;
+using Llm.Inference;
 using Llm.Tensors;
 
 namespace Llm.Models;
@@ -11,8 +12,12 @@ public sealed record DecoderInputs
     public Tensor? PrefixLengths { get; init; }
     /// <summary>[B, T] I32: document ids of packed sequences; a token sees only its own document.</summary>
     public Tensor? Segments { get; init; }
-    /// <summary>[B, T] I32: each token's position (RoPE, learned, sinusoidal; ALiBi uses the mask's offsets); 0..T−1 when absent.</summary>
+    /// <summary>[B, T] I32: each token's position (RoPE, learned, sinusoidal; ALiBi uses the mask's offsets); 0..T−1 when absent
+    /// (offset by the cache's length when there is one).</summary>
     public Tensor? Positions { get; init; }
+    /// <summary>Inference only: the keys and values of the tokens before these, which this forward extends by T positions.
+    /// With a cache that keeps segments, <see cref="Segments"/> are the new tokens' and the cache's are the keys'.</summary>
+    public KvCache? Cache { get; init; }
 }
 
 /// <summary>
@@ -111,25 +116,34 @@ public sealed class Decoder
         if (tokens.Rank != 2 || tokens.DType != DType.I32)
             throw new ArgumentException($"the decoder expects token ids [B, T] I32, got {tokens.Describe()}");
         int B = tokens.Shape[0], T = tokens.Shape[1];
-        if (T > Config.ContextLength)
-            throw new ArgumentException($"sequence length {T} exceeds the model's context length {Config.ContextLength}");
-        var positions = inputs?.Positions ?? Positions(B, T);
-        var mask = Mask(inputs);
+        var cache = inputs?.Cache;
+        int offset = cache?.Length ?? 0;
+        if (offset + T > Config.ContextLength)
+            throw new ArgumentException($"sequence length {offset + T} exceeds the model's context length {Config.ContextLength}");
+        if (cache is not null)
+        {
+            if (tape.Recording) throw new ArgumentException("a KV cache is for inference: use a tape with recording off");
+            if (cache.Batch != B || cache.Remaining < T)
+                throw new ArgumentException($"tokens {tokens.Describe()} do not fit the KV cache ({cache.Batch} sequences, {cache.Length} of {cache.Capacity} positions used)");
+        }
+        var positions = inputs?.Positions ?? (offset == 0 ? Positions(B, T) : OffsetPositions(tape, B, T, offset));
+        var mask = Mask(inputs, offset);
 
         var x = tape.Embedding(TokenEmbedding, tokens);                                             // [B, T, C]
         if (PositionEmbedding is { } wpe) x = tape.Add(x, tape.Embedding(wpe, positions));
         if (Config.Positions == PositionKind.Sinusoidal) x = tape.Add(x, tape.Embedding(Sinusoids(), positions));
         if (EmbeddingNorm is { } embNorm) x = Normalize(tape, x, embNorm);
-        foreach (var block in Blocks)
-            x = Forward(tape, x, block, positions, mask);
+        for (int l = 0; l < Blocks.Count; l++)
+            x = Forward(tape, x, Blocks[l], positions, mask, cache is null ? null : (cache, l));
+        cache?.Advance(T);
         if (FinalNorm is { } final) x = Normalize(tape, x, final);
         return tape.MatMul(x, LmHead ?? TokenEmbedding, transB: true);                              // [B, T, V] = x · Wᵀ
     }
 
     /// <summary>One block, as its placement draws it (nanoGPT's Block for pre-norm).</summary>
-    private Var Forward(Tape tape, Var x, Block block, Tensor positions, AttentionMask mask)
+    private Var Forward(Tape tape, Var x, Block block, Tensor positions, AttentionMask mask, (KvCache Cache, int Layer)? cache)
     {
-        Var Attn(Var h) => Attention(tape, h, block.Attention, positions, mask);
+        Var Attn(Var h) => Attention(tape, h, block.Attention, positions, mask, cache);
         Var Ffn(Var h) => FeedForward(tape, h, block.Ffn);
         Var N(Var h, Norm norm) => Normalize(tape, h, norm);
 
@@ -161,7 +175,7 @@ public sealed class Decoder
         : tape.Linear(x, linear.Weight, linear.Bias);                                               // x · W (+ b), W [in, out]
 
     /// <summary>q, k, v → RoPE → attention under the mask → out projection.</summary>
-    private Var Attention(Tape tape, Var x, AttentionWeights w, Tensor positions, AttentionMask mask)
+    private Var Attention(Tape tape, Var x, AttentionWeights w, Tensor positions, AttentionMask mask, (KvCache Cache, int Layer)? cache)
     {
         int B = x.Shape[0], T = x.Shape[1], C = Config.Channels, NH = Config.Heads, NKV = Config.KeyValueHeads, hs = Config.HeadSize;
         Var q, k, v;
@@ -189,6 +203,11 @@ public sealed class Decoder
             q = tape.Rope(q, positions, Config.RotaryDims, Config.RopeTheta);
             k = tape.Rope(k, positions, Config.RotaryDims, Config.RopeTheta);
         }
+        if (cache is var (kv, layer))   // extend the cache, then attend over all of it: the mask hides what is not written yet
+        {
+            kv.Write(layer, k.Value, v.Value);
+            (k, v) = (new Var(kv.Keys[layer]), new Var(kv.Values[layer]));                          // [B, Tmax, NKV, hs]
+        }
         var y = tape.Attention(q, k, v, mask);                                                       // [B, T, NH, hs]
         return Apply(tape, tape.Reshape(y, B, T, C), w.Out);                                         // [B, T, C]
     }
@@ -212,12 +231,13 @@ public sealed class Decoder
     };
 
     /// <summary>The config's mask with this forward's prefix lengths and segments, and the ALiBi slopes.</summary>
-    private AttentionMask Mask(DecoderInputs? inputs) => new()
+    private AttentionMask Mask(DecoderInputs? inputs, int offset) => new()
     {
+        QueryOffset = offset,
         Visibility = Config.Visibility == Visibility.Prefix && inputs?.PrefixLengths is null ? Visibility.Causal : Config.Visibility,
         PrefixLengths = Config.Visibility == Visibility.Prefix ? inputs?.PrefixLengths : null,
         QuerySegments = inputs?.Segments,
-        KeySegments = inputs?.Segments,
+        KeySegments = inputs?.Cache is { } cache ? cache.KeySegments : inputs?.Segments,
         Window = Config.Window,
         Sparse = Config.Sparse,
         Stride = Config.Sparse == SparsePattern.None ? 0 : Config.SparseStride,
@@ -283,6 +303,16 @@ public sealed class Decoder
         _positions = Backend.Allocate(DType.I32, [B, T], "positions");
         Backend.Upload<int>(ids, _positions);
         return _positions;
+    }
+
+    /// <summary>[B, T] I32 positions offset..offset+T−1, for a step after the cache's first.</summary>
+    private static Tensor OffsetPositions(Tape tape, int B, int T, int offset)
+    {
+        var ids = new int[B * T];
+        for (int i = 0; i < ids.Length; i++) ids[i] = offset + i % T;
+        var t = tape.Temp(DType.I32, [B, T], "positions");
+        tape.Backend.Upload<int>(ids, t);
+        return t;
     }
 
     // ---- initialisation --------------------------------------------------------------------------------------------
