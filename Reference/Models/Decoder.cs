@@ -158,7 +158,7 @@ public sealed class Decoder
                 x = tape.Add(x, N(Attn(N(x, block.Norm1)), block.PostNorm1!));
                 return tape.Add(x, N(Ffn(N(x, block.Norm2)), block.PostNorm2!));
             default:                                                                                // n(α·x + f(x)), α = 1 without DeepNorm
-                double alpha = Config.DeepNorm ? Config.DeepNormConstants().Alpha : 1;
+                double alpha = Config.DeepNorm ? Config.DeepNormAlpha ?? Config.DeepNormConstants().Alpha : 1;
                 x = N(tape.Add(Residual(tape, x, alpha), Attn(x)), block.Norm1);
                 return N(tape.Add(Residual(tape, x, alpha), Ffn(x)), block.Norm2);
         }

@@ -56,6 +56,7 @@ public sealed record DecoderConfig
     public NormPlacement Placement { get; init; } = NormPlacement.Pre;
     public bool DeepNorm { get; init; }              // post-norm with the residual scaled by α and DeepNet's init gains β
     public DeepNormKind DeepNormKind { get; init; } = DeepNormKind.DecoderOnly;
+    public double? DeepNormAlpha { get; init; }      // the residual's α; null = DeepNet's for DeepNormKind
     public bool EmbeddingNorm { get; init; }         // a norm right after the embedding (BLOOM's word_embeddings_layernorm)
     public bool Bias { get; init; } = true;          // biases of every linear layer and LayerNorm (PaLM and LLaMA have none)
 
