@@ -16,6 +16,7 @@ public static class Catalogue
         .. SwishChecks.Properties,
         .. ResidualChecks.Properties,
         .. AttentionChecks.Properties,
+        .. CopyColumnsChecks.Properties,
         .. CrossEntropyChecks.Properties,
         .. AdamWChecks.Properties,
     ];
