@@ -21,6 +21,7 @@ public static class Catalogue
         .. RopeChecks.Properties,
         .. ResidualChecks.Properties,
         .. AttentionChecks.Properties,
+        .. CopyColumnsChecks.Properties,
         .. CrossEntropyChecks.Properties,
         .. AdamWChecks.Properties,
     ];

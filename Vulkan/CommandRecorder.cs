@@ -21,7 +21,7 @@ internal readonly record struct BufferRange(int Block, ulong Start, ulong End)
 internal sealed unsafe class CommandRecorder : IDisposable
 {
     public const int MaxDispatchesPerBatch = 256;
-    public const int MaxBindings = 8;
+    public const int MaxBindings = 16;
     public const int EarlySubmitDispatches = 16;
     /// <summary>Most bytes of one batch's upload staging buffer; a larger upload fills several batches.</summary>
     public const ulong MaxUploadBytes = 32UL << 20;

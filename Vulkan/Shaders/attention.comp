@@ -1,96 +1,77 @@
 #version 450
-// Shapes: qkv [B, T, 3C] = q | k | v (each [B, T, NH, hs]), output [B, T, C], probs [B, NH, T, T]; C = NH·hs.
-// One workgroup per (query row t, head h, batch b) = (x, y, z):
-// att[t, s] = softmax_{s≤t}(q_t·k_s/√hs) (row maximum subtracted, 0 for s > t), out_t = Σ_s att[t, s]·v_s.
-// Invocation `lane` owns the columns s ≡ lane (mod W) of the probs row in every loop, so it only reads back
-// probs it wrote itself; the only cross-invocation traffic goes through shared memory. W must be a power of two.
-// Phases (attention.glsl), all in one dispatch when the row fits the loop budget; else SCORES and OUTPUT run per key
-// range [keyBegin, keyEnd) (multiples of W), with SOFTMAX once between them.
+// Shapes: query/output [B', Tq, NH, hs], key/value [B', Tk, NKV, hs], scoreBias [NH', Tq, Tk], rowMax/rowSum [B', NH, Tq].
+// One workgroup per (block of W query rows, head, batch) = (x, y, z), one invocation per query row; key/value tiles are
+// staged in shared memory and folded in by online softmax: m' = max(m, max_j s_j), l' = l·e^(m − m') + Σ_j e^(s_j − m'),
+// acc' = acc·e^(m − m') + Σ_j e^(s_j − m')·v_j. A dispatch covers the keys [begin, end); between dispatches m, l and the
+// unnormalized acc live in rowMax, rowSum and output, and the last one writes output = acc / l.
 #include "common.glsl"
-#include "attention.glsl"
+#define ATTENTION_BINDINGS 11
+#define ATTENTION_EXTRA
+#include "attention_mask.glsl"
 
-layout(push_constant) uniform PushConstants {
-    uint offsets[3];
-    uint T;
-    uint C;
-    uint hs;          // C / NH
-    uint firstHead;   // the dispatch covers heads [firstHead, firstHead + NH') of batches [0, B') of its slice
-    float scale;      // 1/√hs
-    uint keyBegin, keyEnd, phases;
-} pc;
+BUFFER(8, float, output_);
+BUFFER(9, float, rowMax);
+BUFFER(10, float, rowSum);
 
-READONLY_BUFFER(0, float, qkv);  // [B, T, 3C]
-BUFFER(1, float, output_);       // [B, T, C]
-BUFFER(2, float, probs);         // [B, NH, T, T]
-
-shared float reduce_[gl_WorkGroupSize.x];   // [W] tree reductions
-shared float weights[gl_WorkGroupSize.x];   // [W] one chunk of att[t, s]
-
-// max or Σ over the workgroup of x (same tree, same order every run).
-float reduceWorkgroup(float x, bool maximum) {
-    uint lane = gl_LocalInvocationID.x;
-    reduce_[lane] = x;
-    barrier();
-    for (uint stride = gl_WorkGroupSize.x / 2u; stride > 0u; stride /= 2u) {
-        if (lane < stride) reduce_[lane] = maximum ? max(reduce_[lane], reduce_[lane + stride]) : reduce_[lane] + reduce_[lane + stride];
-        barrier();
-    }
-    float result = reduce_[0];
-    barrier();   // everyone has read reduce_[0] before the next reduction overwrites it
-    return result;
-}
+shared float keys_[TILE_FLOATS];     // [tileRows, hs]
+shared float values_[TILE_FLOATS];   // [tileRows, hs]
 
 void main() {
-    uint t = gl_WorkGroupID.x, b = gl_WorkGroupID.z;
-    uint h = pc.firstHead + gl_WorkGroupID.y;   // head in qkv; the slice's probs hold heads [firstHead, firstHead + NH')
-    uint slot = b * gl_NumWorkGroups.y + gl_WorkGroupID.y;   // (b, h) in the slice's probs [B', NH', T, T]
-    uint lane = gl_LocalInvocationID.x, W = gl_WorkGroupSize.x, T = pc.T, C3 = 3u * pc.C;
-    uint query = b * T * C3 + t * C3 + h * pc.hs;   // q_t; k_s at keys + s·3C, v_s at values + s·3C
-    uint keys = b * T * C3 + pc.C + h * pc.hs;
-    uint values = keys + pc.C;
-    uint row = (slot * T + t) * T;        // probs[b, h, t, :]
+    uint lane = gl_LocalInvocationID.x, W = gl_WorkGroupSize.x, hs = pc.hs;
+    uint i0 = gl_WorkGroupID.x * W, i = i0 + lane, b = gl_WorkGroupID.z;
+    uint h = pc.firstHead + gl_WorkGroupID.y, g = h / groupSize();
+    bool live = i < pc.Tq;
+    int prefix = prefixOf(b);
+    // the block's keys: Range rises with p, so its first row's first and its last row's last bound them all
+    int kBegin = max(int(pc.begin), maskRange(positionOf(i0), prefix).x);
+    int kEnd = min(int(pc.end), maskRange(positionOf(min(i0 + W, pc.Tq) - 1u), prefix).y + 1);
+    ivec2 own = maskRange(positionOf(i), prefix);
 
-    uint keyEnd = min(pc.keyEnd, t + 1u);   // keys of this dispatch: [keyBegin, keyEnd)
-
-    if ((pc.phases & PHASE_SCORES) != 0u)   // scores q_t·k_s/√hs for s ≤ t
-        for (uint s = pc.keyBegin + lane; s < keyEnd; s += W) {
-            float dot_ = 0.0;
-            for (uint i = 0u; i < pc.hs; i++) dot_ += qkv[AT(0, query + i)] * qkv[AT(0, keys + s * C3 + i)];
-            probs[AT(2, row + s)] = dot_ * pc.scale;
-        }
-
-    if ((pc.phases & PHASE_SOFTMAX) != 0u) {
-        float maximum = uintBitsToFloat(0xff800000u);    // −∞
-        for (uint s = lane; s <= t; s += W) maximum = max(maximum, probs[AT(2, row + s)]);
-        maximum = reduceWorkgroup(maximum, true);
-        // exp(score − max): the largest term is exp(0) = 1, so nothing overflows
-        float sum = 0.0;
-        for (uint s = lane; s <= t; s += W) {
-            float e = exp(probs[AT(2, row + s)] - maximum);
-            probs[AT(2, row + s)] = e;
-            sum += e;
-        }
-        float inverse = 1.0 / reduceWorkgroup(sum, false);
-        // normalize; the future s > t is masked to exactly 0
-        for (uint s = lane; s < T; s += W) probs[AT(2, row + s)] = s <= t ? probs[AT(2, row + s)] * inverse : 0.0;
+    uint q = queryAt(b, i, h), row = rowAt(b, h, i);
+    float m = NEG_INF, l = 0.0;
+    if (live) {
+        if ((pc.mode & FIRST_RANGE) != 0u) for (uint d = 0u; d < hs; d++) output_[AT(8, q + d)] = 0.0;
+        else { m = rowMax[AT(9, row)]; l = rowSum[AT(10, row)]; }
     }
-
-    if ((pc.phases & PHASE_OUTPUT) == 0u) return;   // uniform: the rest has barriers
-    // out_t[i] (+)= Σ_{s in the keys} att[t, s]·v_s[i]: chunks of W columns staged in shared memory, dims i in stripes
-    // of W; a later key range adds onto the earlier ones
-    uint out_ = b * T * pc.C + t * pc.C + h * pc.hs;
-    for (uint base = 0u; base < pc.hs; base += W) {
-        uint i = base + lane;
-        float acc = pc.keyBegin == 0u || i >= pc.hs ? 0.0 : output_[AT(1, out_ + i)];
-        for (uint chunk = pc.keyBegin; chunk < keyEnd; chunk += W) {
-            uint s = chunk + lane;   // ≡ lane (mod W): this invocation wrote probs[row + s]
-            weights[lane] = s < keyEnd ? probs[AT(2, row + s)] : 0.0;
-            barrier();
-            uint count = min(W, keyEnd - chunk);
-            if (i < pc.hs)
-                for (uint j = 0u; j < count; j++) acc += weights[j] * qkv[AT(0, values + (chunk + j) * C3 + i)];
-            barrier();   // the chunk is consumed before the next one overwrites it
+    float s[MAX_TILE_ROWS];   // scores, then e^(s − m'), of one tile
+    for (int k0 = kBegin; k0 < kEnd; k0 += int(pc.tileRows)) {
+        uint n = min(pc.tileRows, uint(kEnd - k0));
+        for (uint e = lane; e < n * hs; e += W) {
+            uint at = keyAt(b, uint(k0) + e / hs, g) + e % hs;
+            keys_[e] = key[AT(1, at)];
+            values_[e] = value[AT(2, at)];
         }
-        if (i < pc.hs) output_[AT(1, out_ + i)] = acc;
+        barrier();
+        if (live) {
+            float tileMax = NEG_INF;
+            for (uint j = 0u; j < n; j++) {
+                int k = k0 + int(j);
+                s[j] = NEG_INF;
+                if (k < own.x || k > own.y || !visible(b, i, k, prefix)) continue;
+                float dot_ = 0.0;
+                for (uint d = 0u; d < hs; d++) dot_ += query[AT(0, q + d)] * keys_[j * hs + d];
+                s[j] = score(dot_, h, i, k);
+                tileMax = max(tileMax, s[j]);
+            }
+            if (tileMax != NEG_INF) {   // else no key of the tile is visible to this row
+                float next = max(m, tileMax), rescale = exp(m - next), added = 0.0;   // e^(−∞) = 0 on the first visible tile
+                for (uint j = 0u; j < n; j++) { s[j] = exp(s[j] - next); added += s[j]; }
+                for (uint d = 0u; d < hs; d++) {
+                    float acc = output_[AT(8, q + d)] * rescale;
+                    for (uint j = 0u; j < n; j++) acc += s[j] * values_[j * hs + d];
+                    output_[AT(8, q + d)] = acc;
+                }
+                l = l * rescale + added;
+                m = next;
+            }
+        }
+        barrier();   // the tile is consumed before the next one overwrites it
+    }
+    if (!live) return;
+    rowMax[AT(9, row)] = m;
+    rowSum[AT(10, row)] = l;
+    if ((pc.mode & LAST_RANGE) != 0u && l > 0.0) {
+        float inverse = 1.0 / l;
+        for (uint d = 0u; d < hs; d++) output_[AT(8, q + d)] *= inverse;
     }
 }

@@ -1,49 +1,77 @@
 #version 450
-// Shapes: dOutput [B, T, C], qkv [B, T, 3C], probs [B, NH, T, T], dPre [B, NH, T, T] (from pass 1), dQkv [B, T, 3C]; C = NH·hs.
-// Backward pass 2 of 2, one workgroup per (key/value column s, head h, batch b) = (x, y, z), summing over t ≥ s:
-// dk_s += Σ_t dPre[t, s]·q_t (dPre already carries the 1/√hs) and dv_s += Σ_t att[t, s]·dOut_t.
-// One workgroup owns dk_s and dv_s; invocation `lane` owns the dims d ≡ lane (mod W) of [dk_s | dv_s] (2·hs long),
-// so there is no shared memory and there are no barriers. The host may split t into ranges [keyBegin, keyEnd)
-// (here query rows), one dispatch each, adding in order.
+// Shapes: dOutput/query/output [B', Tq, NH, hs], key/value/dKey/dValue [B', Tk, NKV, hs], scoreBias [NH', Tq, Tk], rowMax/rowSum [B', NH, Tq].
+// dK and dV: one workgroup per (block of W key rows, kv head, batch) = (x, y, z), one invocation per key row, over the query
+// heads of its group within [headBegin, headEnd) and the queries [begin, end) in staged tiles (q, dO, rowMax, rowSum, D):
+// p = e^(s − rowMax)/rowSum, dV += Σ_i p·dO_i, dK += Σ_i p·(dO_i·v − D_i)·scale·q_i with D_i = dO_i·O_i.
 #include "common.glsl"
+#define ATTENTION_BINDINGS 14
+#define ATTENTION_EXTRA uint headBegin, headEnd;
+#include "attention_mask.glsl"
 
-layout(push_constant) uniform PushConstants {
-    uint offsets[5];
-    uint T;
-    uint C;
-    uint hs;          // C / NH
-    uint firstHead;   // the dispatch covers heads [firstHead, firstHead + NH') of batches [0, B') of its slice
-    float scale;      // 1/√hs, unused: pass 1 folded it into dPre
-    uint keyBegin, keyEnd, phases;   // query rows t of this dispatch; phases unused
-} pc;
+READONLY_BUFFER(8, float, output_);
+READONLY_BUFFER(9, float, rowMax);
+READONLY_BUFFER(10, float, rowSum);
+READONLY_BUFFER(11, float, dOutput);
+BUFFER(12, float, dKey);
+BUFFER(13, float, dValue);
 
-READONLY_BUFFER(0, float, dOutput);  // [B, T, C]
-READONLY_BUFFER(1, float, qkv);      // [B, T, 3C]
-READONLY_BUFFER(2, float, probs);    // [B, NH, T, T]
-READONLY_BUFFER(3, float, dPre);     // [B, NH, T, T], valid for s ≤ t
-BUFFER(4, float, dQkv);              // [B, T, 3C]
+shared float queries_[TILE_FLOATS];   // [tileRows, hs]
+shared float dOutputs_[TILE_FLOATS];  // [tileRows, hs]
+shared float maxes_[MAX_TILE_ROWS], sums_[MAX_TILE_ROWS], ds_[MAX_TILE_ROWS];   // [tileRows] rowMax, rowSum, D
 
 void main() {
-    uint s = gl_WorkGroupID.x, b = gl_WorkGroupID.z;
-    uint h = pc.firstHead + gl_WorkGroupID.y;   // head in qkv; the slice's probs hold heads [firstHead, firstHead + NH')
-    uint slot = b * gl_NumWorkGroups.y + gl_WorkGroupID.y;   // (b, h) in the slice's probs [B', NH', T, T]
-    uint T = pc.T, C3 = 3u * pc.C;
-    uint queries = b * T * C3 + h * pc.hs;               // q_t at queries + t·3C
-    uint key = b * T * C3 + s * C3 + pc.C + h * pc.hs;    // k_s (and dk_s); v_s at key + C
-    uint dOuts = b * T * pc.C + h * pc.hs;               // dOut_t at dOuts + t·C
-    uint column = slot * T * T + s;                      // [b, h, t, s] at column + t·T
-
-    for (uint d = gl_LocalInvocationID.x; d < 2u * pc.hs; d += gl_WorkGroupSize.x) {
-        float acc = 0.0;
-        if (d < pc.hs) {
-            // dk_s[d] += Σ_{t≥s} dPre[t, s]·q_t[d]
-            for (uint t = max(s, pc.keyBegin); t < pc.keyEnd; t++) acc += dPre[AT(3, column + t * T)] * qkv[AT(1, queries + t * C3 + d)];
-            dQkv[AT(4, key + d)] += acc;
-        } else {
-            // dv_s[i] += Σ_{t≥s} att[t, s]·dOut_t[i]
-            uint i = d - pc.hs;
-            for (uint t = max(s, pc.keyBegin); t < pc.keyEnd; t++) acc += probs[AT(2, column + t * T)] * dOutput[AT(0, dOuts + t * pc.C + i)];
-            dQkv[AT(4, key + pc.C + i)] += acc;
+    uint lane = gl_LocalInvocationID.x, W = gl_WorkGroupSize.x, hs = pc.hs;
+    uint k0 = gl_WorkGroupID.x * W, b = gl_WorkGroupID.z;
+    int k = int(k0 + lane);
+    uint g = pc.headBegin / groupSize() + gl_WorkGroupID.y;
+    bool live = uint(k) < pc.Tk;
+    uint kv = keyAt(b, uint(k), g);
+    int prefix = prefixOf(b);
+    ivec2 rows = queryRange(int(k0), int(min(k0 + W, pc.Tk)) - 1, prefix);
+    int iBegin = max(int(pc.begin), rows.x), iEnd = min(int(pc.end), rows.y + 1);
+    float p[MAX_TILE_ROWS], dS[MAX_TILE_ROWS];   // p and dS·scale of one tile
+    for (uint h = max(g * groupSize(), pc.headBegin); h < min((g + 1u) * groupSize(), pc.headEnd); h++)
+        for (int i0 = iBegin; i0 < iEnd; i0 += int(pc.tileRows)) {
+            uint n = min(pc.tileRows, uint(iEnd - i0));
+            for (uint e = lane; e < n * hs; e += W) {
+                uint at = queryAt(b, uint(i0) + e / hs, h) + e % hs;
+                queries_[e] = query[AT(0, at)];
+                dOutputs_[e] = dOutput[AT(11, at)];
+            }
+            if (lane < n) {
+                uint i = uint(i0) + lane, q = queryAt(b, i, h);
+                maxes_[lane] = rowMax[AT(9, rowAt(b, h, i))];
+                sums_[lane] = rowSum[AT(10, rowAt(b, h, i))];
+                float D = 0.0;
+                for (uint d = 0u; d < hs; d++) D += dOutput[AT(11, q + d)] * output_[AT(8, q + d)];
+                ds_[lane] = D;
+            }
+            barrier();
+            if (live) {
+                for (uint j = 0u; j < n; j++) {
+                    uint i = uint(i0) + j;
+                    ivec2 range = maskRange(positionOf(i), prefix);
+                    p[j] = 0.0;
+                    dS[j] = 0.0;
+                    if (sums_[j] == 0.0 || k < range.x || k > range.y || !visible(b, i, k, prefix)) continue;
+                    float dot_ = 0.0, dP = 0.0;
+                    for (uint d = 0u; d < hs; d++) {
+                        dot_ += queries_[j * hs + d] * key[AT(1, kv + d)];
+                        dP += dOutputs_[j * hs + d] * value[AT(2, kv + d)];
+                    }
+                    p[j] = exp(score(dot_, h, i, k) - maxes_[j]) / sums_[j];
+                    dS[j] = p[j] * (dP - ds_[j]) * pc.scale;
+                }
+                for (uint d = 0u; d < hs; d++) {
+                    float accK = dKey[AT(12, kv + d)], accV = dValue[AT(13, kv + d)];
+                    for (uint j = 0u; j < n; j++) {
+                        accV += p[j] * dOutputs_[j * hs + d];
+                        accK += dS[j] * queries_[j * hs + d];
+                    }
+                    dKey[AT(12, kv + d)] = accK;
+                    dValue[AT(13, kv + d)] = accV;
+                }
+            }
+            barrier();   // the tile is consumed before the next one overwrites it
         }
-    }
 }
