@@ -12,6 +12,7 @@ internal static class TrainCommand
     {
         var d = new TrainOptions();
         var preset = Cli.Opt("--preset", "model preset: tiny, micro or gpt2", d.Preset);
+        var configFile = Cli.Opt<string?>("--config", "a Hugging Face config.json (llama, mistral, bloom, gpt_neox, gpt2) to train instead of a preset; its vocab_size gives way to the tokenizer's");
         var tokenizer = Cli.Opt("--tokenizer", "byte (vocab 256) or gpt2 (BPE, vocab 50257)", d.Tokenizer);
         var data = Cli.Opt<string?>("--data", "UTF-8 text file to train on (default: the embedded Pride and Prejudice)");
         var steps = Cli.Opt("--steps", "optimizer steps", d.Steps);
@@ -36,13 +37,19 @@ internal static class TrainCommand
             Arity = ArgumentArity.ZeroOrOne,
         };
         var cmd = new Command("train", "Train a GPT-2 on a text corpus, with validation, checkpoints and a loss curve.")
-        { preset, tokenizer, data, steps, batch, seq, lr, warmup, accumulate, clip, decay, evalEvery, evalBatches, ckptEvery, keepLast, maxSkipped, seed, output, overwrite, resume };
+        { preset, configFile, tokenizer, data, steps, batch, seq, lr, warmup, accumulate, clip, decay, evalEvery, evalBatches, ckptEvery, keepLast, maxSkipped, seed, output, overwrite, resume };
         cmd.SetAction(p =>
         {
             // Given: typed on the command line, not a default (a resumed run refuses the ones that contradict it).
             T? Given<T>(Option<T> o) where T : struct => p.GetResult(o) is { Implicit: false } ? p.GetValue(o) : null;
             string? GivenText(Option<string> o) => p.GetResult(o) is { Implicit: false } ? p.GetValue(o) : null;
-            var defaults = TrainOptions.ForPreset(p.GetValue(preset)!);  // also refuses an unknown preset
+            string? configPath = p.GetValue(configFile);
+            if (configPath is not null && GivenText(preset) is not null)
+                throw new ArgumentException("--config and --preset exclude each other: both say which model to train");
+            if (configPath is not null && p.GetResult(resume) is not null)
+                throw new ArgumentException("--config starts a run: a resumed run's model is its checkpoint's config.json");
+            var defaults = configPath is null ? TrainOptions.ForPreset(p.GetValue(preset)!)  // also refuses an unknown preset
+                : TrainOptions.ForConfig(configPath);                                          // and a config.json it cannot honour
             void Warn(string message) => stderr.WriteLine($"warning: {message}");
             TrainingRun run;
             IBackend backend;

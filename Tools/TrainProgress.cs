@@ -53,7 +53,7 @@ internal static class TrainProgress
     {
         var o = run.Options;
         double unigram = run.Data.TrainUnigramEntropy;
-        stdout.WriteLine($"GPT-2 '{o.Preset}' ({run.Model.Parameters.Count:N0} parameters) on {backendName}; tokenizer {run.Tokenizer.Name}; " +
+        stdout.WriteLine($"{(o.ConfigPath is null ? $"GPT-2 '{o.Preset}'" : o.ConfigPath)} ({run.Model.Parameters.Count:N0} parameters) on {backendName}; tokenizer {run.Tokenizer.Name}; " +
                          $"{run.Data.TrainCount:N0} train / {run.Data.ValidationCount:N0} validation tokens; B={o.Batch} T={o.Seq}; unigram baseline {unigram:F3} nats/token");
         var shown = Show(run.Run, run.Trainer.CompletedSteps, o.Steps, stdout, console, stop);
 

@@ -24,6 +24,36 @@ public sealed class TrainCliTests : IDisposable
         Assert.True(File.Exists(Path.Combine(_dir, "micro", "step_000002", "model.safetensors")));
     }
 
+    /// <summary>A tiny LLaMA (GQA, SwiGLU, RoPE, RMSNorm) from a Hugging Face config.json: it trains, and its checkpoint
+    /// carries the family's config (the vocabulary the byte tokenizer's) and names.</summary>
+    [Fact]
+    public void A_hugging_face_config_trains_instead_of_a_preset()
+    {
+        string config = Path.Combine(_dir, "tiny-llama", "config.json");
+        Directory.CreateDirectory(Path.GetDirectoryName(config)!);
+        File.WriteAllText(config, """
+            {"model_type": "llama", "vocab_size": 32000, "hidden_size": 16, "intermediate_size": 24, "num_hidden_layers": 2,
+             "num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 16, "rms_norm_eps": 1e-6,
+             "hidden_act": "silu", "rope_scaling": null, "tie_word_embeddings": false}
+            """);
+        string run = Path.Combine(_dir, "llama-run");
+        var r = Run("train", "--backend", "cpu", "--config", config, "--steps", "2", "--batch", "2", "--eval-every", "2",
+            "--eval-batches", "1", "--checkpoint-every", "2", "--out", run);
+        Assert.True(r.Code == 0, r.Err + r.Out);
+        Assert.Contains("B=2 T=16", r.Out);   // the config's max_position_embeddings bounds the default --seq
+        string step = Path.Combine(run, "step_000002");
+        string saved = File.ReadAllText(Path.Combine(step, "config.json"));
+        Assert.Contains("\"model_type\": \"llama\"", saved);
+        Assert.Contains("\"vocab_size\": 256", saved);
+        Assert.Contains("\"num_key_value_heads\": 2", saved);
+        using var weights = Llm.IO.SafeTensorsFile.Read(Path.Combine(step, "model.safetensors"));
+        Assert.Contains("model.layers.1.self_attn.k_proj.weight", weights.Names);
+
+        AssertOneLineError(Run("train", "--backend", "cpu", "--config", config, "--preset", "micro", "--out", run + "2"), "--config and --preset");
+        File.WriteAllText(config, """{"model_type": "llama", "vocab_size": 256, "hidden_size": 16, "intermediate_size": 24, "num_hidden_layers": 2, "num_attention_heads": 4, "rope_scaling": {"type": "linear", "factor": 2}}""");
+        AssertOneLineError(Run("train", "--backend", "cpu", "--config", config, "--out", run + "3"), "rope_scaling");
+    }
+
     [Theory]
     [InlineData("--weight-decay", "NaN")]
     [InlineData("--weight-decay", "-0.1")]

@@ -17,10 +17,14 @@ namespace Llm.IO;
 public static class Checkpoint
 {
     public const string ModelFile = "model.safetensors";
+    /// <summary>A sharded checkpoint's index: {"weight_map": {tensor name: shard file name}} (save_pretrained's
+    /// max_shard_size, as every 7B LLaMA on the hub).</summary>
+    public const string IndexFile = "model.safetensors.index.json";
     public const string ConfigFile = "config.json";
     public const string TrainingStateFile = "training_state.safetensors";
     public const string LatestFile = "latest";
-    /// <summary>Prefix of every name in a GPT2LMHeadModel's save_pretrained; GPT2Model saves without it.</summary>
+    /// <summary>Prefix of every name in a GPT2LMHeadModel's (and BloomForCausalLM's) save_pretrained; GPT2Model and
+    /// BloomModel save without it, as the hub's gpt2 and bloom-560m files are.</summary>
     public const string HfPrefix = "transformer.";
 
     public static string StepFolderName(long step) => $"step_{step:D6}";
@@ -121,10 +125,10 @@ public static class Checkpoint
     public static string ResolveModelFolder(string path)
     {
         string full = Path.GetFullPath(path);
-        if (File.Exists(full) && Path.GetFileName(full) == ModelFile) full = Path.GetDirectoryName(full)!;
+        if (File.Exists(full) && Path.GetFileName(full) is ModelFile or IndexFile) full = Path.GetDirectoryName(full)!;
         if (!Directory.Exists(full))
             throw new DirectoryNotFoundException($"{path}: no such model folder");
-        if (File.Exists(Path.Combine(full, ModelFile)))
+        if (File.Exists(Path.Combine(full, ModelFile)) || File.Exists(Path.Combine(full, IndexFile)))
             return CheckModelFolder(full, path);
 
         string latest = Path.Combine(full, LatestFile);
@@ -158,10 +162,10 @@ public static class Checkpoint
         string folder = ResolveModelFolder(path);
         string configPath = Path.Combine(folder, ConfigFile);
         var config = HfConfig.Load(configPath);
-        using var file = SafeTensorsFile.Read(Path.Combine(folder, ModelFile));
-        CheckConfigAgainstWeights(file, config.Model, configPath);
+        using var tensors = CheckpointTensors.Open(folder);
+        CheckConfigAgainstWeights(tensors, config.Model, configPath);
         var parameters = new ParameterSet(backend, config.Model.ParameterSpecs());
-        LoadWeights(file, parameters);
+        LoadWeights(tensors, parameters);
         return new LoadedModel(folder, config, parameters);
     }
 
@@ -171,61 +175,107 @@ public static class Checkpoint
         LoadWeights(file, parameters);
     }
 
-    private static readonly Regex AttentionBuffer = new(@"^h\.\d+\.attn\.(bias|masked_bias)$", RegexOptions.CultureInvariant);
+    public static void LoadWeights(SafeTensorsFile file, ParameterSet parameters) => LoadWeights(new CheckpointTensors([file], owned: false), parameters);
 
-    /// <summary>Fills every parameter from <paramref name="file"/>. Accepts a real HF GPT-2 file: names with the
-    /// "transformer." prefix, the causal-mask buffers h.N.attn.bias / h.N.attn.masked_bias (ignored), a tied
-    /// lm_head.weight of wte's shape (ignored), F16/BF16/F64 data (converted). Anything else, missing, misshapen
-    /// or of a non-float dtype, is an error naming the tensor.</summary>
-    public static void LoadWeights(SafeTensorsFile file, ParameterSet parameters)
+    /// <summary>Non-parameter buffers that transformers' older saves carry: GPT-2's and GPT-NeoX's causal masks
+    /// (attn.bias, attn.masked_bias, attention.bias, attention.masked_bias) and the rotary tables of NeoX and LLaMA
+    /// (rotary_emb.inv_freq): constants recomputed here, skipped on load.</summary>
+    private static readonly Regex Buffer = new(@"^(?:.*\.)?(?:attn|attention|self_attn)\.(?:bias|masked_bias|rotary_emb\.inv_freq)$|^(?:.*\.)?rotary_emb\.inv_freq$",
+        RegexOptions.CultureInvariant);
+
+    /// <summary>The family whose token embedding the parameter set holds.</summary>
+    private static WeightNames FamilyOf(ParameterSet parameters) =>
+        new WeightNames[] { Gpt2Names.Instance, LlamaNames.Instance, BloomNames.Instance, NeoXNames.Instance }
+            .First(n => parameters.Contains(n.TokenEmbedding));
+
+    /// <summary>The prefix a family's *ForCausalLM save_pretrained puts on the base model's names, where its own names
+    /// do not already carry it (LLaMA's "model.", NeoX's "gpt_neox." are in the names).</summary>
+    private static string? PrefixOf(WeightNames names) => names is Gpt2Names or BloomNames ? HfPrefix : null;
+
+    /// <summary>Fills every parameter from <paramref name="tensors"/>, in the family of the parameter set. Accepts a
+    /// real HF file: names with the "transformer." prefix (GPT-2, BLOOM), the buffers of <see cref="Buffer"/>
+    /// (ignored), a tied head under the head's name (GPT-2: of the embedding's shape, ignored as GPT2LMHeadModel
+    /// ignores it; the others: equal to the embedding, as a tied save holds it), F16/BF16/F64 data (converted).
+    /// Anything else, missing, misshapen or of a non-float dtype, is an error naming the tensor and its file.</summary>
+    internal static void LoadWeights(CheckpointTensors tensors, ParameterSet parameters)
     {
+        var names = FamilyOf(parameters);
+        string? prefix = PrefixOf(names);
+        string family = names switch { Gpt2Names => "GPT-2", LlamaNames => "LLaMA", BloomNames => "BLOOM", _ => "GPT-NeoX" };
         var source = new Dictionary<string, string>(); // parameter name → name in the file
-        foreach (string name in file.Names)
+        string? tiedHead = null;
+        foreach (string name in tensors.Names)
         {
-            string key = name.StartsWith(HfPrefix, StringComparison.Ordinal) ? name[HfPrefix.Length..] : name;
-            if (AttentionBuffer.IsMatch(key)) continue; // the causal mask, a constant buffer, not a parameter
-            if (key == "lm_head.weight")
-            {
-                var wte = parameters["wte.weight"].Shape;
-                var head = file.Info(name).Shape;
-                if (!head.SequenceEqual(wte))
-                    throw new InvalidDataException($"{file.Path}: tensor '{name}' has shape {Tensor.ShapeString(head)}, not wte.weight's {Tensor.ShapeString(wte)}: an untied output head is not supported");
-                continue; // tied: the output projection is wte
-            }
+            string key = prefix is not null && name.StartsWith(prefix, StringComparison.Ordinal) ? name[prefix.Length..] : name;
             if (!parameters.Contains(key))
-                throw new InvalidDataException($"{file.Path}: unexpected tensor '{name}' {Tensor.ShapeString(file.Info(name).Shape)}: not a parameter of this GPT-2 configuration");
+            {
+                if (key == names.LmHead)
+                {
+                    var embedding = parameters[names.TokenEmbedding].Shape;
+                    var head = tensors.Info(name).Shape;
+                    if (!head.SequenceEqual(embedding))
+                        throw new InvalidDataException($"{tensors.FileOf(name)}: tensor '{name}' has shape {Tensor.ShapeString(head)}, not {names.TokenEmbedding}'s {Tensor.ShapeString(embedding)}: an untied output head is not supported");
+                    tiedHead = name; // tied: the output projection is the embedding
+                    continue;
+                }
+                if (Buffer.IsMatch(key)) continue; // a constant buffer, not a parameter
+                throw new InvalidDataException($"{tensors.FileOf(name)}: unexpected tensor '{name}' {Tensor.ShapeString(tensors.Info(name).Shape)}: not a parameter of this {family} configuration");
+            }
             if (!source.TryAdd(key, name))
-                throw new InvalidDataException($"{file.Path}: tensor '{key}' appears twice, as '{source[key]}' and '{name}'");
+                throw new InvalidDataException($"{tensors.FileOf(name)}: tensor '{key}' appears twice, as '{source[key]}' and '{name}'");
         }
         var missing = parameters.All.Where(p => !source.ContainsKey(p.Name)).Select(p => p.Name).ToList();
         if (missing.Count > 0)
-            throw new InvalidDataException($"{file.Path}: missing tensor{(missing.Count > 1 ? "s" : "")} {string.Join(", ", missing.Take(8).Select(m => $"'{m}'"))}{(missing.Count > 8 ? $" and {missing.Count - 8} more" : "")}");
+            throw new InvalidDataException($"{tensors.Path}: missing tensor{(missing.Count > 1 ? "s" : "")} {string.Join(", ", missing.Take(8).Select(m => $"'{m}'"))}{(missing.Count > 8 ? $" and {missing.Count - 8} more" : "")}");
 
         foreach (var p in parameters.All)
         {
-            var info = file.Info(source[p.Name]);
+            var info = tensors.Info(source[p.Name]);
             if (!info.Shape.SequenceEqual(p.Shape))
-                throw new InvalidDataException($"{file.Path}: tensor '{info.Name}' has shape {Tensor.ShapeString(info.Shape)}, the model expects {p.Value.Describe()}");
-            ReadInto(file, info, p.Value);
+                throw new InvalidDataException($"{tensors.FileOf(info.Name)}: tensor '{info.Name}' has shape {Tensor.ShapeString(info.Shape)}, the model expects {p.Value.Describe()}");
+            ReadInto(tensors.FileOf(info.Name), info, p.Value);
         }
+        if (tiedHead is not null && names is not Gpt2Names && !SameValues(tensors, tiedHead, source[names.TokenEmbedding]))
+            throw new InvalidDataException($"{tensors.FileOf(tiedHead)}: tensor '{tiedHead}' differs from '{source[names.TokenEmbedding]}', but tie_word_embeddings is true: an untied head needs tie_word_embeddings false in config.json");
+    }
+
+    /// <summary>Whether two tensors of one shape hold the same floats, bit for bit.</summary>
+    private static bool SameValues(CheckpointTensors tensors, string a, string b)
+    {
+        var x = new float[tensors.Info(a).ElementCount];
+        var y = new float[x.Length];
+        tensors.FileOf(a).ReadFloat(a, x);
+        tensors.FileOf(b).ReadFloat(b, y);
+        return x.AsSpan().SequenceEqual(y);
     }
 
     /// <summary>The numbers config.json promises against what the weights contain, so that a wrong config is reported
     /// as such rather than as a puzzling shape mismatch further down.</summary>
-    private static void CheckConfigAgainstWeights(SafeTensorsFile file, DecoderConfig config, string configPath)
+    private static void CheckConfigAgainstWeights(CheckpointTensors tensors, DecoderConfig config, string configPath)
     {
+        var names = WeightNames.For(config);
+        string? prefix = PrefixOf(names);
         SafeTensorInfo? Find(string name) =>
-            file.Contains(name) ? file.Info(name) : file.Contains(HfPrefix + name) ? file.Info(HfPrefix + name) : null;
+            tensors.Contains(name) ? tensors.Info(name) : prefix is not null && tensors.Contains(prefix + name) ? tensors.Info(prefix + name) : null;
+        var (embd, layerField) = config.Naming switch
+        {
+            WeightNaming.Gpt2 => ("n_embd", "n_layer"),
+            WeightNaming.Bloom => ("hidden_size", "n_layer"),
+            _ => ("hidden_size", "num_hidden_layers"),
+        };
 
-        if (Find("wte.weight") is { } wte && !wte.Shape.SequenceEqual([config.VocabSize, config.Channels]))
-            throw new InvalidDataException($"{configPath} says vocab_size {config.VocabSize}, n_embd {config.Channels}, but {file.Path} has {wte.Name} {Tensor.ShapeString(wte.Shape)}");
-        if (Find("wpe.weight") is { } wpe && !wpe.Shape.SequenceEqual([config.ContextLength, config.Channels]))
-            throw new InvalidDataException($"{configPath} says n_positions {config.ContextLength}, n_embd {config.Channels}, but {file.Path} has {wpe.Name} {Tensor.ShapeString(wpe.Shape)}");
-        var layer = new Regex(@"^(?:transformer\.)?h\.(\d+)\.");
-        int layers = file.Names.Select(n => layer.Match(n)).Where(m => m.Success)
+        if (Find(names.TokenEmbedding) is { } wte && !wte.Shape.SequenceEqual([config.VocabSize, config.Channels]))
+            throw new InvalidDataException($"{configPath} says vocab_size {config.VocabSize}, {embd} {config.Channels}, but {tensors.FileOf(wte.Name)} has {wte.Name} {Tensor.ShapeString(wte.Shape)}");
+        if (names.PositionEmbedding(config) is { } pos && Find(pos) is { } wpe && !wpe.Shape.SequenceEqual([config.ContextLength, config.Channels]))
+            throw new InvalidDataException($"{configPath} says n_positions {config.ContextLength}, n_embd {config.Channels}, but {tensors.FileOf(wpe.Name)} has {wpe.Name} {Tensor.ShapeString(wpe.Shape)}");
+        // the blocks' common prefix: "h" in h.0.ln_1, "model.layers" in model.layers.0.input_layernorm
+        string norm1 = names.Block(config, 0).Norm1;
+        string blocks = norm1[..norm1.IndexOf(".0.", StringComparison.Ordinal)];
+        var layer = new Regex($@"^(?:{Regex.Escape(prefix ?? "")})?{Regex.Escape(blocks)}\.(\d+)\.");
+        int layers = tensors.Names.Select(n => layer.Match(n)).Where(m => m.Success)
             .Select(m => int.TryParse(m.Groups[1].ValueSpan, out int l) ? l + 1 : int.MaxValue).DefaultIfEmpty(0).Max();
         if (layers != config.Layers)
-            throw new InvalidDataException($"{configPath} says n_layer {config.Layers}, but {file.Path} has blocks h.0 .. h.{layers - 1} ({layers} layers)");
+            throw new InvalidDataException($"{configPath} says {layerField} {config.Layers}, but {tensors.Path} has blocks {blocks}.0 .. {blocks}.{layers - 1} ({layers} layers)");
     }
 
     /// <summary>File tensor → host array of the destination's dtype → backend.Upload (the tensor may live on a device).</summary>
@@ -248,6 +298,90 @@ public static class Checkpoint
             default:
                 throw new NotSupportedException($"loading into {destination.Describe()}: only F32 and F64 destinations are supported");
         }
+    }
+}
+
+/// <summary>One checkpoint's tensors: model.safetensors, or the shards that model.safetensors.index.json maps every
+/// tensor to (each shard's tensors exactly those the index gives it).</summary>
+internal sealed class CheckpointTensors(IReadOnlyList<SafeTensorsFile> files, bool owned, string? path = null) : IDisposable
+{
+    private readonly Dictionary<string, SafeTensorsFile> _fileOf = Index(files);
+
+    /// <summary>The file named in messages about the checkpoint as a whole: the index, or the one file.</summary>
+    public string Path { get; } = path ?? files[0].Path;
+    /// <summary>Every tensor, shard by shard in the index's order, each in its file's order.</summary>
+    public IEnumerable<string> Names => files.SelectMany(f => f.Names);
+    public bool Contains(string name) => _fileOf.ContainsKey(name);
+    public SafeTensorInfo Info(string name) => _fileOf[name].Info(name);
+    public SafeTensorsFile FileOf(string name) => _fileOf[name];
+
+    private static Dictionary<string, SafeTensorsFile> Index(IReadOnlyList<SafeTensorsFile> files)
+    {
+        var map = new Dictionary<string, SafeTensorsFile>();
+        foreach (var f in files)
+            foreach (string n in f.Names)
+                if (!map.TryAdd(n, f))
+                    throw new InvalidDataException($"tensor '{n}' is in two shards, {map[n].Path} and {f.Path}");
+        return map;
+    }
+
+    public static CheckpointTensors Open(string folder)
+    {
+        string single = System.IO.Path.Combine(folder, Checkpoint.ModelFile), index = System.IO.Path.Combine(folder, Checkpoint.IndexFile);
+        if (File.Exists(single)) return new([SafeTensorsFile.Read(single)], owned: true);
+        var map = ReadIndex(index);
+        var opened = new List<SafeTensorsFile>();
+        try
+        {
+            foreach (string shard in map.Values.Distinct())
+            {
+                string file = System.IO.Path.Combine(folder, shard);
+                if (!File.Exists(file)) throw new FileNotFoundException($"{index} names shard \"{shard}\", but {file} does not exist", file);
+                opened.Add(SafeTensorsFile.Read(file));
+            }
+            foreach (var f in opened)
+                foreach (string n in f.Names)
+                    if (!map.TryGetValue(n, out var listed) || listed != System.IO.Path.GetFileName(f.Path))
+                        throw new InvalidDataException($"{f.Path}: tensor '{n}' is {(listed is null ? "not in" : $"given to {listed} by")} {index}");
+            var tensors = new CheckpointTensors(opened, owned: true, index);
+            foreach (var (n, shard) in map)
+                if (!tensors.Contains(n)) throw new InvalidDataException($"{index} puts tensor '{n}' in {shard}, which does not hold it");
+            return tensors;
+        }
+        catch
+        {
+            foreach (var f in opened) f.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>weight_map of the index, each shard a plain file name in the folder.</summary>
+    private static Dictionary<string, string> ReadIndex(string index)
+    {
+        System.Text.Json.JsonDocument doc;
+        try { doc = System.Text.Json.JsonDocument.Parse(File.ReadAllText(index)); }
+        catch (System.Text.Json.JsonException e) { throw new InvalidDataException($"{index}: not valid JSON: {e.Message}", e); }
+        using (doc)
+        {
+            if (doc.RootElement.ValueKind != System.Text.Json.JsonValueKind.Object || !doc.RootElement.TryGetProperty("weight_map", out var wm)
+                || wm.ValueKind != System.Text.Json.JsonValueKind.Object)
+                throw new InvalidDataException($"{index}: no \"weight_map\" object");
+            var map = new Dictionary<string, string>();
+            foreach (var e in wm.EnumerateObject())
+            {
+                string? shard = e.Value.ValueKind == System.Text.Json.JsonValueKind.String ? e.Value.GetString() : null;
+                if (shard is null || shard.Length == 0 || shard != System.IO.Path.GetFileName(shard) || shard is "." or "..")
+                    throw new InvalidDataException($"{index}: weight_map[\"{e.Name}\"] is {e.Value.GetRawText()}, not a file name in the folder");
+                map[e.Name] = shard;
+            }
+            if (map.Count == 0) throw new InvalidDataException($"{index}: weight_map is empty");
+            return map;
+        }
+    }
+
+    public void Dispose()
+    {
+        if (owned) foreach (var f in files) f.Dispose();
     }
 }
 

@@ -5,11 +5,13 @@ using Llm.Models;
 namespace Llm.IO;
 
 /// <summary>
-/// config.json as Hugging Face's GPT2Config writes it, so a saved folder loads with
-/// <c>GPT2LMHeadModel.from_pretrained</c>, plus our field "llm_tokenizer" naming the tokenizer the vocabulary belongs
-/// to ("byte" or "gpt2"). <see cref="Tokenizer"/> is null for a config that does not record one (a hub download).
+/// config.json as Hugging Face's config class of the model's family writes it (GPT2Config, LlamaConfig/MistralConfig,
+/// BloomConfig, GPTNeoXConfig), so a saved folder loads with <c>AutoModelForCausalLM.from_pretrained</c>, plus our
+/// field "llm_tokenizer" naming the tokenizer the vocabulary belongs to ("byte" or "gpt2") and, only for catalogue
+/// choices the family's config cannot say, "llm_decoder" (see HfFamilies.cs). <see cref="Tokenizer"/> is null for a
+/// config that does not record one (a hub download).
 /// </summary>
-public sealed record HfConfig(DecoderConfig Model, string? Tokenizer)
+public sealed partial record HfConfig(DecoderConfig Model, string? Tokenizer)
 {
     public const string TokenizerField = "llm_tokenizer";
     /// <summary>GPT-2's &lt;|endoftext|&gt;, its bos and eos token.</summary>
@@ -29,10 +31,11 @@ public sealed record HfConfig(DecoderConfig Model, string? Tokenizer)
     public string ToJson()
     {
         var m = Model.Validate();
-        var buffer = new MemoryStream();
-        using (var w = new Utf8JsonWriter(buffer, new JsonWriterOptions { Indented = true }))
-        {
-            w.WriteStartObject();
+        return WriteJson(m, (w, model) => WriteFamily(w, model), Tokenizer);
+    }
+
+    private void WriteGpt2(Utf8JsonWriter w, DecoderConfig m)
+    {
             w.WriteString("model_type", "gpt2");
             w.WriteStartArray("architectures"); w.WriteStringValue("GPT2LMHeadModel"); w.WriteEndArray();
             w.WriteNumber("vocab_size", m.VocabSize);
@@ -44,7 +47,7 @@ public sealed record HfConfig(DecoderConfig Model, string? Tokenizer)
             w.WriteNull("n_inner");                          // null = 4 · n_embd, the only MLP width we build
             w.WriteString("activation_function", "gelu_new"); // the tanh approximation of IBackend.Gelu
             // The float's shortest decimal (1e-05, not 9.99999974737875E-06): parses back to the same float.
-            w.WriteNumber("layer_norm_epsilon", double.Parse(m.LayerNormEpsilon.ToString("R", System.Globalization.CultureInfo.InvariantCulture), System.Globalization.CultureInfo.InvariantCulture));
+            w.WriteNumber("layer_norm_epsilon", Shortest(m.LayerNormEpsilon));
             w.WriteNumber("initializer_range", 0.02);
             w.WriteNumber("resid_pdrop", 0.0);               // this library trains without dropout
             w.WriteNumber("embd_pdrop", 0.0);
@@ -56,10 +59,6 @@ public sealed record HfConfig(DecoderConfig Model, string? Tokenizer)
                 w.WriteNumber("bos_token_id", Gpt2EndOfText);
                 w.WriteNumber("eos_token_id", Gpt2EndOfText);
             }
-            if (Tokenizer is not null) w.WriteString(TokenizerField, Tokenizer);
-            w.WriteEndObject();
-        }
-        return Encoding.UTF8.GetString(buffer.ToArray()) + "\n";
     }
 
     /// <summary>Reads the fields we need and refuses settings this GPT-2 cannot represent: every field of Hugging
@@ -78,53 +77,66 @@ public sealed record HfConfig(DecoderConfig Model, string? Tokenizer)
                 throw new InvalidDataException($"{source}: a JSON {root.ValueKind}, expected an object");
 
             string? modelType = OptionalString(root, "model_type", source);
-            if (modelType is not null and not "gpt2")
-                throw new InvalidDataException($"{source}: model_type \"{modelType}\" is not gpt2");
-            string? activation = OptionalString(root, "activation_function", source);
-            if (activation is not null and not "gelu_new" and not "gelu_pytorch_tanh")
-                throw new InvalidDataException($"{source}: activation_function \"{activation}\" is not supported (supported: gelu_new, gelu_pytorch_tanh: the tanh approximation of GeLU that this library computes)");
-            // Our attention is softmax(q·kᵀ / √head_size + causal mask) in every layer, computed in fp32.
-            if (OptionalBool(root, "scale_attn_weights", source) == false)
-                throw new InvalidDataException($"{source}: scale_attn_weights false is not supported (attention here always scales q·kᵀ by 1/√head_size)");
-            if (OptionalBool(root, "scale_attn_by_inverse_layer_idx", source) == true)
-                throw new InvalidDataException($"{source}: scale_attn_by_inverse_layer_idx true is not supported (attention here does not scale q·kᵀ by 1/(layer index + 1))");
-            // reorder_and_upcast_attn only moves the 1/√head_size before the q·kᵀ product and computes it and the softmax
-            // in fp32, a guard against fp16 overflow: our attention is fp32 throughout, so the function is the same.
-            _ = OptionalBool(root, "reorder_and_upcast_attn", source);
-            if (OptionalBool(root, "add_cross_attention", source) == true)
-                throw new InvalidDataException($"{source}: add_cross_attention true is not supported (these blocks have no cross-attention to an encoder)");
-            if (OptionalBool(root, "tie_word_embeddings", source) == false)
-                throw new InvalidDataException($"{source}: tie_word_embeddings false is not supported (the output head is wte)");
-            if (root.TryGetProperty("pruned_heads", out var pruned) && pruned.ValueKind == JsonValueKind.Object && pruned.EnumerateObject().Any())
-                throw new InvalidDataException($"{source}: pruned_heads {pruned.GetRawText()} is not supported (every layer has all n_head heads)");
-            // Dropout only acts in training: inference is dropout-free, and training never starts from a hub folder
-            // (it starts from scratch or resumes our own checkpoints, which record 0). Accepted, checked to be probabilities.
-            foreach (string dropout in new[] { "resid_pdrop", "embd_pdrop", "attn_pdrop" })
-                if (OptionalNumber(root, dropout, source) is { } p && !(p >= 0 && p <= 1))
-                    throw new InvalidDataException($"{source}: {dropout} {p} is not a probability (0 to 1)");
-
-            int channels = RequiredInt(root, "n_embd", source);
-            // n_ctx is the legacy name of n_positions; HF has written both.
-            int context = root.TryGetProperty("n_positions", out _) ? RequiredInt(root, "n_positions", source) : RequiredInt(root, "n_ctx", source, alias: "n_positions");
-            if (root.TryGetProperty("n_inner", out var inner) && inner.ValueKind != JsonValueKind.Null
-                && RequiredInt(root, "n_inner", source) != 4 * channels)
-                throw new InvalidDataException($"{source}: n_inner {inner.GetRawText()} is not 4 · n_embd = {4 * channels}; only that MLP width is supported");
-
-            float eps = (float)(OptionalNumber(root, "layer_norm_epsilon", source) ?? 1e-5); // HF's default when absent
-
-            var model = new DecoderConfig
+            var model = modelType switch
             {
-                VocabSize = RequiredInt(root, "vocab_size", source),
-                ContextLength = context,
-                Channels = channels,
-                Layers = RequiredInt(root, "n_layer", source),
-                Heads = RequiredInt(root, "n_head", source),
-                LayerNormEpsilon = eps,
+                null or "gpt2" => ParseGpt2(root, source),
+                "llama" or "mistral" => ParseLlama(root, source, mistral: modelType == "mistral"),
+                "bloom" => ParseBloom(root, source),
+                "gpt_neox" => ParseNeoX(root, source),
+                _ => throw new InvalidDataException($"{source}: model_type \"{modelType}\" is not supported (supported: gpt2, llama, mistral, bloom, gpt_neox)"),
             };
+            model = ApplyExtension(root, model, source);
             try { model.Validate(); }
             catch (ArgumentException e) { throw new InvalidDataException($"{source}: {e.Message}", e); }
             return new HfConfig(model, OptionalString(root, TokenizerField, source));
         }
+    }
+
+    /// <summary>GPT2Config: every field that changes what the model computes is honoured or refused.</summary>
+    private static DecoderConfig ParseGpt2(JsonElement root, string source)
+    {
+        string? activation = OptionalString(root, "activation_function", source);
+        if (activation is not null and not "gelu_new" and not "gelu_pytorch_tanh")
+            throw new InvalidDataException($"{source}: activation_function \"{activation}\" is not supported (supported: gelu_new, gelu_pytorch_tanh: the tanh approximation of GeLU that this library computes)");
+        // Our attention is softmax(q·kᵀ / √head_size + causal mask) in every layer, computed in fp32.
+        if (OptionalBool(root, "scale_attn_weights", source) == false)
+            throw new InvalidDataException($"{source}: scale_attn_weights false is not supported (attention here always scales q·kᵀ by 1/√head_size)");
+        if (OptionalBool(root, "scale_attn_by_inverse_layer_idx", source) == true)
+            throw new InvalidDataException($"{source}: scale_attn_by_inverse_layer_idx true is not supported (attention here does not scale q·kᵀ by 1/(layer index + 1))");
+        // reorder_and_upcast_attn only moves the 1/√head_size before the q·kᵀ product and computes it and the softmax
+        // in fp32, a guard against fp16 overflow: our attention is fp32 throughout, so the function is the same.
+        _ = OptionalBool(root, "reorder_and_upcast_attn", source);
+        if (OptionalBool(root, "add_cross_attention", source) == true)
+            throw new InvalidDataException($"{source}: add_cross_attention true is not supported (these blocks have no cross-attention to an encoder)");
+        if (OptionalBool(root, "tie_word_embeddings", source) == false)
+            throw new InvalidDataException($"{source}: tie_word_embeddings false is not supported (the output head is wte)");
+        if (root.TryGetProperty("pruned_heads", out var pruned) && pruned.ValueKind == JsonValueKind.Object && pruned.EnumerateObject().Any())
+            throw new InvalidDataException($"{source}: pruned_heads {pruned.GetRawText()} is not supported (every layer has all n_head heads)");
+        // Dropout only acts in training: inference is dropout-free, and training never starts from a hub folder
+        // (it starts from scratch or resumes our own checkpoints, which record 0). Accepted, checked to be probabilities.
+        foreach (string dropout in new[] { "resid_pdrop", "embd_pdrop", "attn_pdrop" })
+            if (OptionalNumber(root, dropout, source) is { } p && !(p >= 0 && p <= 1))
+                throw new InvalidDataException($"{source}: {dropout} {p} is not a probability (0 to 1)");
+
+        int channels = RequiredInt(root, "n_embd", source);
+        // n_ctx is the legacy name of n_positions; HF has written both.
+        int context = root.TryGetProperty("n_positions", out _) ? RequiredInt(root, "n_positions", source) : RequiredInt(root, "n_ctx", source, alias: "n_positions");
+        if (root.TryGetProperty("n_inner", out var inner) && inner.ValueKind != JsonValueKind.Null
+            && RequiredInt(root, "n_inner", source) != 4 * channels)
+            throw new InvalidDataException($"{source}: n_inner {inner.GetRawText()} is not 4 · n_embd = {4 * channels}; only that MLP width is supported");
+
+        float eps = (float)(OptionalNumber(root, "layer_norm_epsilon", source) ?? 1e-5); // HF's default when absent
+
+        var model = new DecoderConfig
+        {
+            VocabSize = RequiredInt(root, "vocab_size", source),
+            ContextLength = context,
+            Channels = channels,
+            Layers = RequiredInt(root, "n_layer", source),
+            Heads = RequiredInt(root, "n_head", source),
+            LayerNormEpsilon = eps,
+        };
+        return model;
     }
 
     private static int RequiredInt(JsonElement root, string field, string source, string? alias = null)

@@ -147,7 +147,7 @@ public sealed record DecoderConfig
     private static DecoderConfig TinyOf(DecoderConfig big, int heads = 4, int? kvHeads = null) => big with
     {
         VocabSize = 256, ContextLength = 64, Layers = 4, Heads = heads, KvHeads = kvHeads, Channels = 128,
-        Hidden = big.Gated ? 352 : 512, MultipleOf = 32,
+        Hidden = big.Gated ? 352 : null,   // 352 = 2/3·4C rounded up to 32; null = 4C = 512, as the family's config says it
     };
 
     private static readonly Dictionary<string, DecoderConfig> Presets = new()

@@ -14,6 +14,7 @@ namespace Llm.Training;
 public sealed record TrainOptions
 {
     public string Preset { get; init; } = "tiny";          // model size; see DecoderConfig presets
+    public string? ConfigPath { get; init; }                // a Hugging Face config.json instead of the preset; the vocabulary follows the tokenizer
     public string Tokenizer { get; init; } = "byte";       // byte (vocab 256) suits tiny models; gpt2 = BPE, 50257
     public string? DataPath { get; init; }                  // null: the embedded Pride and Prejudice
     public int Steps { get; init; } = 3000;                // training steps: ~4 min for tiny on 2 cores, val ≈ 1.34 nats
@@ -38,6 +39,20 @@ public sealed record TrainOptions
         var config = DecoderConfig.FromPreset(preset);
         return new TrainOptions { Preset = preset, Seq = Math.Min(DefaultSeq, config.ContextLength), Out = Path.Combine("runs", preset.ToLowerInvariant()) };
     }
+
+    /// <summary>The defaults that fit a config.json: its sequence length, a run folder named after its folder.</summary>
+    public static TrainOptions ForConfig(string path)
+    {
+        var config = HfConfig.Load(path).Model;
+        string full = Path.GetFullPath(path), name = Path.GetFileName(Path.GetDirectoryName(full)) is { Length: > 0 } folder ? folder : Path.GetFileNameWithoutExtension(full);
+        return new TrainOptions { ConfigPath = full, Seq = Math.Min(DefaultSeq, config.ContextLength), Out = Path.Combine("runs", name.ToLowerInvariant()) };
+    }
+
+    /// <summary>The model to train: the config.json's when given, else the preset's.</summary>
+    public DecoderConfig ModelConfig() => ConfigPath is null ? DecoderConfig.FromPreset(Preset) : HfConfig.Load(ConfigPath).Model;
+
+    /// <summary>What the model is, as messages name it.</summary>
+    public string ModelName => ConfigPath is null ? $"preset '{Preset}'" : ConfigPath;
 
     /// <summary>Throws naming the option (as the CLI spells it) whose value cannot train.</summary>
     public TrainOptions Validate()
@@ -133,9 +148,9 @@ public sealed class TrainingRun
     {
         options = options.Validate() with { DataPath = options.DataPath is null ? null : Path.GetFullPath(options.DataPath) };
         var tokenizer = Tokenizers.Create(options.Tokenizer);
-        var config = DecoderConfig.FromPreset(options.Preset) with { VocabSize = tokenizer.VocabSize };
+        var config = options.ModelConfig() with { VocabSize = tokenizer.VocabSize };
         if (options.Seq > config.ContextLength)
-            throw new ArgumentException($"--seq {options.Seq} exceeds the context length {config.ContextLength} of preset '{options.Preset}'");
+            throw new ArgumentException($"--seq {options.Seq} exceeds the context length {config.ContextLength} of {options.ModelName}");
         var (data, sha) = LoadData(options, tokenizer, warn);
 
         var existing = RunEntries(options.Out);
