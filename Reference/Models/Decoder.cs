@@ -54,9 +54,9 @@ public sealed class Decoder
     public Var? LmHead { get; }
 
     private readonly Dictionary<Var, ParameterRole> _roles = new(ReferenceEqualityComparer.Instance);
-    private readonly Var? _zeroBias;       // [C] zeros: the bias of a bias-free LayerNorm
+    private readonly Tensor? _zeroBias;    // [C] zeros: the bias of a bias-free LayerNorm
     private Tensor? _alibiSlopes;          // [NH] F32 (ALiBi)
-    private Var? _sinusoids;               // [ctx, C] the fixed sinusoidal table
+    private Tensor? _sinusoids;            // [ctx, C] the fixed sinusoidal table
     private Tensor? _positions;            // [B, T] I32: 0..T−1 in every row
 
     public Decoder(IBackend backend, DecoderConfig config, DType dtype = DType.F32)
@@ -97,7 +97,7 @@ public sealed class Decoder
         FinalNorm = N(names.FinalNorm);
         LmHead = Config.TiedEmbeddings ? null : P(names.LmHead);
         if (Config.Norm == NormKind.LayerNorm && !Config.Bias)
-            _zeroBias = new Var(Backend.Allocate(parameters.DType, [Config.Channels], "zero bias"));
+            _zeroBias = Backend.Allocate(parameters.DType, [Config.Channels], "zero bias");
     }
 
     /// <summary>Loads a checkpoint folder (ours or a Hugging Face download of a supported family); returns the model and
@@ -168,7 +168,10 @@ public sealed class Decoder
 
     private Var Normalize(Tape tape, Var x, Norm norm) => Config.Norm == NormKind.RmsNorm
         ? tape.RmsNorm(x, norm.Weight, Config.LayerNormEpsilon)
-        : tape.LayerNorm(x, norm.Weight, norm.Bias ?? _zeroBias!, Config.LayerNormEpsilon);
+        : tape.LayerNorm(x, norm.Weight, norm.Bias ?? Constant(_zeroBias!), Config.LayerNormEpsilon);
+
+    /// <summary>A fresh tape variable over a fixed tensor: its gradient, if an op asks for one, is this step's scratch.</summary>
+    private static Var Constant(Tensor value) => new(value);
 
     private static Var Apply(Tape tape, Var x, Linear linear) => linear.OutIn
         ? tape.MatMul(x, linear.Weight, linear.Bias, transB: true)                                  // x · Wᵀ (+ b), W [out, in]
@@ -279,10 +282,12 @@ public sealed class Decoder
 
     private Var Sinusoids()
     {
-        if (_sinusoids is not null) return _sinusoids;
-        var table = Backend.Allocate(Parameters.DType, [Config.ContextLength, Config.Channels], "sinusoids");
-        UploadDoubles(Sinusoids(Config.ContextLength, Config.Channels), table);
-        return _sinusoids = new Var(table);
+        if (_sinusoids is null)
+        {
+            _sinusoids = Backend.Allocate(Parameters.DType, [Config.ContextLength, Config.Channels], "sinusoids");
+            UploadDoubles(Sinusoids(Config.ContextLength, Config.Channels), _sinusoids);
+        }
+        return Constant(_sinusoids);
     }
 
     private void UploadDoubles(double[] values, Tensor target)
