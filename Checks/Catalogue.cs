@@ -18,6 +18,7 @@ public static class Catalogue
         .. ReluChecks.Properties,
         .. GeluExactChecks.Properties,
         .. MultiplyChecks.Properties,
+        .. DropoutChecks.Properties,
         .. RopeChecks.Properties,
         .. ResidualChecks.Properties,
         .. AttentionChecks.Properties,

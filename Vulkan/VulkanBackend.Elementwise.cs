@@ -5,8 +5,8 @@ namespace Llm.Vulkan;
 /// <summary>
 /// The 1-D ops: one grid-stride shader each (Shaders/fill.comp, add.comp, accumulate.comp, scale.comp, gelu.comp,
 /// gelu_back.comp, swish.comp, swish_back.comp, sigmoid.comp, sigmoid_back.comp, relu.comp,
-/// relu_back.comp, gelu_exact.comp, gelu_exact_back.comp, multiply.comp, multiply_back.comp), workgroup <see cref="LinearWorkgroupSize"/>, push constants = binding
-/// offsets + element count (+ scale's factor, swish's β).
+/// relu_back.comp, gelu_exact.comp, gelu_exact_back.comp, multiply.comp, multiply_back.comp, dropout.comp, dropout_back.comp), workgroup <see cref="LinearWorkgroupSize"/>, push constants = binding
+/// offsets + element count (+ scale's factor, swish's β, dropout's threshold, scale, seed and stream offset).
 /// </summary>
 public sealed partial class VulkanBackend
 {
@@ -14,6 +14,7 @@ public sealed partial class VulkanBackend
     private readonly record struct FillPush(uint N, uint Bits);
     private readonly record struct ScalePush(uint N, float Factor);
     private readonly record struct SwishPush(uint N, float Beta);
+    private readonly record struct DropoutPush(uint N, uint Threshold, float Scale, uint SeedLo, uint SeedHi, uint BaseLo, uint BaseHi);
 
     /// <summary>destination[i] = value; the shader writes a 32-bit pattern, so F32 and I32 share it.</summary>
     public void Fill(Tensor destination, double value)
@@ -164,6 +165,30 @@ public sealed partial class VulkanBackend
                 Dispatch("multiply_back", LinearGroups(n), 1, 1, new LengthPush((uint)n), reads: [Part(dOutput, start, n), Part(other, start, n)], writes: [Part(gradient, start, n)]);
         }
     }
+
+    public void Dropout(Tensor input, Tensor output, float p, ulong seed, long offset)
+    {
+        const string op = "dropout";
+        RequireF32(op, input, output);
+        OpShapes.SameShape(op, input, output);
+        uint threshold = Cpu.DropoutKernel.Threshold(op, p, offset);
+        foreach (var (start, n) in Chunks(input.Length))
+            Dispatch("dropout", LinearGroups(n), 1, 1, DropoutConstants(n, threshold, p, seed, offset + start), reads: [Part(input, start, n)], writes: [Part(output, start, n)]);
+    }
+
+    public void DropoutBackward(Tensor dOutput, Tensor dInput, float p, ulong seed, long offset)
+    {
+        const string op = "dropout backward";
+        RequireF32(op, dOutput, dInput);
+        OpShapes.SameShape(op, dOutput, dInput);
+        uint threshold = Cpu.DropoutKernel.Threshold(op, p, offset);
+        foreach (var (start, n) in Chunks(dOutput.Length))
+            Dispatch("dropout_back", LinearGroups(n), 1, 1, DropoutConstants(n, threshold, p, seed, offset + start), reads: [Part(dOutput, start, n)], writes: [Part(dInput, start, n)]);
+    }
+
+    /// <summary>A chunk's push constants: its first element draws counter <paramref name="stream"/> (the call's offset + the chunk's start).</summary>
+    private static DropoutPush DropoutConstants(int n, uint threshold, float p, ulong seed, long stream) =>
+        new((uint)n, threshold, (float)Cpu.DropoutKernel.Scale(p), (uint)seed, (uint)(seed >> 32), (uint)stream, (uint)((ulong)stream >> 32));
 
     /// <summary>[0, n) in runs whose bytes fit one descriptor (<see cref="DispatchLimits.TensorBytes"/>), so a
     /// 1-D op on a tensor larger than the device lets one binding see (lavapipe: 128 MiB) runs as several dispatches.</summary>

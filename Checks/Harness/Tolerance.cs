@@ -100,6 +100,10 @@ public readonly record struct Tolerance(double Nmse, double Element, string Why,
     /// <summary>The product a·b and the gradients dA += dy·b, dB += dy·a: one or two f32 roundings per element, no
     /// cancellation beyond the accumulation's own; the elementwise bound, the gradients' scale being the size of the f32 sum: 1.9e-7 seen (dB, CPU and lavapipe).</summary>
     public static readonly Tolerance Multiply = Elementwise with { Why = "elementwise: one product (and one sum) per element" };
+    /// <summary>Dropout's kept elements x·fl(1/(1 − p)) and dInput += dy·fl(1/(1 − p)): the factor rounds once from double and
+    /// the product (and sum) once more, ≤ 1.5 ulp, no cancellation; the elementwise bound. Which elements are dropped is
+    /// checked exactly, apart from this tolerance.</summary>
+    public static readonly Tolerance Dropout = Elementwise with { Why = "elementwise: a rounded factor, one product (and one sum) per kept element" };
     /// <summary>RoPE at positions up to P, against exact angles pos·θ^(−2i/d): the f32 angle fl(pos·fl(1/fl(θ^fl(2i/d))))
     /// (Hugging Face's steps) errs by |Δa| ≤ pos·θ^(−e)·(e·ln θ + 3)·ε ≤ 3·P·ε, e = 2i/d ∈ [0, 1): the exponent's
     /// rounding, scaled by ln θ in the power, dies out as θ^(−e) shrinks the angle. An element x_i cos a − x_p sin a

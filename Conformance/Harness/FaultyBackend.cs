@@ -93,6 +93,8 @@ public sealed class FaultyBackend(Fault fault) : IBackend
     public void GeluExactBackward(Tensor dOutput, Tensor input, Tensor dInput) => _cpu.GeluExactBackward(dOutput, input, dInput);
     public void Multiply(Tensor a, Tensor b, Tensor output) => _cpu.Multiply(a, b, output);
     public void MultiplyBackward(Tensor dOutput, Tensor a, Tensor b, Tensor? dA, Tensor? dB) => _cpu.MultiplyBackward(dOutput, a, b, dA, dB);
+    public void Dropout(Tensor input, Tensor output, float p, ulong seed, long offset) => _cpu.Dropout(input, output, p, seed, offset);
+    public void DropoutBackward(Tensor dOutput, Tensor dInput, float p, ulong seed, long offset) => _cpu.DropoutBackward(dOutput, dInput, p, seed, offset);
     public void Rope(Tensor input, Tensor positions, Tensor output, int rotaryDims, float theta = 10000f) => _cpu.Rope(input, positions, output, rotaryDims, theta);
     public void RopeBackward(Tensor dOutput, Tensor positions, Tensor dInput, int rotaryDims, float theta = 10000f) => _cpu.RopeBackward(dOutput, positions, dInput, rotaryDims, theta);
     public void Add(Tensor a, Tensor b, Tensor output) => _cpu.Add(a, b, output);

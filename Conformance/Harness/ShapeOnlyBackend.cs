@@ -40,6 +40,8 @@ public sealed class ShapeOnlyBackend(int maxTensorElements = int.MaxValue) : IBa
     public void GeluExactBackward(Tensor dOutput, Tensor input, Tensor dInput) => throw NoData();
     public void Multiply(Tensor a, Tensor b, Tensor output) => throw NoData();
     public void MultiplyBackward(Tensor dOutput, Tensor a, Tensor b, Tensor? dA, Tensor? dB) => throw NoData();
+    public void Dropout(Tensor input, Tensor output, float p, ulong seed, long offset) => throw NoData();
+    public void DropoutBackward(Tensor dOutput, Tensor dInput, float p, ulong seed, long offset) => throw NoData();
     public void Rope(Tensor input, Tensor positions, Tensor output, int rotaryDims, float theta = 10000f) => throw NoData();
     public void RopeBackward(Tensor dOutput, Tensor positions, Tensor dInput, int rotaryDims, float theta = 10000f) => throw NoData();
     public void Add(Tensor a, Tensor b, Tensor output) => throw NoData();

@@ -76,6 +76,31 @@ public sealed class TapeOpTests
     }
 
     [Fact]
+    public void DropoutRecordsItsBackwardWithTheSameStream()
+    {
+        const int b = 2, t = 3, c = 5;
+        const float p = 0.5f;
+        const ulong seed = 0x0123456789abcdef;
+        const long offset = (1L << 40) + 3;   // past 2³²: a counter cut to 32 bits, or a lost offset, drops other elements
+        double[] x = Uniform(b * t * c, 6), dy = Uniform(b * t * c, 7);
+
+        using var tape = new Tape(Definition);
+        Var input = new(Put(x, b, t, c));
+        Var output = tape.Dropout(input, p, seed, offset);
+        tape.Backward(output, Put(dy, b, t, c));
+
+        Tensor expected = Definition.Allocate(DType.F64, [b, t, c]), dInput = Definition.Allocate(DType.F64, [b, t, c]);
+        Definition.Dropout(Put(x, b, t, c), expected, p, seed, offset);
+        Definition.DropoutBackward(Put(dy, b, t, c), dInput, p, seed, offset);
+
+        Assert.Equal([b, t, c], output.Shape);
+        Assert.Equal(Get(expected), Get(output.Value));
+        Assert.Equal(Get(dInput), Get(input.Grad!));
+        Assert.Contains(0.0, Get(output.Value));    // some dropped, some kept: the mask is not trivially all or nothing
+        Assert.Contains(Get(output.Value), v => v != 0);
+    }
+
+    [Fact]
     public void ReluAndGeluExactRecordTheirBackward()
     {
         const int b = 2, t = 3, c = 5;

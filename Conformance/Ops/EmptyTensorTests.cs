@@ -108,6 +108,8 @@ public sealed class EmptyTensorTests
             b.GeluExactBackward(F(b, shape), F(b, shape), F(b, shape));
             b.Multiply(F(b, shape), F(b, shape), F(b, shape));
             b.MultiplyBackward(F(b, shape), F(b, shape), F(b, shape), F(b, shape), null);
+            b.Dropout(F(b, shape), F(b, shape), 0.5f, 7, 1L << 40);
+            b.DropoutBackward(F(b, shape), F(b, shape), 0.5f, 7, 1L << 40);
             b.Add(F(b, shape), F(b, shape), F(b, shape));
             b.Accumulate(F(b, shape), F(b, shape));
             b.Scale(F(b, shape), 2f);

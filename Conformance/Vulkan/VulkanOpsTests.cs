@@ -215,6 +215,30 @@ public class VulkanOpsTests(VulkanFixture fixture) : IClassFixture<VulkanFixture
         VulkanTestDevice.AssertClean(vk);
     }
 
+    /// <summary>Dropout over 5000 elements with 4 KiB bindings (5 chunks) from an offset 1500 below 2³²: each chunk's start
+    /// adds to the stream offset and the counter carries into its high word mid-tensor; the mask is the Reference's exactly.</summary>
+    [SkippableFact]
+    public void ChunkedDropoutDrawsTheReferencesStreamAcrossChunksAndTheCarry()
+    {
+        using var vk = VulkanTestDevice.OpenWithLimits(maxBindingBytes: 4096);
+        const int n = 5000;
+        const long offset = (1L << 32) - 1500;
+        const ulong seed = 0xfeedfacecafebeef;
+        float[] x = Random(n, 34), dInput0 = Random(n, 35);
+        var results = new Dictionary<IBackend, float[][]>();
+        foreach (IBackend be in new IBackend[] { vk, Cpu })
+        {
+            Tensor output = be.Allocate(DType.F32, [n]), dInput = Put(be, dInput0);
+            be.Dropout(Put(be, x), output, 0.3f, seed, offset);
+            be.DropoutBackward(Put(be, x), dInput, 0.3f, seed, offset);
+            results[be] = [Get(be, output), Get(be, dInput)];
+        }
+        Assert.Equal(results[Cpu][0], results[vk][0]);                 // one f32 product per kept element: exact
+        for (int i = 0; i < n; i++) Assert.Equal(results[Cpu][1][i] == dInput0[i], results[vk][1][i] == dInput0[i]);
+        AssertClose(results[Cpu][1], results[vk][1], 1e-6, "chunked dropout dInput");
+        VulkanTestDevice.AssertClean(vk);
+    }
+
     // ---- bad ids and targets: found on the device, thrown at the next Synchronize or Download ---------------------
 
     [SkippableFact]

@@ -291,6 +291,19 @@ public sealed class Tape(IBackend backend, bool recording = true) : IDisposable
         return output;
     }
 
+    /// <summary>Inverted dropout of x with drop probability p on the stream (seed, offset); its backward recomputes the mask.</summary>
+    public Var Dropout(Var x, float p, ulong seed, long offset)
+    {
+        var output = NewVar(x.Value.DType, x.Shape, "dropout");
+        Backend.Dropout(x.Value, output.Value, p, seed, offset);
+        Record(() =>
+        {
+            if (output.Grad is null) return;
+            Backend.DropoutBackward(output.Grad, GradOf(x), p, seed, offset);
+        });
+        return output;
+    }
+
     /// <summary>Rotary position embedding of q or k [B, T, H, hs] at positions [B, T] I32 (not differentiated).</summary>
     public Var Rope(Var x, Tensor positions, int rotaryDims, float theta = 10000f)
     {

@@ -253,6 +253,34 @@ public sealed partial class CpuBackend
             MultiplyKernel.Backward(Span<T>(dOutput), Span<T>(other), Span<T>(gradient));
     }
 
+    // ---- dropout ---------------------------------------------------------------------------------------------------
+
+    public void Dropout(Tensor input, Tensor output, float p, ulong seed, long offset)
+    {
+        const string op = "dropout";
+        RequireFloat(op, input, output);
+        OpShapes.SameShape(op, input, output);
+        DropoutKernel.Threshold(op, p, offset);
+        Dispatch(input, Definition<double>, Definition<float>,
+            () => DropoutKernel.ForwardFast(Span<float>(input), Span<float>(output), p, seed, offset));
+
+        void Definition<T>() where T : unmanaged, IFloatingPointIeee754<T> =>
+            DropoutKernel.Forward(Span<T>(input), Span<T>(output), p, seed, offset);
+    }
+
+    public void DropoutBackward(Tensor dOutput, Tensor dInput, float p, ulong seed, long offset)
+    {
+        const string op = "dropout backward";
+        RequireFloat(op, dOutput, dInput);
+        OpShapes.SameShape(op, dOutput, dInput);
+        DropoutKernel.Threshold(op, p, offset);
+        Dispatch(dOutput, Definition<double>, Definition<float>,
+            () => DropoutKernel.BackwardFast(Span<float>(dOutput), Span<float>(dInput), p, seed, offset));
+
+        void Definition<T>() where T : unmanaged, IFloatingPointIeee754<T> =>
+            DropoutKernel.Backward(Span<T>(dOutput), Span<T>(dInput), p, seed, offset);
+    }
+
     // ---- rope ------------------------------------------------------------------------------------------------------
 
     public void Rope(Tensor input, Tensor positions, Tensor output, int rotaryDims, float theta = 10000f)

@@ -31,6 +31,8 @@ internal static class KernelParallel
     public delegate void ChunkMap(ReadOnlySpan<float> x, Span<float> y);
     /// <summary>One chunk of an elementwise backward: dy [chunk], x [chunk] → dx [chunk].</summary>
     public delegate void ChunkMap2(ReadOnlySpan<float> dy, ReadOnlySpan<float> x, Span<float> dx);
+    /// <summary>One chunk of a kernel that depends on the position: x [chunk] → y [chunk], start = the chunk's first index.</summary>
+    public delegate void ChunkMapAt(ReadOnlySpan<float> x, Span<float> y, int start);
 
     /// <summary>body over the same fixed chunks of x and y, in parallel when <paramref name="workPerElement"/>·length is
     /// large: the elementwise fast paths' one loop (spans cannot be captured by the pool's lambdas, pointers can).</summary>
@@ -45,6 +47,22 @@ internal static class KernelParallel
             {
                 int start = k * Chunk, count = Math.Min(Chunk, length - start);
                 body(xs.Slice(start, count), ys.Slice(start, count));
+            });
+        }
+    }
+
+    /// <summary>As <see cref="Elementwise(ReadOnlySpan{float}, Span{float}, long, ChunkMap)"/>, telling body where its chunk starts.</summary>
+    public static unsafe void Elementwise(ReadOnlySpan<float> x, Span<float> y, long workPerElement, ChunkMapAt body)
+    {
+        fixed (float* px = x, py = y)
+        {
+            var xs = new Pinned<float>(px, x.Length);
+            var ys = new Pinned<float>(py, y.Length);
+            int length = x.Length;
+            For(Chunks(length), workPerElement * length, k =>
+            {
+                int start = k * Chunk, count = Math.Min(Chunk, length - start);
+                body(xs.Slice(start, count), ys.Slice(start, count), start);
             });
         }
     }

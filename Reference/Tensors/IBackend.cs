@@ -94,6 +94,14 @@ public interface IBackend : IDisposable
     void Multiply(Tensor a, Tensor b, Tensor output);
     /// <summary>dA += dOutput ⊙ b and dB += dOutput ⊙ a (same shapes); a null dA or dB is not computed.</summary>
     void MultiplyBackward(Tensor dOutput, Tensor a, Tensor b, Tensor? dA, Tensor? dB);
+    /// <summary>Inverted dropout with a counter-based random stream, so nothing is stored for backward, a run is replayable from
+    /// (seed, offset), and every backend drops the same elements: element i is kept iff (H(seed, offset + i) &gt;&gt; 8) ≥ ⌈p·2²⁴⌉,
+    /// H = Philox4x32-10's first word for counter (offset + i, 0) under key seed (<see cref="Common.Philox.Hash"/>); kept elements
+    /// are scaled by 1/(1 − p) (rounded once from double), dropped ones are 0 exactly (selected: a dropped NaN is 0).
+    /// p in [0, 1); p = 0 is the identity; offset ≥ 0, a 64-bit element counter.</summary>
+    void Dropout(Tensor input, Tensor output, float p, ulong seed, long offset);
+    /// <summary>dInput += dOutput/(1 − p) where kept, recomputing the same keep decisions.</summary>
+    void DropoutBackward(Tensor dOutput, Tensor dInput, float p, ulong seed, long offset);
     /// <summary>
     /// Rotary position embedding (Su et al.). x [B, T, H, hs] (q or k after the head split), positions [B, T] I32 (absolute
     /// position of each token; a KV-cache step passes offset..offset+T−1), output [B, T, H, hs]. Only the first rotaryDims
