@@ -18,6 +18,18 @@ public sealed record DecoderInputs
     /// <summary>Inference only: the keys and values of the tokens before these, which this forward extends by T positions.
     /// With a cache that keeps segments, <see cref="Segments"/> are the new tokens' and the cache's are the keys'.</summary>
     public KvCache? Cache { get; init; }
+    /// <summary>Training only: where this forward's dropout masks come from; none means no dropout.</summary>
+    public DropoutStream? Dropout { get; init; }
+}
+
+/// <summary>The random stream of one forward's dropout: Philox keyed by the run's seed and the draw (optimizer step ×
+/// micro-batches + micro-batch), so a resumed run, and every backend, drops the same elements.</summary>
+public readonly record struct DropoutStream(ulong Seed, long Draw)
+{
+    /// <summary>Philox's key for this draw: distinct draws are distinct keys of the cipher.</summary>
+    public ulong Key => Seed ^ (ulong)Draw * 0x9E3779B97F4A7C15UL;
+    /// <summary>Each dropout site of the model counts its elements from its own 2⁴⁰: no two sites share a counter.</summary>
+    public static long Offset(int site) => (long)site << 40;
 }
 
 /// <summary>
@@ -129,22 +141,25 @@ public sealed class Decoder
         var positions = inputs?.Positions ?? (offset == 0 ? Positions(B, T) : OffsetPositions(tape, B, T, offset));
         var mask = Mask(inputs, offset);
 
+        var dropout = tape.Recording ? inputs?.Dropout : null;                                      // dropout acts in training only
         var x = tape.Embedding(TokenEmbedding, tokens);                                             // [B, T, C]
         if (PositionEmbedding is { } wpe) x = tape.Add(x, tape.Embedding(wpe, positions));
         if (Config.Positions == PositionKind.Sinusoidal) x = tape.Add(x, tape.Embedding(Sinusoids(), positions));
+        x = Drop(tape, x, Config.EmbeddingDropout, dropout, site: 0);
         if (EmbeddingNorm is { } embNorm) x = Normalize(tape, x, embNorm);
         for (int l = 0; l < Blocks.Count; l++)
-            x = Forward(tape, x, Blocks[l], positions, mask, cache is null ? null : (cache, l));
+            x = Forward(tape, x, Blocks[l], positions, mask, cache is null ? null : (cache, l), dropout, l);
         cache?.Advance(T);
         if (FinalNorm is { } final) x = Normalize(tape, x, final);
         return tape.MatMul(x, LmHead ?? TokenEmbedding, transB: true);                              // [B, T, V] = x · Wᵀ
     }
 
     /// <summary>One block, as its placement draws it (nanoGPT's Block for pre-norm).</summary>
-    private Var Forward(Tape tape, Var x, Block block, Tensor positions, AttentionMask mask, (KvCache Cache, int Layer)? cache)
+    private Var Forward(Tape tape, Var x, Block block, Tensor positions, AttentionMask mask, (KvCache Cache, int Layer)? cache,
+        DropoutStream? dropout, int layer)
     {
-        Var Attn(Var h) => Attention(tape, h, block.Attention, positions, mask, cache);
-        Var Ffn(Var h) => FeedForward(tape, h, block.Ffn);
+        Var Attn(Var h) => Drop(tape, Attention(tape, h, block.Attention, positions, mask, cache), Config.ResidualDropout, dropout, 1 + 2 * layer);
+        Var Ffn(Var h) => Drop(tape, FeedForward(tape, h, block.Ffn), Config.ResidualDropout, dropout, 2 + 2 * layer);
         Var N(Var h, Norm norm) => Normalize(tape, h, norm);
 
         if (Config.ParallelBlock)                                                                   // x + attn(n₁(x)) + ffn(n₂(x))
@@ -163,6 +178,10 @@ public sealed class Decoder
                 return N(tape.Add(Residual(tape, x, alpha), Ffn(x)), block.Norm2);
         }
     }
+
+    /// <summary>Inverted dropout with probability p from the forward's stream, at its own counter range; x itself when off.</summary>
+    private static Var Drop(Tape tape, Var x, float p, DropoutStream? stream, int site) =>
+        p == 0 || stream is not { } s ? x : tape.Dropout(x, p, s.Key, DropoutStream.Offset(site));
 
     private static Var Residual(Tape tape, Var x, double alpha) => alpha == 1 ? x : tape.ScaleBy(x, (float)alpha);
 

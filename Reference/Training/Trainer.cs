@@ -52,6 +52,9 @@ public sealed class Trainer
         Schedule = new LearningRateSchedule(options.LearningRate, Math.Min(options.WarmupSteps, totalSteps), totalSteps, options.MinLearningRateFraction);
     }
 
+    /// <summary>The seed of the dropout streams (the run's seed); each micro-batch's draw is step·accumulation + index.</summary>
+    public ulong DropoutSeed { get; init; }
+
     /// <summary>Steps taken, skipped ones included: what the schedule and the run count. AdamW counts only updates.</summary>
     public int CompletedSteps { get; set; }
     /// <summary>Steps skipped so far for a non-finite loss or gradient norm, and how many of the latest were.</summary>
@@ -69,9 +72,10 @@ public sealed class Trainer
         Model.Parameters.ZeroGrad();
         int counted = microBatches.Sum(mb => mb.Targets.Count(t => t != IgnoreIndex));
         double lossSum = 0;
-        foreach (var (inputs, targets) in microBatches)
+        for (int micro = 0; micro < microBatches.Count; micro++)
         {
-            var losses = ForwardLoss(inputs, targets, batch, time, out var hostLosses);
+            var (inputs, targets) = microBatches[micro];
+            var losses = ForwardLoss(inputs, targets, batch, time, micro, out var hostLosses);
             lossSum += hostLosses.Sum(x => (double)x);
             // d(mean loss)/d(loss_n) = 1/count for every counted row (ignored rows get no gradient anyway)
             var dLosses = _tape.Temp(losses.Value.DType, losses.Shape, "dlosses");
@@ -109,10 +113,12 @@ public sealed class Trainer
         return (count == 0 ? double.NaN : sum / count, count);
     }
 
-    private Var ForwardLoss(int[] inputs, int[] targets, int batch, int time, out float[] hostLosses)
-        => ForwardLoss(Model, _tape, inputs, targets, batch, time, out hostLosses);
+    private Var ForwardLoss(int[] inputs, int[] targets, int batch, int time, int micro, out float[] hostLosses)
+        => ForwardLoss(Model, _tape, inputs, targets, batch, time, out hostLosses,
+            new DropoutStream(DropoutSeed, (long)CompletedSteps * Options.AccumulationSteps + micro));
 
-    private static Var ForwardLoss(Decoder model, Tape tape, int[] inputs, int[] targets, int batch, int time, out float[] hostLosses)
+    private static Var ForwardLoss(Decoder model, Tape tape, int[] inputs, int[] targets, int batch, int time, out float[] hostLosses,
+        DropoutStream? dropout = null)
     {
         if (inputs.Length != batch * time || targets.Length != batch * time)
             throw new ArgumentException($"a batch of B={batch}, T={time} needs {batch * time} inputs and targets, got {inputs.Length} and {targets.Length}");
@@ -121,7 +127,7 @@ public sealed class Trainer
         var tgt = tape.Temp(DType.I32, [batch, time], "targets");       // [B, T]
         backend.Upload<int>(inputs, ids);
         backend.Upload<int>(targets, tgt);
-        var logits = model.Forward(tape, ids);                          // [B, T, V]
+        var logits = model.Forward(tape, ids, dropout is null ? null : new DecoderInputs { Dropout = dropout });   // [B, T, V]
         var losses = tape.CrossEntropy(logits, tgt, IgnoreIndex);       // [B*T]
         hostLosses = new float[losses.Value.Length];
         backend.DownloadFloats(losses.Value, hostLosses);

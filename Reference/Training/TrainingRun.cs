@@ -162,7 +162,7 @@ public sealed class TrainingRun
 
         var model = new Decoder(backend, config);
         model.InitializeWeights(options.Seed);
-        return new TrainingRun(options, tokenizer, data, sha, model, new Trainer(model, options.Optimizer, options.Steps));
+        return new TrainingRun(options, tokenizer, data, sha, model, new Trainer(model, options.Optimizer, options.Steps) { DropoutSeed = (ulong)options.Seed });
     }
 
     private static List<string> RunEntries(string folder) =>
@@ -197,7 +197,7 @@ public sealed class TrainingRun
         if (state.DataSha256 is { } expected && expected != sha)
             throw new InvalidDataException($"{options.DataPath ?? "the embedded corpus"} changed since {folder} was written (SHA-256 {sha[..12]}…, the checkpoint's is {expected[..Math.Min(12, expected.Length)]}…): resuming on other text would not continue the same run");
 
-        var trainer = new Trainer(model, options.Optimizer, options.Steps);
+        var trainer = new Trainer(model, options.Optimizer, options.Steps) { DropoutSeed = (ulong)options.Seed };
         LoadMoments(statePath, trainer.Optimizer);
         trainer.Optimizer.Step = checked((int)state.OptimizerStep);
         trainer.CompletedSteps = checked((int)state.Step);
