@@ -29,10 +29,10 @@ public sealed partial class VulkanBackend
         });
     }
 
-    public void LayerNormBackward(Tensor dOutput, Tensor input, Tensor weight, Tensor mean, Tensor rstd, Tensor dInput, Tensor dWeight, Tensor dBias)
+    public void LayerNormBackward(Tensor dOutput, Tensor input, Tensor weight, Tensor mean, Tensor rstd, Tensor dInput, Tensor? dWeight, Tensor? dBias)
     {
-        // dOutput [N, C], input [N, C], weight [C], mean [N], rstd [N], dInput [N, C], dWeight [C], dBias [C]
-        RequireF32("layernorm backward", input, dOutput, weight, mean, rstd, dInput, dWeight, dBias);
+        // dOutput [N, C], input [N, C], weight [C], mean [N], rstd [N], dInput [N, C], dWeight [C] or null, dBias [C] or null
+        RequireF32("layernorm backward", [input, dOutput, weight, mean, rstd, dInput, .. OpShapes.Present(dWeight, dBias)]);
         var (rows, c) = OpShapes.LayerNormBackward(dOutput, input, weight, mean, rstd, dInput, dWeight, dBias);
         var flatMean = mean.Reshape(rows);   // [N]
         var flatRstd = rstd.Reshape(rows);   // [N]
@@ -42,7 +42,9 @@ public sealed partial class VulkanBackend
             Dispatch("layernorm_back", RowGroups(count), 1, 1, new LayerNormBackwardPush((uint)count, (uint)c),
                 reads: [RowsOf(dOutput), RowsOf(input), weight, flatMean.Slice(start, [count]), flatRstd.Slice(start, [count])], writes: [RowsOf(dInput)]);
         });
-        // dWeight and dBias: row-block partials, then the blocks in order (VulkanBackend.ColumnSums.cs)
+        // dWeight and dBias: row-block partials, then the blocks in order (VulkanBackend.ColumnSums.cs). One shader
+        // writes both partials, so it runs unless both are frozen; only the wanted ones are summed.
+        if (dWeight is null && dBias is null) return;
         var plan = PlanRowBlocks(rows, c);
         Tensor dWeightParts = PartialsOf(0, 2, plan.Blocks, c), dBiasParts = PartialsOf(1, 2, plan.Blocks, c);   // [G, C] each
         ForRowChunks(rows, c, plan.RowsPerDispatch, (start, count, RowsOf) =>
@@ -53,8 +55,8 @@ public sealed partial class VulkanBackend
                 reads: [RowsOf(dOutput), RowsOf(input), flatMean.Slice(start, [count]), flatRstd.Slice(start, [count])],
                 writes: [BlocksOf(dWeightParts), BlocksOf(dBiasParts)]);
         });
-        SumPartialsInto(dWeightParts, plan.Blocks, c, dWeight);
-        SumPartialsInto(dBiasParts, plan.Blocks, c, dBias);
+        if (dWeight is not null) SumPartialsInto(dWeightParts, plan.Blocks, c, dWeight);
+        if (dBias is not null) SumPartialsInto(dBiasParts, plan.Blocks, c, dBias);
     }
 
     /// <summary>body(start, count, rowsOf) for consecutive chunks of at most <paramref name="chunk"/> of the

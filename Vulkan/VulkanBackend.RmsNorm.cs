@@ -27,10 +27,10 @@ public sealed partial class VulkanBackend
         });
     }
 
-    public void RmsNormBackward(Tensor dOutput, Tensor input, Tensor weight, Tensor rstd, Tensor dInput, Tensor dWeight)
+    public void RmsNormBackward(Tensor dOutput, Tensor input, Tensor weight, Tensor rstd, Tensor dInput, Tensor? dWeight)
     {
-        // dOutput [N, C], input [N, C], weight [C], rstd [N], dInput [N, C], dWeight [C]
-        RequireF32("rmsnorm backward", input, dOutput, weight, rstd, dInput, dWeight);
+        // dOutput [N, C], input [N, C], weight [C], rstd [N], dInput [N, C], dWeight [C] or null (frozen: no column pass)
+        RequireF32("rmsnorm backward", [input, dOutput, weight, rstd, dInput, .. OpShapes.Present(dWeight)]);
         var (rows, c) = OpShapes.RmsNormBackward(dOutput, input, weight, rstd, dInput, dWeight);
         var flatRstd = rstd.Reshape(rows);   // [N]
         // The row pass and the column pass write disjoint tensors and only read shared ones: no barrier between them.
@@ -40,6 +40,7 @@ public sealed partial class VulkanBackend
                 reads: [RowsOf(dOutput), RowsOf(input), weight, flatRstd.Slice(start, [count])], writes: [RowsOf(dInput)]);
         });
         // dWeight: row-block partials, then the blocks in order (VulkanBackend.ColumnSums.cs)
+        if (dWeight is null) return;
         var plan = PlanRowBlocks(rows, c);
         Tensor dWeightParts = PartialsOf(0, 1, plan.Blocks, c);   // [G, C]
         ForRowChunks(rows, c, plan.RowsPerDispatch, (start, count, RowsOf) =>

@@ -35,6 +35,8 @@ public static class LayerNormChecks
     [
         OpProperty.Of("LayerNorm", "Forward", NormCase.Arbitrary(1100), Forward),
         OpProperty.Of("LayerNorm", "Backward", NormCase.Arbitrary(1100), Backward),
+        OpProperty.Of("LayerNorm", "BackwardWithFrozenWeight", NormCase.Arbitrary(1100), (c, context) => Backward(c, context, weight: false, bias: true)),
+        OpProperty.Of("LayerNorm", "BackwardWithFrozenParameters", NormCase.Arbitrary(1100), (c, context) => Backward(c, context, weight: false, bias: false)),
         OpProperty.Of("LayerNorm", "BackwardMatchesFiniteDifferences", NormCase.Arbitrary(1100), BackwardMatchesFiniteDifferences, 30, definitionOnly: true),
     ];
 
@@ -54,7 +56,11 @@ public static class LayerNormChecks
     }
 
     /// <summary>Both sides get the same saved mean and rstd (the oracle's, rounded to f32), so only backward is compared.</summary>
-    public static void Backward(NormCase c, CheckContext context)
+    public static void Backward(NormCase c, CheckContext context) => Backward(c, context, weight: true, bias: true);
+
+    /// <summary>Backward asked for dInput and only the parameter gradients that are wanted (null: a frozen gain or
+    /// bias); what it computes must not change.</summary>
+    private static void Backward(NormCase c, CheckContext context, bool weight, bool bias)
     {
         var check = new OpCheck("LayerNormBackward", c, c.Seed, context);
         var x = Values.Normal(check.Rng, c.N * c.C, 1.0, c.Shift);
@@ -63,16 +69,18 @@ public static class LayerNormChecks
 
         var dOutput = check.Input("dOutput", [c.N, c.C], Values.Normal(check.Rng, c.N * c.C));
         var input = check.Input("input", [c.N, c.C], x);
-        var weight = check.Input("weight", [c.C], w);
+        var gain = check.Input("weight", [c.C], w);
         var mean = check.Input("mean", [c.N], meanValues);
         var rstd = check.Input("rstd", [c.N], rstdValues);
         // dx = rstd·(dy − mean(dy) − x̂·mean(dy·x̂)): terms of size rstd·|dy| that cancel (exactly, for C = 2);
         // dWeight and dBias sum N rows of unit terms
         var dInput = check.InOut("dInput", [c.N, c.C], Values.Normal(check.Rng, c.N * c.C), c.Scaled(Tolerance.NormalizeBackward), Compare.Rms(rstdValues));
         // dWeight/dBias sum over N rows: a column sum in f32 on top of the normalization's error.
-        var dWeight = check.InOut("dWeight", [c.C], Values.Normal(check.Rng, c.C), c.Scaled(Tolerance.NormalizeBackward), Math.Sqrt(c.N));
-        var dBias = check.InOut("dBias", [c.C], Values.Normal(check.Rng, c.C), Tolerance.NormalizeBackward, Math.Sqrt(c.N));
-        check.Run((b, t) => b.LayerNormBackward(t(dOutput), t(input), t(weight), t(mean), t(rstd), t(dInput), t(dWeight), t(dBias)));
+        double[] dWeightValues = Values.Normal(check.Rng, c.C), dBiasValues = Values.Normal(check.Rng, c.C);
+        var dWeight = weight ? check.InOut("dWeight", [c.C], dWeightValues, c.Scaled(Tolerance.NormalizeBackward), Math.Sqrt(c.N)) : null;
+        var dBias = bias ? check.InOut("dBias", [c.C], dBiasValues, Tolerance.NormalizeBackward, Math.Sqrt(c.N)) : null;
+        check.Run((b, t) => b.LayerNormBackward(t(dOutput), t(input), t(gain), t(mean), t(rstd), t(dInput),
+            dWeight is null ? null : t(dWeight), dBias is null ? null : t(dBias)));
     }
 
     /// <summary>mean and rstd from the definition, rounded to f32 as a subject would store them.</summary>

@@ -10,6 +10,7 @@ public static class RmsNormChecks
     [
         OpProperty.Of("RmsNorm", "Forward", NormCase.Arbitrary(4100), Forward),
         OpProperty.Of("RmsNorm", "Backward", NormCase.Arbitrary(4100), Backward),
+        OpProperty.Of("RmsNorm", "BackwardWithFrozenWeight", NormCase.Arbitrary(4100), (c, context) => Backward(c, context, weight: false)),
         OpProperty.Of("RmsNorm", "BackwardMatchesFiniteDifferences", NormCase.Arbitrary(4100), BackwardMatchesFiniteDifferences, 30, definitionOnly: true),
     ];
 
@@ -32,7 +33,10 @@ public static class RmsNormChecks
     }
 
     /// <summary>Both sides get the same saved rstd (the oracle's, rounded to f32), so only backward is compared.</summary>
-    public static void Backward(NormCase c, CheckContext context)
+    public static void Backward(NormCase c, CheckContext context) => Backward(c, context, weight: true);
+
+    /// <summary>Backward with dWeight null when <paramref name="weight"/> is false (a frozen gain): dInput only.</summary>
+    private static void Backward(NormCase c, CheckContext context, bool weight)
     {
         var check = new OpCheck("RmsNormBackward", c, c.Seed, context);
         var x = Values.Normal(check.Rng, c.N * c.C, 1.0, c.Shift);
@@ -41,12 +45,13 @@ public static class RmsNormChecks
 
         var dOutput = check.Input("dOutput", [c.N, c.C], Values.Normal(check.Rng, c.N * c.C));
         var input = check.Input("input", [c.N, c.C], x);
-        var weight = check.Input("weight", [c.C], w);
+        var gain = check.Input("weight", [c.C], w);
         var rstd = check.Input("rstd", [c.N], rstdValues);
         // dx = rstd·(g − x̂·mean(g·x̂)): terms of size rstd·|g| that cancel (exactly, for C = 1); dWeight sums N rows of unit terms
         var dInput = check.InOut("dInput", [c.N, c.C], Values.Normal(check.Rng, c.N * c.C), Tolerance.NormalizeBackward, Compare.Rms(rstdValues));
-        var dWeight = check.InOut("dWeight", [c.C], Values.Normal(check.Rng, c.C), Tolerance.NormalizeBackward, Math.Sqrt(c.N));
-        check.Run((b, t) => b.RmsNormBackward(t(dOutput), t(input), t(weight), t(rstd), t(dInput), t(dWeight)));
+        var dWeightValues = Values.Normal(check.Rng, c.C);
+        var dWeight = weight ? check.InOut("dWeight", [c.C], dWeightValues, Tolerance.NormalizeBackward, Math.Sqrt(c.N)) : null;
+        check.Run((b, t) => b.RmsNormBackward(t(dOutput), t(input), t(gain), t(rstd), t(dInput), dWeight is null ? null : t(dWeight)));
     }
 
     /// <summary>rstd from the definition, rounded to f32 as a subject would store it.</summary>

@@ -75,13 +75,25 @@ public sealed class FaultyBackend(Fault fault) : IBackend
     public void Synchronize() => _cpu.Synchronize();
     public void Dispose() => _cpu.Dispose();
     public void Embedding(Tensor ids, Tensor table, Tensor output) => _cpu.Embedding(ids, table, output);
-    public void EmbeddingBackward(Tensor dOutput, Tensor ids, Tensor dTable) => _cpu.EmbeddingBackward(dOutput, ids, dTable);
+    /// <summary>Calls of the backward kernels that frozen weights must not reach: the tape's work, counted.</summary>
+    public int EmbeddingBackwards { get; private set; }
+    public int LayerNormParameterGradients { get; private set; }
+
+    public void EmbeddingBackward(Tensor dOutput, Tensor ids, Tensor dTable)
+    {
+        EmbeddingBackwards++;
+        _cpu.EmbeddingBackward(dOutput, ids, dTable);
+    }
     public void MatMul(Tensor a, Tensor b, Tensor? bias, Tensor output, bool transA = false, bool transB = false, bool accumulate = false) => _cpu.MatMul(a, b, bias, output, transA, transB, accumulate);
     public void MatMulBackward(Tensor dOutput, Tensor a, Tensor b, Tensor? dA, Tensor? dB, Tensor? dBias, bool transA = false, bool transB = false) => _cpu.MatMulBackward(dOutput, a, b, dA, dB, dBias, transA, transB);
     public void LayerNorm(Tensor input, Tensor weight, Tensor bias, Tensor output, Tensor mean, Tensor rstd, float eps = 1e-5f) => _cpu.LayerNorm(input, weight, bias, output, mean, rstd, eps);
-    public void LayerNormBackward(Tensor dOutput, Tensor input, Tensor weight, Tensor mean, Tensor rstd, Tensor dInput, Tensor dWeight, Tensor dBias) => _cpu.LayerNormBackward(dOutput, input, weight, mean, rstd, dInput, dWeight, dBias);
+    public void LayerNormBackward(Tensor dOutput, Tensor input, Tensor weight, Tensor mean, Tensor rstd, Tensor dInput, Tensor? dWeight, Tensor? dBias)
+    {
+        LayerNormParameterGradients += (dWeight is null ? 0 : 1) + (dBias is null ? 0 : 1);
+        _cpu.LayerNormBackward(dOutput, input, weight, mean, rstd, dInput, dWeight, dBias);
+    }
     public void RmsNorm(Tensor input, Tensor weight, Tensor output, Tensor rstd, float eps = 1e-6f) => _cpu.RmsNorm(input, weight, output, rstd, eps);
-    public void RmsNormBackward(Tensor dOutput, Tensor input, Tensor weight, Tensor rstd, Tensor dInput, Tensor dWeight) => _cpu.RmsNormBackward(dOutput, input, weight, rstd, dInput, dWeight);
+    public void RmsNormBackward(Tensor dOutput, Tensor input, Tensor weight, Tensor rstd, Tensor dInput, Tensor? dWeight) => _cpu.RmsNormBackward(dOutput, input, weight, rstd, dInput, dWeight);
     public void GeluBackward(Tensor dOutput, Tensor input, Tensor dInput) => _cpu.GeluBackward(dOutput, input, dInput);
     public void Swish(Tensor input, Tensor output, float beta = 1f) => _cpu.Swish(input, output, beta);
     public void SwishBackward(Tensor dOutput, Tensor input, Tensor dInput, float beta = 1f) => _cpu.SwishBackward(dOutput, input, dInput, beta);

@@ -25,9 +25,9 @@ public sealed class ShapeOnlyBackend(int maxTensorElements = int.MaxValue) : IBa
     public void MatMul(Tensor a, Tensor b, Tensor? bias, Tensor output, bool transA = false, bool transB = false, bool accumulate = false) => throw NoData();
     public void MatMulBackward(Tensor dOutput, Tensor a, Tensor b, Tensor? dA, Tensor? dB, Tensor? dBias, bool transA = false, bool transB = false) => throw NoData();
     public void LayerNorm(Tensor input, Tensor weight, Tensor bias, Tensor output, Tensor mean, Tensor rstd, float eps = 1e-5f) => throw NoData();
-    public void LayerNormBackward(Tensor dOutput, Tensor input, Tensor weight, Tensor mean, Tensor rstd, Tensor dInput, Tensor dWeight, Tensor dBias) => throw NoData();
+    public void LayerNormBackward(Tensor dOutput, Tensor input, Tensor weight, Tensor mean, Tensor rstd, Tensor dInput, Tensor? dWeight, Tensor? dBias) => throw NoData();
     public void RmsNorm(Tensor input, Tensor weight, Tensor output, Tensor rstd, float eps = 1e-6f) => throw NoData();
-    public void RmsNormBackward(Tensor dOutput, Tensor input, Tensor weight, Tensor rstd, Tensor dInput, Tensor dWeight) => throw NoData();
+    public void RmsNormBackward(Tensor dOutput, Tensor input, Tensor weight, Tensor rstd, Tensor dInput, Tensor? dWeight) => throw NoData();
     public void Gelu(Tensor input, Tensor output) => throw NoData();
     public void GeluBackward(Tensor dOutput, Tensor input, Tensor dInput) => throw NoData();
     public void Swish(Tensor input, Tensor output, float beta = 1f) => throw NoData();

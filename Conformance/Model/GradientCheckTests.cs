@@ -139,7 +139,7 @@ public class GradientCheckTests
         var rng = new Rng((ulong)c.Seed ^ 0xF00D);
         foreach (var p in model.Parameters.All)
         {
-            double[] x = Oracle.Read(p.Value), analytic = Oracle.Read(p.Grad);
+            double[] x = Oracle.Read(p.Value), analytic = Oracle.Read(p.Grad!);
             double[] Forward(double[] xs)
             {
                 Oracle.Write(p.Value, xs);
@@ -163,8 +163,8 @@ public class GradientCheckTests
             var losses = Step(model, c, s, backward: true);
             Compare.Check(Backends.Context, c.Preset + " forward", subject.Name, "losses", [c.B, c.T], losses, oracleLosses, ModelTolerance, c);
             foreach (var (p, q) in model.Parameters.All.Zip(oracle.Parameters.All))
-                Compare.Check(Backends.Context, c.Preset + " backward", subject.Name, "d" + p.Name, p.Grad.Shape,
-                    OpCheck.Download(subject.Backend, p.Grad), Oracle.Read(q.Grad), ModelTolerance, c);
+                Compare.Check(Backends.Context, c.Preset + " backward", subject.Name, "d" + p.Name, p.Grad!.Shape,
+                    OpCheck.Download(subject.Backend, p.Grad!), Oracle.Read(q.Grad!), ModelTolerance, c);
         }
     }
 }

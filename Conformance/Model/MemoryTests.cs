@@ -165,7 +165,7 @@ public sealed class MemoryTests
             Assert.Equal(arena.Start + p.ArenaOffset, p.Offset);
             Assert.True(p.ArenaOffset + p.Value.Length <= arena.Values.Length, $"{p.Name} straddles arena {p.Arena}");
             Assert.Same(arena.Values.Storage, p.Value.Storage);
-            Assert.Same(arena.Grads.Storage, p.Grad.Storage);
+            Assert.Same(arena.Grads!.Storage, p.Grad!.Storage);
             offset += p.Value.Length;
         }
         Assert.True(set["lm_head.weight"].Offset > 1L << 32);

@@ -39,7 +39,7 @@ public sealed class TapeOpTests
         double[] x = Uniform(b * t * c, 1, 0.1), w = Uniform(c, 2, 1), dy = Uniform(b * t * c, 3);
 
         using var tape = new Tape(Definition);
-        Var input = new(Put(x, b, t, c)), weight = new(Put(w, c));
+        Var input = new(Put(x, b, t, c), requiresGrad: true), weight = new(Put(w, c), requiresGrad: true);
         Var output = tape.RmsNorm(input, weight, eps);
         tape.Backward(output, Put(dy, b, t, c));
 
@@ -62,7 +62,7 @@ public sealed class TapeOpTests
         double[] x = Uniform(b * t * c, 4), dy = Uniform(b * t * c, 5);
 
         using var tape = new Tape(Definition);
-        Var input = new(Put(x, b, t, c));
+        Var input = new(Put(x, b, t, c), requiresGrad: true);
         Var output = tape.Swish(input, beta);
         tape.Backward(output, Put(dy, b, t, c));
 
@@ -112,7 +112,7 @@ public sealed class TapeOpTests
             })
         {
             using var tape = new Tape(Definition);
-            Var input = new(Put(x, b, t, c));
+            Var input = new(Put(x, b, t, c), requiresGrad: true);
             Var output = record(tape, input);
             tape.Backward(output, Put(dy, b, t, c));
 
@@ -133,7 +133,7 @@ public sealed class TapeOpTests
         double[] x = Uniform(b * t * c, 8), g = Uniform(b * t * c, 9), dy = Uniform(b * t * c, 10);
 
         using var tape = new Tape(Definition);
-        Var left = new(Put(x, b, t, c)), right = new(Put(g, b, t, c));
+        Var left = new(Put(x, b, t, c), requiresGrad: true), right = new(Put(g, b, t, c), requiresGrad: true);
         Var output = tape.Multiply(left, right);
         tape.Backward(output, Put(dy, b, t, c));
 
@@ -148,7 +148,7 @@ public sealed class TapeOpTests
     {
         double[] x = Uniform(6, 11), dy = Uniform(6, 12);
         using var tape = new Tape(Definition);
-        Var input = new(Put(x, 6));
+        Var input = new(Put(x, 6), requiresGrad: true);
         tape.Backward(tape.Multiply(input, input), Put(dy, 6));
         var expected = dy.Zip(x, (p, q) => 2 * p * q).ToArray();  // d(x²) = 2x·dy
         var actual = Get(input.Grad!);
@@ -165,7 +165,7 @@ public sealed class TapeOpTests
         Definition.Upload<int>([5, 6, 7, 0, 1000, 31], positions);
 
         using var tape = new Tape(Definition);
-        Var input = new(Put(x, b, t, h, hs));
+        Var input = new(Put(x, b, t, h, hs), requiresGrad: true);
         Var output = tape.Rope(input, positions, rotaryDims, theta);
         tape.Backward(output, Put(dy, b, t, h, hs));
 

@@ -204,7 +204,7 @@ public sealed class TorchReferenceTests(ITestOutputHelper output)
             losses = OpCheck.Download(backend, lossesVar.Value);
         }
         double loss = losses.Sum() / counted;
-        var grads = model.Parameters.All.ToDictionary(p => p.Name, p => OpCheck.Download(backend, p.Grad));
+        var grads = model.Parameters.All.ToDictionary(p => p.Name, p => OpCheck.Download(backend, p.Grad!));
 
         var trainer = new Trainer(model, f.Options, totalSteps: f.Steps);
         var steps = Enumerable.Range(0, f.Steps).Select(s => trainer.Step([(f.Tokens[s], f.Targets[s])], f.Batch, f.Time)).ToList();

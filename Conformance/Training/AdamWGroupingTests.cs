@@ -21,7 +21,7 @@ public class AdamWGroupingTests
             var grads = new float[model.Parameters.Count];
             var rng = new Random(5);
             for (int i = 0; i < grads.Length; i++) grads[i] = (float)(rng.NextDouble() - 0.5);
-            backend.Upload<float>(grads, model.Parameters.Arenas.Single().Grads);
+            backend.Upload<float>(grads, model.Parameters.Arenas.Single().Grads!);
             return (model, new AdamW(model.Parameters));
         }
         var (grouped, adam) = Make();
@@ -31,7 +31,7 @@ public class AdamWGroupingTests
             adam.Update(1e-2f);
             reference.Step++;
             foreach (var p in single.Parameters.All)
-                backend.AdamW(p.Value, p.Grad, reference.MOf(p), reference.VOf(p),
+                backend.AdamW(p.Value, p.Grad!, reference.MOf(p), reference.VOf(p),
                     new AdamWParameters(1e-2f, reference.Step, reference.Beta1, reference.Beta2, reference.Epsilon, p.Decay ? reference.WeightDecay : 0f));
         }
         Assert.Equal(single.Parameters.DownloadValues(), grouped.Parameters.DownloadValues());

@@ -104,12 +104,12 @@ public sealed class TrainingTests
     {
         var backend = new CpuBackend();
         var set = new ParameterSet(backend, [new("a", [3], false), new("b", [2, 2], true)]);
-        backend.Upload<float>([3, 0, 0, 0, 4, 0, 0], set.Arenas.Single().Grads);
+        backend.Upload<float>([3, 0, 0, 0, 4, 0, 0], set.Arenas.Single().Grads!);
         double norm = AdamW.ClipGradientNorm(set, 1.0);
         Assert.Equal(5.0, norm, 6);
-        Assert.Equal(1.0, Math.Sqrt(backend.SumOfSquares(set.Arenas.Single().Grads)), 5);
+        Assert.Equal(1.0, Math.Sqrt(backend.SumOfSquares(set.Arenas.Single().Grads!)), 5);
         var g = new float[7];
-        backend.Download<float>(set.Arenas.Single().Grads, g);
+        backend.Download<float>(set.Arenas.Single().Grads!, g);
         Assert.Equal(0.6f, g[0], 6);
         Assert.Equal(0.8f, g[4], 6);
     }

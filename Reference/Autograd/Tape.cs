@@ -3,18 +3,24 @@ using Llm.Tensors;
 namespace Llm.Autograd;
 
 /// <summary>A value on the tape and, once backward has reached it, its gradient (same shape).</summary>
-public sealed class Var(Tensor value, Tensor? grad = null)
+/// <param name="requiresGrad">Whether backward computes its gradient, as PyTorch's requires_grad: a leaf says so (a
+/// trainable parameter: yes; a frozen one or a constant: no), an op's output needs one when any of its inputs does.</param>
+public sealed class Var(Tensor value, Tensor? grad = null, bool requiresGrad = false)
 {
     public Tensor Value { get; } = value;
-    /// <summary>Parameters bring their arena slice; activations get a pooled, zeroed tensor on first use.</summary>
+    /// <summary>Parameters bring their arena slice; activations get a pooled, zeroed tensor on first use; null when
+    /// <see cref="RequiresGrad"/> is false.</summary>
     public Tensor? Grad { get; internal set; } = grad;
+    public bool RequiresGrad { get; } = requiresGrad || grad is not null;
     public int[] Shape => Value.Shape;
     public override string ToString() => Value.Describe();
 }
 
 /// <summary>
 /// Reverse-mode automatic differentiation above the backend. Each op runs the backend's forward kernel now and
-/// records a closure that runs its backward kernel later; <see cref="Backward"/> replays them in reverse.
+/// records a closure that runs its backward kernel later; <see cref="Backward"/> replays them in reverse. An op
+/// whose inputs need no gradient (frozen weights, constants, what is computed from them only) records nothing, and
+/// a backward passes null for every input that needs none, so frozen weights cost no backward work.
 /// Backward kernels accumulate, so a value used twice (the tied token embedding) simply receives both gradients.
 /// Activations and their gradients come from a pool that <see cref="Reset"/> rewinds, so a training step allocates
 /// nothing once the first step has run. The pool holds what the last step used and no more: whatever a step did not
@@ -29,6 +35,8 @@ public sealed class Tape(IBackend backend, bool recording = true) : IDisposable
     public bool Recording { get; set; } = recording;
 
     private readonly List<Action> _backward = [];
+    /// <summary>The backward closures recorded since the last <see cref="Backward"/> or <see cref="Reset"/>.</summary>
+    public int RecordedOps => _backward.Count;
     // Pooled allocations by (dtype, capacity); capacities are size classes, so nearby lengths share one.
     private readonly Dictionary<(DType, int), Stack<Tensor>> _free = [];
     private readonly List<Tensor> _inUse = [];
@@ -98,11 +106,18 @@ public sealed class Tape(IBackend backend, bool recording = true) : IDisposable
         return (int)Math.Min(rounded, int.MaxValue);
     }
 
-    private Var NewVar(DType dtype, int[] shape, string name) => new(Temp(dtype, shape, name));
-
-    /// <summary>The gradient of <paramref name="v"/>, created and zeroed on first use.</summary>
-    private Tensor GradOf(Var v)
+    /// <summary>An op's output, which needs a gradient when recording and any input needs one.</summary>
+    private Var NewVar(DType dtype, int[] shape, string name, params ReadOnlySpan<Var?> inputs)
     {
+        bool requires = false;
+        foreach (var v in inputs) requires |= v?.RequiresGrad ?? false;
+        return new(Temp(dtype, shape, name), requiresGrad: Recording && requires);
+    }
+
+    /// <summary>The gradient of <paramref name="v"/>, created and zeroed on first use; null when it needs none.</summary>
+    private Tensor? GradOf(Var? v)
+    {
+        if (v is null || !v.RequiresGrad) return null;
         if (v.Grad is null)
         {
             v.Grad = Temp(v.Value.DType, v.Shape, "d" + v.Value.Name);
@@ -111,15 +126,22 @@ public sealed class Tape(IBackend backend, bool recording = true) : IDisposable
         return v.Grad;
     }
 
-    private void Record(Action backward)
+    /// <summary>The gradient of an input a kernel must write even when it needs none (the norms' and attention's
+    /// dInput): a throwaway buffer then. Happens only where a trainable op follows frozen ones.</summary>
+    private Tensor GradOrScratch(Var v) => GradOf(v) ?? Temp(v.Value.DType, v.Shape, "unused d" + v.Value.Name);
+
+    /// <summary>Records <paramref name="backward"/> when <paramref name="output"/> needs a gradient (so some input does).</summary>
+    private void Record(Var output, Action backward)
     {
-        if (Recording) _backward.Add(backward);
+        if (Recording && output.RequiresGrad) _backward.Add(backward);
     }
 
     /// <summary>Seeds d(loss)/d(losses) = <paramref name="dLosses"/> and runs every recorded backward in reverse.</summary>
     public void Backward(Var losses, Tensor dLosses)
     {
-        Backend.Copy(dLosses, GradOf(losses));
+        if (!losses.RequiresGrad)
+            throw new InvalidOperationException($"backward of {losses.Value.Describe()}, which needs no gradient: nothing it depends on is trainable (or the tape was not recording)");
+        Backend.Copy(dLosses, GradOf(losses)!);
         for (int i = _backward.Count - 1; i >= 0; i--) _backward[i]();
         _backward.Clear();
     }
@@ -129,12 +151,12 @@ public sealed class Tape(IBackend backend, bool recording = true) : IDisposable
     /// <summary>out[n] = table[ids[n]]. ids [..] I32 → out [.., C].</summary>
     public Var Embedding(Var table, Tensor ids)
     {
-        var output = NewVar(table.Value.DType, [.. ids.Shape, table.Shape[1]], "embedding");
+        var output = NewVar(table.Value.DType, [.. ids.Shape, table.Shape[1]], "embedding", table);
         Backend.Embedding(ids.Reshape(ids.Length), table.Value, output.Value.Reshape(ids.Length, table.Shape[1]));
-        Record(() =>
+        Record(output, () =>
         {
             if (output.Grad is null) return;
-            Backend.EmbeddingBackward(output.Grad.Reshape(ids.Length, table.Shape[1]), ids.Reshape(ids.Length), GradOf(table));
+            Backend.EmbeddingBackward(output.Grad.Reshape(ids.Length, table.Shape[1]), ids.Reshape(ids.Length), GradOf(table)!);
         });
         return output;
     }
@@ -145,12 +167,12 @@ public sealed class Tape(IBackend backend, bool recording = true) : IDisposable
         int m = transA ? a.Shape[^1] : a.Shape[^2];
         int n = transB ? b.Shape[^2] : b.Shape[^1];
         int[] batch = a.Shape.Length >= b.Shape.Length ? a.Shape[..^2] : b.Shape[..^2];
-        var output = NewVar(a.Value.DType, [.. batch, m, n], "matmul");
+        var output = NewVar(a.Value.DType, [.. batch, m, n], "matmul", a, b, bias);
         Backend.MatMul(a.Value, b.Value, bias?.Value, output.Value, transA, transB);
-        Record(() =>
+        Record(output, () =>
         {
             if (output.Grad is null) return;
-            Backend.MatMulBackward(output.Grad, a.Value, b.Value, GradOf(a), GradOf(b), bias is null ? null : GradOf(bias), transA, transB);
+            Backend.MatMulBackward(output.Grad, a.Value, b.Value, GradOf(a), GradOf(b), GradOf(bias), transA, transB);
         });
         return output;
     }
@@ -168,15 +190,15 @@ public sealed class Tape(IBackend backend, bool recording = true) : IDisposable
     public Var LayerNorm(Var x, Var weight, Var bias, float eps = 1e-5f)
     {
         int c = x.Shape[^1], rows = x.Value.Rows;
-        var output = NewVar(x.Value.DType, x.Shape, "layernorm");
+        var output = NewVar(x.Value.DType, x.Shape, "layernorm", x, weight, bias);
         Tensor mean = Temp(x.Value.DType, [rows], "mean");  // [N] saved for backward
         Tensor rstd = Temp(x.Value.DType, [rows], "rstd");  // [N] saved for backward
         Backend.LayerNorm(x.Value.Reshape(rows, c), weight.Value, bias.Value, output.Value.Reshape(rows, c), mean, rstd, eps);
-        Record(() =>
+        Record(output, () =>
         {
             if (output.Grad is null) return;
             Backend.LayerNormBackward(output.Grad.Reshape(rows, c), x.Value.Reshape(rows, c), weight.Value, mean, rstd,
-                GradOf(x).Reshape(rows, c), GradOf(weight), GradOf(bias));
+                GradOrScratch(x).Reshape(rows, c), GradOf(weight), GradOf(bias));
         });
         return output;
     }
@@ -185,26 +207,26 @@ public sealed class Tape(IBackend backend, bool recording = true) : IDisposable
     public Var RmsNorm(Var x, Var weight, float eps = 1e-6f)
     {
         int c = x.Shape[^1], rows = x.Value.Rows;
-        var output = NewVar(x.Value.DType, x.Shape, "rmsnorm");
+        var output = NewVar(x.Value.DType, x.Shape, "rmsnorm", x, weight);
         Tensor rstd = Temp(x.Value.DType, [rows], "rstd");  // [N] saved for backward
         Backend.RmsNorm(x.Value.Reshape(rows, c), weight.Value, output.Value.Reshape(rows, c), rstd, eps);
-        Record(() =>
+        Record(output, () =>
         {
             if (output.Grad is null) return;
             Backend.RmsNormBackward(output.Grad.Reshape(rows, c), x.Value.Reshape(rows, c), weight.Value, rstd,
-                GradOf(x).Reshape(rows, c), GradOf(weight));
+                GradOrScratch(x).Reshape(rows, c), GradOf(weight));
         });
         return output;
     }
 
     public Var Gelu(Var x)
     {
-        var output = NewVar(x.Value.DType, x.Shape, "gelu");
+        var output = NewVar(x.Value.DType, x.Shape, "gelu", x);
         Backend.Gelu(x.Value, output.Value);
-        Record(() =>
+        Record(output, () =>
         {
             if (output.Grad is null) return;
-            Backend.GeluBackward(output.Grad, x.Value, GradOf(x));
+            Backend.GeluBackward(output.Grad, x.Value, GradOf(x)!);
         });
         return output;
     }
@@ -212,12 +234,12 @@ public sealed class Tape(IBackend backend, bool recording = true) : IDisposable
     /// <summary>x·σ(βx); SiLU at β = 1.</summary>
     public Var Swish(Var x, float beta = 1f)
     {
-        var output = NewVar(x.Value.DType, x.Shape, "swish");
+        var output = NewVar(x.Value.DType, x.Shape, "swish", x);
         Backend.Swish(x.Value, output.Value, beta);
-        Record(() =>
+        Record(output, () =>
         {
             if (output.Grad is null) return;
-            Backend.SwishBackward(output.Grad, x.Value, GradOf(x), beta);
+            Backend.SwishBackward(output.Grad, x.Value, GradOf(x)!, beta);
         });
         return output;
     }
@@ -225,12 +247,12 @@ public sealed class Tape(IBackend backend, bool recording = true) : IDisposable
     /// <summary>σ(x): GLU's gate.</summary>
     public Var Sigmoid(Var x)
     {
-        var output = NewVar(x.Value.DType, x.Shape, "sigmoid");
+        var output = NewVar(x.Value.DType, x.Shape, "sigmoid", x);
         Backend.Sigmoid(x.Value, output.Value);
-        Record(() =>
+        Record(output, () =>
         {
             if (output.Grad is null) return;
-            Backend.SigmoidBackward(output.Grad, x.Value, GradOf(x));
+            Backend.SigmoidBackward(output.Grad, x.Value, GradOf(x)!);
         });
         return output;
     }
@@ -238,16 +260,16 @@ public sealed class Tape(IBackend backend, bool recording = true) : IDisposable
     /// <summary>α·x as a new value (DeepNorm's scaled residual); its backward adds α·dy.</summary>
     public Var ScaleBy(Var x, float alpha)
     {
-        var output = NewVar(x.Value.DType, x.Shape, "scaled");
+        var output = NewVar(x.Value.DType, x.Shape, "scaled", x);
         Backend.Copy(x.Value, output.Value);
         Backend.Scale(output.Value, alpha);
-        Record(() =>
+        Record(output, () =>
         {
             if (output.Grad is null) return;
             var scaled = Temp(x.Value.DType, x.Shape, "dscaled");
             Backend.Copy(output.Grad, scaled);
             Backend.Scale(scaled, alpha);
-            Backend.Accumulate(scaled, GradOf(x));
+            Backend.Accumulate(scaled, GradOf(x)!);
         });
         return output;
     }
@@ -255,12 +277,12 @@ public sealed class Tape(IBackend backend, bool recording = true) : IDisposable
     /// <summary>max(0, x).</summary>
     public Var Relu(Var x)
     {
-        var output = NewVar(x.Value.DType, x.Shape, "relu");
+        var output = NewVar(x.Value.DType, x.Shape, "relu", x);
         Backend.Relu(x.Value, output.Value);
-        Record(() =>
+        Record(output, () =>
         {
             if (output.Grad is null) return;
-            Backend.ReluBackward(output.Grad, x.Value, GradOf(x));
+            Backend.ReluBackward(output.Grad, x.Value, GradOf(x)!);
         });
         return output;
     }
@@ -268,12 +290,12 @@ public sealed class Tape(IBackend backend, bool recording = true) : IDisposable
     /// <summary>Exact GeLU x·Φ(x) (PyTorch's default; <see cref="Gelu"/> is GPT-2's tanh approximation).</summary>
     public Var GeluExact(Var x)
     {
-        var output = NewVar(x.Value.DType, x.Shape, "gelu_exact");
+        var output = NewVar(x.Value.DType, x.Shape, "gelu_exact", x);
         Backend.GeluExact(x.Value, output.Value);
-        Record(() =>
+        Record(output, () =>
         {
             if (output.Grad is null) return;
-            Backend.GeluExactBackward(output.Grad, x.Value, GradOf(x));
+            Backend.GeluExactBackward(output.Grad, x.Value, GradOf(x)!);
         });
         return output;
     }
@@ -281,9 +303,9 @@ public sealed class Tape(IBackend backend, bool recording = true) : IDisposable
     /// <summary>The elementwise product a ⊙ b (the gate of GLU, SwiGLU, GEGLU).</summary>
     public Var Multiply(Var a, Var b)
     {
-        var output = NewVar(a.Value.DType, a.Shape, "multiply");
+        var output = NewVar(a.Value.DType, a.Shape, "multiply", a, b);
         Backend.Multiply(a.Value, b.Value, output.Value);
-        Record(() =>
+        Record(output, () =>
         {
             if (output.Grad is null) return;
             Backend.MultiplyBackward(output.Grad, a.Value, b.Value, GradOf(a), GradOf(b));
@@ -294,12 +316,12 @@ public sealed class Tape(IBackend backend, bool recording = true) : IDisposable
     /// <summary>Inverted dropout of x with drop probability p on the stream (seed, offset); its backward recomputes the mask.</summary>
     public Var Dropout(Var x, float p, ulong seed, long offset)
     {
-        var output = NewVar(x.Value.DType, x.Shape, "dropout");
+        var output = NewVar(x.Value.DType, x.Shape, "dropout", x);
         Backend.Dropout(x.Value, output.Value, p, seed, offset);
-        Record(() =>
+        Record(output, () =>
         {
             if (output.Grad is null) return;
-            Backend.DropoutBackward(output.Grad, GradOf(x), p, seed, offset);
+            Backend.DropoutBackward(output.Grad, GradOf(x)!, p, seed, offset);
         });
         return output;
     }
@@ -307,12 +329,12 @@ public sealed class Tape(IBackend backend, bool recording = true) : IDisposable
     /// <summary>Rotary position embedding of q or k [B, T, H, hs] at positions [B, T] I32 (not differentiated).</summary>
     public Var Rope(Var x, Tensor positions, int rotaryDims, float theta = 10000f)
     {
-        var output = NewVar(x.Value.DType, x.Shape, "rope");
+        var output = NewVar(x.Value.DType, x.Shape, "rope", x);
         Backend.Rope(x.Value, positions, output.Value, rotaryDims, theta);
-        Record(() =>
+        Record(output, () =>
         {
             if (output.Grad is null) return;
-            Backend.RopeBackward(output.Grad, positions, GradOf(x), rotaryDims, theta);
+            Backend.RopeBackward(output.Grad, positions, GradOf(x)!, rotaryDims, theta);
         });
         return output;
     }
@@ -320,30 +342,30 @@ public sealed class Tape(IBackend backend, bool recording = true) : IDisposable
     /// <summary>The residual connection a + b.</summary>
     public Var Add(Var a, Var b)
     {
-        var output = NewVar(a.Value.DType, a.Shape, "residual");
+        var output = NewVar(a.Value.DType, a.Shape, "residual", a, b);
         Backend.Add(a.Value, b.Value, output.Value);
-        Record(() =>
+        Record(output, () =>
         {
             if (output.Grad is null) return;
-            Backend.Accumulate(output.Grad, GradOf(a));
-            Backend.Accumulate(output.Grad, GradOf(b));
+            if (GradOf(a) is { } da) Backend.Accumulate(output.Grad, da);
+            if (GradOf(b) is { } db) Backend.Accumulate(output.Grad, db);
         });
         return output;
     }
 
     /// <summary>The same elements under another shape; its gradient is a view of x's, so nothing is copied either way.</summary>
     public Var Reshape(Var x, params int[] shape) =>
-        new(x.Value.Reshape(shape), Recording ? GradOf(x).Reshape(shape) : null);
+        new(x.Value.Reshape(shape), Recording ? GradOf(x)?.Reshape(shape) : null);
 
     /// <summary>Columns [start, start + width) of x [.., C] → [.., width]: q, k or v out of a fused projection.</summary>
     public Var Columns(Var x, int start, int width)
     {
-        var output = NewVar(x.Value.DType, [.. x.Shape[..^1], width], "columns");
+        var output = NewVar(x.Value.DType, [.. x.Shape[..^1], width], "columns", x);
         Backend.CopyColumns(x.Value, start, output.Value, 0, width);
-        Record(() =>
+        Record(output, () =>
         {
             if (output.Grad is null) return;
-            Backend.CopyColumns(output.Grad, 0, GradOf(x), start, width, accumulate: true);
+            Backend.CopyColumns(output.Grad, 0, GradOf(x)!, start, width, accumulate: true);
         });
         return output;
     }
@@ -353,15 +375,15 @@ public sealed class Tape(IBackend backend, bool recording = true) : IDisposable
     public Var Attention(Var query, Var key, Var value, AttentionMask mask, Var? scoreBias = null)
     {
         int b = query.Shape[0], t = query.Shape[1], heads = query.Shape[2];
-        var output = NewVar(query.Value.DType, query.Shape, "attention");
+        var output = NewVar(query.Value.DType, query.Shape, "attention", query, key, value, scoreBias);
         Tensor rowMax = Temp(query.Value.DType, [b, heads, t], "rowMax");   // [B, NH, Tq] saved for backward
         Tensor rowSum = Temp(query.Value.DType, [b, heads, t], "rowSum");   // [B, NH, Tq]
         Backend.Attention(query.Value, key.Value, value.Value, scoreBias?.Value, mask, output.Value, rowMax, rowSum);
-        Record(() =>
+        Record(output, () =>
         {
             if (output.Grad is null) return;
             Backend.AttentionBackward(output.Grad, query.Value, key.Value, value.Value, scoreBias?.Value, mask, output.Value, rowMax, rowSum,
-                GradOf(query), GradOf(key), GradOf(value), scoreBias is null ? null : GradOf(scoreBias));
+                GradOrScratch(query), GradOrScratch(key), GradOrScratch(value), GradOf(scoreBias));
         });
         return output;
     }
@@ -372,13 +394,13 @@ public sealed class Tape(IBackend backend, bool recording = true) : IDisposable
         int v = logits.Shape[^1], rows = logits.Value.Rows;
         if (targets.Length != rows)
             throw new ArgumentException($"cross-entropy: {targets.Describe()} has {targets.Length} targets for {rows} rows of {logits.Value.Describe()}");
-        var losses = NewVar(logits.Value.DType, [rows], "losses");
+        var losses = NewVar(logits.Value.DType, [rows], "losses", logits);
         Tensor probs = Temp(logits.Value.DType, [rows, v], "probs");  // [N, V] softmax, saved for backward
         Backend.CrossEntropy(logits.Value.Reshape(rows, v), targets.Reshape(rows), probs, losses.Value, ignoreIndex);
-        Record(() =>
+        Record(losses, () =>
         {
             if (losses.Grad is null) return;
-            Backend.CrossEntropyBackward(losses.Grad, probs, targets.Reshape(rows), GradOf(logits).Reshape(rows, v), ignoreIndex);
+            Backend.CrossEntropyBackward(losses.Grad, probs, targets.Reshape(rows), GradOf(logits)!.Reshape(rows, v), ignoreIndex);
         });
         return losses;
     }

@@ -60,17 +60,17 @@ public sealed partial class CpuBackend
                 T.CreateChecked(eps), Span<T>(output), Span<T>(mean), Span<T>(rstd));
     }
 
-    public void LayerNormBackward(Tensor dOutput, Tensor input, Tensor weight, Tensor mean, Tensor rstd, Tensor dInput, Tensor dWeight, Tensor dBias)
+    public void LayerNormBackward(Tensor dOutput, Tensor input, Tensor weight, Tensor mean, Tensor rstd, Tensor dInput, Tensor? dWeight, Tensor? dBias)
     {
-        RequireFloat("layernorm backward", input, dOutput, weight, mean, rstd, dInput, dWeight, dBias);
+        RequireFloat("layernorm backward", input, [dOutput, weight, mean, rstd, dInput, .. OpShapes.Present(dWeight, dBias)]);
         if (OpShapes.LayerNormBackward(dOutput, input, weight, mean, rstd, dInput, dWeight, dBias).Rows == 0) return;
         Dispatch(input, Definition<double>, Definition<float>,
             () => LayerNormKernel.BackwardFast(Span<float>(dOutput), Span<float>(input), Span<float>(weight), Span<float>(mean),
-                Span<float>(rstd), Span<float>(dInput), Span<float>(dWeight), Span<float>(dBias)));
+                Span<float>(rstd), Span<float>(dInput), SpanOrEmpty<float>(dWeight), SpanOrEmpty<float>(dBias)));
 
         void Definition<T>() where T : unmanaged, IFloatingPointIeee754<T> =>
             LayerNormKernel.Backward(Span<T>(dOutput), Span<T>(input), Span<T>(weight),
-                Span<T>(mean), Span<T>(rstd), Span<T>(dInput), Span<T>(dWeight), Span<T>(dBias));
+                Span<T>(mean), Span<T>(rstd), Span<T>(dInput), SpanOrEmpty<T>(dWeight), SpanOrEmpty<T>(dBias));
     }
 
     // ---- rmsnorm ---------------------------------------------------------------------------------------------------
@@ -86,16 +86,16 @@ public sealed partial class CpuBackend
             RmsNormKernel.Forward(Span<T>(input), Span<T>(weight), T.CreateChecked(eps), Span<T>(output), Span<T>(rstd));
     }
 
-    public void RmsNormBackward(Tensor dOutput, Tensor input, Tensor weight, Tensor rstd, Tensor dInput, Tensor dWeight)
+    public void RmsNormBackward(Tensor dOutput, Tensor input, Tensor weight, Tensor rstd, Tensor dInput, Tensor? dWeight)
     {
-        RequireFloat("rmsnorm backward", input, dOutput, weight, rstd, dInput, dWeight);
+        RequireFloat("rmsnorm backward", input, [dOutput, weight, rstd, dInput, .. OpShapes.Present(dWeight)]);
         if (OpShapes.RmsNormBackward(dOutput, input, weight, rstd, dInput, dWeight).Rows == 0) return;
         Dispatch(input, Definition<double>, Definition<float>,
             () => RmsNormKernel.BackwardFast(Span<float>(dOutput), Span<float>(input), Span<float>(weight), Span<float>(rstd),
-                Span<float>(dInput), Span<float>(dWeight)));
+                Span<float>(dInput), SpanOrEmpty<float>(dWeight)));
 
         void Definition<T>() where T : unmanaged, IFloatingPointIeee754<T> =>
-            RmsNormKernel.Backward(Span<T>(dOutput), Span<T>(input), Span<T>(weight), Span<T>(rstd), Span<T>(dInput), Span<T>(dWeight));
+            RmsNormKernel.Backward(Span<T>(dOutput), Span<T>(input), Span<T>(weight), Span<T>(rstd), Span<T>(dInput), SpanOrEmpty<T>(dWeight));
     }
 
     // ---- gelu ------------------------------------------------------------------------------------------------------

@@ -37,13 +37,15 @@ public static class LayerNormKernel
         }
     }
 
-    /// <summary>With x̂ = (x − μ)·rstd and g = w·dy: dx += rstd·(g − mean(g) − x̂·mean(g·x̂)), dw += Σ_n dy·x̂, db += Σ_n dy.</summary>
+    /// <summary>With x̂ = (x − μ)·rstd and g = w·dy: dx += rstd·(g − mean(g) − x̂·mean(g·x̂)), dw += Σ_n dy·x̂, db += Σ_n dy.
+    /// An empty dWeight or dBias is not wanted (a frozen parameter): its sum is skipped.</summary>
     public static void Backward<T>(ReadOnlySpan<T> dOutput, ReadOnlySpan<T> input, ReadOnlySpan<T> weight,
         ReadOnlySpan<T> mean, ReadOnlySpan<T> rstd, Span<T> dInput, Span<T> dWeight, Span<T> dBias)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         // dOutput [N, C], input [N, C], weight [C], mean [N], rstd [N], dInput [N, C], dWeight [C], dBias [C]
         int c = weight.Length, rows = mean.Length;
+        bool wantWeight = !dWeight.IsEmpty, wantBias = !dBias.IsEmpty;
         T count = T.CreateChecked(c);
         for (int n = 0; n < rows; n++)
         {
@@ -66,8 +68,8 @@ public static class LayerNormKernel
             {
                 T xHat = (x[i] - m) * s;
                 T g = weight[i] * dy[i];
-                dBias[i] += dy[i];
-                dWeight[i] += xHat * dy[i];
+                if (wantBias) dBias[i] += dy[i];
+                if (wantWeight) dWeight[i] += xHat * dy[i];
                 dx[i] += (g - gMean - xHat * gxMean) * s;
             }
         }
@@ -107,14 +109,14 @@ public static class LayerNormKernel
     }
 
     /// <summary>Equivalent to <see cref="Backward{T}"/> up to float rounding: dInput rows in parallel (each row is
-    /// independent), then dWeight and dBias summed over rows in row order, vectorized over channels.</summary>
+    /// independent), then dWeight and dBias summed over rows in row order, vectorized over channels (each skipped when empty).</summary>
     public static unsafe void BackwardFast(ReadOnlySpan<float> dOutput, ReadOnlySpan<float> input, ReadOnlySpan<float> weight,
         ReadOnlySpan<float> mean, ReadOnlySpan<float> rstd, Span<float> dInput, Span<float> dWeight, Span<float> dBias)
     {
         // dOutput [N, C], input [N, C], weight [C], mean [N], rstd [N], dInput [N, C], dWeight [C], dBias [C]
         int c = weight.Length, rows = mean.Length;
         if (input.Length != rows * c || dOutput.Length != rows * c || dInput.Length != rows * c
-            || rstd.Length != rows || dWeight.Length != c || dBias.Length != c)
+            || rstd.Length != rows || dWeight.Length != c && !dWeight.IsEmpty || dBias.Length != c && !dBias.IsEmpty)
             throw new ArgumentException("layernorm backward: span lengths do not match [N, C] / [C] / [N]");
         fixed (float* pDy = dOutput, pIn = input, pW = weight, pDx = dInput)
         {
@@ -134,8 +136,8 @@ public static class LayerNormKernel
         {
             ReadOnlySpan<float> x = input.Slice(n * c, c);    // [C]
             ReadOnlySpan<float> dy = dOutput.Slice(n * c, c); // [C]
-            TensorPrimitives.Add(dBias, dy, dBias);
-            AccumulateNormalizedTimes(x, mean[n], rstd[n], dy, dWeight);
+            if (!dBias.IsEmpty) TensorPrimitives.Add(dBias, dy, dBias);
+            if (!dWeight.IsEmpty) AccumulateNormalizedTimes(x, mean[n], rstd[n], dy, dWeight);
         }
     }
 

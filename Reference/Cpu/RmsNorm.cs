@@ -32,13 +32,15 @@ public static class RmsNormKernel
         }
     }
 
-    /// <summary>With x̂ = x·rstd and g = w·dy: dx += rstd·(g − x̂·mean(g·x̂)), dw += Σ_n dy·x̂.</summary>
+    /// <summary>With x̂ = x·rstd and g = w·dy: dx += rstd·(g − x̂·mean(g·x̂)), dw += Σ_n dy·x̂; an empty dWeight (a frozen
+    /// gain) is not wanted and its sum is skipped.</summary>
     public static void Backward<T>(ReadOnlySpan<T> dOutput, ReadOnlySpan<T> input, ReadOnlySpan<T> weight,
         ReadOnlySpan<T> rstd, Span<T> dInput, Span<T> dWeight)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         // dOutput [N, C], input [N, C], weight [C], rstd [N], dInput [N, C], dWeight [C]
         int c = weight.Length, rows = rstd.Length;
+        bool wantWeight = !dWeight.IsEmpty;
         T count = T.CreateChecked(c);
         for (int n = 0; n < rows; n++)
         {
@@ -53,7 +55,7 @@ public static class RmsNormKernel
             for (int i = 0; i < c; i++)
             {
                 T xHat = x[i] * s;
-                dWeight[i] += xHat * dy[i];
+                if (wantWeight) dWeight[i] += xHat * dy[i];
                 dx[i] += (weight[i] * dy[i] - xHat * gxMean) * s;
             }
         }
@@ -87,13 +89,13 @@ public static class RmsNormKernel
     }
 
     /// <summary>Equivalent to <see cref="Backward{T}"/> up to float rounding: dInput rows in parallel (each row is
-    /// independent), then dWeight summed over rows in row order, vectorized over channels.</summary>
+    /// independent), then dWeight summed over rows in row order, vectorized over channels (skipped when empty).</summary>
     public static unsafe void BackwardFast(ReadOnlySpan<float> dOutput, ReadOnlySpan<float> input, ReadOnlySpan<float> weight,
         ReadOnlySpan<float> rstd, Span<float> dInput, Span<float> dWeight)
     {
         // dOutput [N, C], input [N, C], weight [C], rstd [N], dInput [N, C], dWeight [C]
         int c = weight.Length, rows = rstd.Length;
-        if (input.Length != rows * c || dOutput.Length != rows * c || dInput.Length != rows * c || dWeight.Length != c)
+        if (input.Length != rows * c || dOutput.Length != rows * c || dInput.Length != rows * c || dWeight.Length != c && !dWeight.IsEmpty)
             throw new ArgumentException("rmsnorm backward: span lengths do not match [N, C] / [C] / [N]");
         fixed (float* pDy = dOutput, pIn = input, pW = weight, pDx = dInput)
         {
@@ -109,6 +111,7 @@ public static class RmsNormKernel
                 RowInputGradient(x, dy, weights.Slice(0, c), rstds[n], dInputs.Slice(n * c, c));
             });
         }
+        if (dWeight.IsEmpty) return;
         for (int n = 0; n < rows; n++)
             AccumulateNormalizedTimes(input.Slice(n * c, c), rstd[n], dOutput.Slice(n * c, c), dWeight);
     }

@@ -157,14 +157,15 @@ public static class Checkpoint
     }
 
     /// <summary>Loads config and weights from anything <see cref="ResolveModelFolder"/> accepts, onto <paramref name="backend"/>.</summary>
-    public static LoadedModel LoadModel(string path, IBackend backend)
+    /// <param name="frozen">Names the parameters not to train (no gradient, no optimizer state); default none.</param>
+    public static LoadedModel LoadModel(string path, IBackend backend, Func<string, bool>? frozen = null)
     {
         string folder = ResolveModelFolder(path);
         string configPath = Path.Combine(folder, ConfigFile);
         var config = HfConfig.Load(configPath);
         using var tensors = CheckpointTensors.Open(folder);
         CheckConfigAgainstWeights(tensors, config.Model, configPath);
-        var parameters = new ParameterSet(backend, config.Model.ParameterSpecs());
+        var parameters = new ParameterSet(backend, config.Model.ParameterSpecs(), frozen: frozen);
         LoadWeights(tensors, parameters);
         return new LoadedModel(folder, config, parameters);
     }

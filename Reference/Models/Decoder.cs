@@ -71,8 +71,10 @@ public sealed class Decoder
     private Tensor? _sinusoids;            // [ctx, C] the fixed sinusoidal table
     private Tensor? _positions;            // [B, T] I32: 0..T−1 in every row
 
-    public Decoder(IBackend backend, DecoderConfig config, DType dtype = DType.F32)
-        : this(config, new ParameterSet(backend, config.Validate().ParameterSpecs(), dtype)) { }
+    /// <param name="frozen">Names the parameters not to train (fine-tuning: e.g. name => !name.Contains("lora")); they
+    /// get no gradient, no optimizer state and no backward work. Default: every parameter is trained.</param>
+    public Decoder(IBackend backend, DecoderConfig config, DType dtype = DType.F32, Func<string, bool>? frozen = null)
+        : this(config, new ParameterSet(backend, config.Validate().ParameterSpecs(), dtype, frozen: frozen)) { }
 
     /// <summary>A model around parameters that already exist (loaded from a checkpoint).</summary>
     public Decoder(DecoderConfig config, ParameterSet parameters)
@@ -114,9 +116,10 @@ public sealed class Decoder
 
     /// <summary>Loads a checkpoint folder (ours or a Hugging Face download of a supported family); returns the model and
     /// its tokenizer name (config.json's llm_tokenizer; Hugging Face folders without it use GPT-2 BPE).</summary>
-    public static (Decoder Model, string Tokenizer) Load(string path, IBackend backend)
+    /// <param name="frozen">As in the constructor: the parameters not to train.</param>
+    public static (Decoder Model, string Tokenizer) Load(string path, IBackend backend, Func<string, bool>? frozen = null)
     {
-        var loaded = IO.Checkpoint.LoadModel(path, backend);
+        var loaded = IO.Checkpoint.LoadModel(path, backend, frozen);
         return (new Decoder(loaded.Config.Model, loaded.Parameters), loaded.Config.Tokenizer ?? "gpt2");
     }
 

@@ -54,15 +54,15 @@ public interface IBackend : IDisposable
     /// <summary>output = (input − mean) · rstd · weight + bias over the last axis; saves mean [N] and rstd [N] for backward.
     /// input/output [N, C], weight/bias [C], rstd = 1/sqrt(var + eps) with the biased variance.</summary>
     void LayerNorm(Tensor input, Tensor weight, Tensor bias, Tensor output, Tensor mean, Tensor rstd, float eps = 1e-5f);
-    /// <summary>Accumulates dInput [N, C], dWeight [C], dBias [C].</summary>
-    void LayerNormBackward(Tensor dOutput, Tensor input, Tensor weight, Tensor mean, Tensor rstd, Tensor dInput, Tensor dWeight, Tensor dBias);
+    /// <summary>Accumulates dInput [N, C], dWeight [C], dBias [C]; a null dWeight or dBias (a frozen gain or bias) is not computed.</summary>
+    void LayerNormBackward(Tensor dOutput, Tensor input, Tensor weight, Tensor mean, Tensor rstd, Tensor dInput, Tensor? dWeight, Tensor? dBias);
 
     /// <summary>output = input · rstd · weight over the last axis (RMSNorm: no mean subtracted, no bias); saves rstd [N] for
     /// backward. input/output [N, C], weight [C], rstd = 1/sqrt(mean(input²) + eps).</summary>
     void RmsNorm(Tensor input, Tensor weight, Tensor output, Tensor rstd, float eps = 1e-6f);
     /// <summary>Accumulates dInput [N, C] += rstd·(g − x̂·mean(g·x̂)) and dWeight [C] += Σ_n dOutput·x̂, with x̂ = input·rstd and
-    /// g = weight·dOutput.</summary>
-    void RmsNormBackward(Tensor dOutput, Tensor input, Tensor weight, Tensor rstd, Tensor dInput, Tensor dWeight);
+    /// g = weight·dOutput. A null dWeight (a frozen gain) is not computed.</summary>
+    void RmsNormBackward(Tensor dOutput, Tensor input, Tensor weight, Tensor rstd, Tensor dInput, Tensor? dWeight);
 
     /// <summary>GPT-2's tanh GeLU: y = ½x(1 + tanh(√(2/π)(x + 0.044715x³))).</summary>
     void Gelu(Tensor input, Tensor output);

@@ -33,10 +33,10 @@ public static class OpShapes
     public static (int Rows, int Channels) LayerNorm(Tensor input, Tensor weight, Tensor bias, Tensor output, Tensor mean, Tensor rstd) =>
         LayerNormShapes("layernorm", input, perChannel: [weight, bias], likeInput: [output], perRow: [mean, rstd]);
 
-    /// <summary>dOutput and dInput like input [N, C], weight, dWeight and dBias [C], mean and rstd [N].</summary>
+    /// <summary>dOutput and dInput like input [N, C], weight, dWeight and dBias [C] (either gradient may be null), mean and rstd [N].</summary>
     public static (int Rows, int Channels) LayerNormBackward(Tensor dOutput, Tensor input, Tensor weight, Tensor mean, Tensor rstd,
-        Tensor dInput, Tensor dWeight, Tensor dBias) =>
-        LayerNormShapes("layernorm backward", input, perChannel: [weight, dWeight, dBias], likeInput: [dOutput, dInput], perRow: [mean, rstd]);
+        Tensor dInput, Tensor? dWeight, Tensor? dBias) =>
+        LayerNormShapes("layernorm backward", input, perChannel: [weight, .. Present(dWeight, dBias)], likeInput: [dOutput, dInput], perRow: [mean, rstd]);
 
     private static (int Rows, int Channels) LayerNormShapes(string op, Tensor input, ReadOnlySpan<Tensor> perChannel,
         ReadOnlySpan<Tensor> likeInput, ReadOnlySpan<Tensor> perRow)
@@ -53,9 +53,12 @@ public static class OpShapes
     public static (int Rows, int Channels) RmsNorm(Tensor input, Tensor weight, Tensor output, Tensor rstd) =>
         RmsNormShapes("rmsnorm", input, perChannel: [weight], likeInput: [output], rstd);
 
-    /// <summary>dOutput and dInput like input [N, C], weight and dWeight [C], rstd [N].</summary>
-    public static (int Rows, int Channels) RmsNormBackward(Tensor dOutput, Tensor input, Tensor weight, Tensor rstd, Tensor dInput, Tensor dWeight) =>
-        RmsNormShapes("rmsnorm backward", input, perChannel: [weight, dWeight], likeInput: [dOutput, dInput], rstd);
+    /// <summary>dOutput and dInput like input [N, C], weight and dWeight [C] (dWeight may be null), rstd [N].</summary>
+    public static (int Rows, int Channels) RmsNormBackward(Tensor dOutput, Tensor input, Tensor weight, Tensor rstd, Tensor dInput, Tensor? dWeight) =>
+        RmsNormShapes("rmsnorm backward", input, perChannel: [weight, .. Present(dWeight)], likeInput: [dOutput, dInput], rstd);
+
+    /// <summary>The tensors that are not null: the gradients a backward was asked for.</summary>
+    public static Tensor[] Present(params Tensor?[] tensors) => [.. tensors.OfType<Tensor>()];
 
     private static (int Rows, int Channels) RmsNormShapes(string op, Tensor input, ReadOnlySpan<Tensor> perChannel,
         ReadOnlySpan<Tensor> likeInput, Tensor rstd)

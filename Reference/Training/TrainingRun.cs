@@ -258,17 +258,18 @@ public sealed class TrainingRun
     private static void LoadMoments(string statePath, AdamW adam)
     {
         var names = TrainingState.TensorNames(statePath);
-        if (adam.M.Count == 1 && names.Contains("adam.m") && !names.Contains(adam.MOf(adam.Parameters.All[0]).Name!))
+        if (adam.M.Count == 1 && names.Contains("adam.m") && !names.Contains(adam.MOf(adam.Parameters.Trainable[0]).Name!))
         {
             var backend = adam.Parameters.Backend;
-            Tensor m = backend.Allocate(adam.Parameters.DType, [adam.M[0].Length], "adam.m"), v = backend.Allocate(adam.Parameters.DType, [adam.V[0].Length], "adam.v");
+            int count = adam.Parameters.Arenas[0].Values.Length;   // [P]: the old flat moments covered every parameter
+            Tensor m = backend.Allocate(adam.Parameters.DType, [count], "adam.m"), v = backend.Allocate(adam.Parameters.DType, [count], "adam.v");
             TrainingState.ReadTensors(statePath, [m, v]);
             adam.LoadDeclarationOrder(m, v);
             backend.Release(m);
             backend.Release(v);
             return;
         }
-        TrainingState.ReadTensors(statePath, [.. adam.Parameters.All.Select(adam.MOf), .. adam.Parameters.All.Select(adam.VOf)]);
+        TrainingState.ReadTensors(statePath, [.. adam.Parameters.Trainable.Select(adam.MOf), .. adam.Parameters.Trainable.Select(adam.VOf)]);
     }
 
     private static (TokenDataset Data, string Sha256) LoadData(TrainOptions options, ITokenizer tokenizer, Action<string>? warn)
@@ -345,7 +346,7 @@ public sealed class TrainingRun
         var state = new TrainingState(step, adam.Step, Trainer.SkippedSteps, Data.OrderState, Data.Position, validationLoss, DataSha256,
             JsonSerializer.Serialize(Options, JsonOptions))
         {
-            Tensors = [.. Model.Parameters.All.Select(adam.MOf), .. Model.Parameters.All.Select(adam.VOf)],
+            Tensors = [.. Model.Parameters.Trainable.Select(adam.MOf), .. Model.Parameters.Trainable.Select(adam.VOf)],
         };
         string folder = Checkpoint.Save(Options.Out, step, new HfConfig(Model.Config, Tokenizer.Name), Model.Parameters, state);
         WriteMetrics(Options.Out, Metrics);
