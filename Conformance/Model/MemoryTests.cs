@@ -39,24 +39,27 @@ public sealed class MemoryTests
         var model = Micro(new CpuBackend());
         var greedy = new SamplingOptions { Temperature = 0 };
 
-        // A growing sequence (T = 1 .. 15): the pool ends as large as one forward at the last length, not the sum of all.
+        // Without the cache, a growing sequence (T = 1 .. 15): the pool ends as large as one forward at the last length, not the sum of all.
         using (var tape = new Tape(model.Backend, recording: false))
         {
-            var tokens = Generator.Generate(model, [65], 15, new Sampler(greedy), tape).ToList();
+            var tokens = Generator.GenerateWithoutCache(model, [65], 15, new Sampler(greedy), tape).ToList();
             Assert.Equal(15, tokens.Count);
             Assert.Equal(OneForward(model, 15), tape.PooledBytes);
         }
 
-        // A full window (T = ContextLength every step): the pool does not grow with the number of tokens.
+        // A full window (T = ContextLength every step): the pool does not grow with the number of tokens, with the
+        // cache (one token per step, the cache refilled from half the window when full) or without.
         int[] prompt = [.. Enumerable.Range(60, DecoderConfig.Micro.ContextLength)];
-        long Pool(int n)
+        long Pool(int n, bool cached)
         {
             using var tape = new Tape(model.Backend, recording: false);
-            Generator.Generate(model, prompt, n, new Sampler(greedy), tape).ToList();
+            (cached ? Generator.Generate(model, prompt, n, new Sampler(greedy), tape) : Generator.GenerateWithoutCache(model, prompt, n, new Sampler(greedy), tape)).ToList();
             return tape.PooledBytes;
         }
-        Assert.Equal(Pool(3), Pool(40));
-        Assert.Equal(OneForward(model, DecoderConfig.Micro.ContextLength), Pool(3));
+        Assert.Equal(Pool(3, cached: false), Pool(40, cached: false));
+        Assert.Equal(OneForward(model, DecoderConfig.Micro.ContextLength), Pool(3, cached: false));
+        Assert.Equal(Pool(3, cached: true), Pool(40, cached: true));
+        Assert.True(Pool(40, cached: true) < Pool(40, cached: false), "a one-token step holds less than a whole-window forward");
     }
 
     [Fact]

@@ -138,7 +138,10 @@ public sealed class CliInputTests(MicroCheckpoint checkpoint) : IClassFixture<Mi
     {
         var r = Run("sample", "--backend", "cpu", "--checkpoint", checkpoint.Run, "--prompt", "It is", "--tokens", "3", "--temperature", "0");
         Assert.True(r.Code == 0, r.Err);
-        Assert.Equal("backend: cpu", Assert.Single(Lines(r.Err)).Split(" (")[0]);
+        var err = Lines(r.Err).ToArray();
+        Assert.Equal(2, err.Length);
+        Assert.Equal("backend: cpu", err[0].Split(" (")[0]);
+        Assert.Matches(@"^3 tokens in [0-9.]+ s: [0-9.]+ tokens/s \(prompt \d+ tokens, KV cache\)$", err[1]);
         Assert.StartsWith("It is", r.Out);
         Assert.DoesNotContain("backend", r.Out);
     }
