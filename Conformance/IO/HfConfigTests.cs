@@ -42,7 +42,7 @@ public sealed class HfConfigTests : IDisposable
     [InlineData("pruned_heads", """{"0": [1]}""", "all n_head heads")]
     [InlineData("layer_norm_epsilon", "\"1e-5\"", "not a number")]
     [InlineData("layer_norm_epsilon", "0", "must be positive")]
-    [InlineData("resid_pdrop", "1.5", "not a probability")]
+    [InlineData("resid_pdrop", "1.5", "not a dropout probability")]
     [InlineData("attn_pdrop", "\"0.1\"", "not a number")]
     public void Settings_this_model_cannot_compute_are_refused_by_name(string field, string value, string why)
     {
@@ -79,12 +79,19 @@ public sealed class HfConfigTests : IDisposable
     [InlineData("n_inner", "64")]
     [InlineData("n_inner", "null")]
     [InlineData("pruned_heads", "{}")]
-    [InlineData("resid_pdrop", "0.1")]  // dropout: inference is dropout-free, training never starts from a hub folder
-    [InlineData("embd_pdrop", "0.1")]
     [InlineData("attn_pdrop", "0.1")]
     public void Settings_that_match_this_model_are_accepted(string field, string value)
     {
         Assert.Equal(DecoderConfig.Micro, HfConfig.Parse(MicroWith(field, value), Source).Model);
+    }
+
+    [Fact]
+    public void Dropout_probabilities_reach_the_model_and_round_trip()
+    {
+        var config = HfConfig.Parse(MicroWith("resid_pdrop", "0.1"), Source).Model;
+        Assert.Equal(DecoderConfig.Micro with { ResidualDropout = 0.1f }, config);
+        Assert.Equal(0.25f, HfConfig.Parse(MicroWith("embd_pdrop", "0.25"), Source).Model.EmbeddingDropout);
+        Assert.Equal(config, HfConfig.Parse(new HfConfig(config, "byte").ToJson(), Source).Model);
     }
 
     [Fact]

@@ -49,8 +49,8 @@ public sealed partial record HfConfig(DecoderConfig Model, string? Tokenizer)
             // The float's shortest decimal (1e-05, not 9.99999974737875E-06): parses back to the same float.
             w.WriteNumber("layer_norm_epsilon", Shortest(m.LayerNormEpsilon));
             w.WriteNumber("initializer_range", 0.02);
-            w.WriteNumber("resid_pdrop", 0.0);               // this library trains without dropout
-            w.WriteNumber("embd_pdrop", 0.0);
+            w.WriteNumber("resid_pdrop", Shortest(m.ResidualDropout));
+            w.WriteNumber("embd_pdrop", Shortest(m.EmbeddingDropout));
             w.WriteNumber("attn_pdrop", 0.0);
             w.WriteBoolean("scale_attn_weights", true);
             w.WriteBoolean("tie_word_embeddings", true);      // the output head is wte
@@ -112,11 +112,10 @@ public sealed partial record HfConfig(DecoderConfig Model, string? Tokenizer)
             throw new InvalidDataException($"{source}: tie_word_embeddings false is not supported (the output head is wte)");
         if (root.TryGetProperty("pruned_heads", out var pruned) && pruned.ValueKind == JsonValueKind.Object && pruned.EnumerateObject().Any())
             throw new InvalidDataException($"{source}: pruned_heads {pruned.GetRawText()} is not supported (every layer has all n_head heads)");
-        // Dropout only acts in training: inference is dropout-free, and training never starts from a hub folder
-        // (it starts from scratch or resumes our own checkpoints, which record 0). Accepted, checked to be probabilities.
+        // Dropout acts in training only; an absent field means none (GPT2Config's default would be 0.1).
         foreach (string dropout in new[] { "resid_pdrop", "embd_pdrop", "attn_pdrop" })
-            if (OptionalNumber(root, dropout, source) is { } p && !(p >= 0 && p <= 1))
-                throw new InvalidDataException($"{source}: {dropout} {p} is not a probability (0 to 1)");
+            if (OptionalNumber(root, dropout, source) is { } p && !(p >= 0 && p < 1))
+                throw new InvalidDataException($"{source}: {dropout} {p} is not a dropout probability (in [0, 1))");
 
         int channels = RequiredInt(root, "n_embd", source);
         // n_ctx is the legacy name of n_positions; HF has written both.
@@ -135,6 +134,8 @@ public sealed partial record HfConfig(DecoderConfig Model, string? Tokenizer)
             Layers = RequiredInt(root, "n_layer", source),
             Heads = RequiredInt(root, "n_head", source),
             LayerNormEpsilon = eps,
+                ResidualDropout = (float)(OptionalNumber(root, "resid_pdrop", source) ?? 0),
+                EmbeddingDropout = (float)(OptionalNumber(root, "embd_pdrop", source) ?? 0),
         };
         return model;
     }

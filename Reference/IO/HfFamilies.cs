@@ -315,7 +315,7 @@ public sealed partial record HfConfig
     private static readonly IReadOnlyList<PropertyInfo> CatalogueFields = typeof(DecoderConfig)
         .GetProperties(BindingFlags.Public | BindingFlags.Instance)
         .Where(p => p.CanWrite && p.Name != nameof(DecoderConfig.Naming)
-            && (p.PropertyType == typeof(int) || p.PropertyType == typeof(int?) || p.PropertyType == typeof(float)
+            && (p.PropertyType == typeof(int) || p.PropertyType == typeof(int?) || p.PropertyType == typeof(float) || p.PropertyType == typeof(double?)
                 || p.PropertyType == typeof(bool) || p.PropertyType.IsEnum))
         .ToList();
 
@@ -326,6 +326,7 @@ public sealed partial record HfConfig
             case null: w.WriteNull(name); break;
             case int i: w.WriteNumber(name, i); break;
             case float f: w.WriteNumber(name, Shortest(f)); break;
+            case double d: w.WriteNumber(name, d); break;
             case bool b: w.WriteBoolean(name, b); break;
             default: w.WriteString(name, value.ToString()); break;   // an enum by name
         }
@@ -345,7 +346,9 @@ public sealed partial record HfConfig
             string where = $"{source}: {DecoderField}.{field.Name} is {v.GetRawText()}";
             object? value = p.PropertyType switch
             {
-                var t when t == typeof(int?) && v.ValueKind == JsonValueKind.Null => null,
+                var t when (t == typeof(int?) || t == typeof(double?)) && v.ValueKind == JsonValueKind.Null => null,
+                var t when t == typeof(double?) => v.ValueKind == JsonValueKind.Number && double.IsFinite(v.GetDouble()) ? v.GetDouble()
+                    : throw new InvalidDataException($"{where}, not a number"),
                 var t when t == typeof(int) || t == typeof(int?) => v.ValueKind == JsonValueKind.Number && v.TryGetInt32(out int i) ? i
                     : throw new InvalidDataException($"{where}, not an integer"),
                 var t when t == typeof(float) => v.ValueKind == JsonValueKind.Number && double.IsFinite(v.GetDouble()) ? (float)v.GetDouble()
