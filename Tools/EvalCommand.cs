@@ -14,13 +14,14 @@ internal static class EvalCommand
     /// <param name="stderr">Warnings about the text, such as bytes that are not UTF-8.</param>
     public static Command Create(TextWriter stdout, TextWriter stderr)
     {
-        var checkpoint = new Option<string>("--checkpoint") { Description = "a run folder (its latest checkpoint), a step folder, or a Hugging Face GPT-2 folder", Required = true };
+        var checkpoint = new Option<string>("--checkpoint") { Description = "a run folder (its latest checkpoint), a step folder, or a Hugging Face folder (GPT-2, LLaMA/Mistral, BLOOM, GPT-NeoX)", Required = true };
         var data = Cli.Opt<string?>("--data", "UTF-8 text file to score (default: the embedded Pride and Prejudice)");
         var heldOut = Cli.Opt("--held-out", $"score only the last {TokenDataset.DefaultValidationFraction:P0} of the tokens, the tail train holds out for validation", false);
         var batch = Cli.Opt("--batch", "B sequences per forward pass", 8).AtLeast(1);
         var seq = Cli.Opt<int?>("--seq", "T tokens per sequence (default: the model's context length)").AtLeast(1);
+        var tokenizerOption = Cli.Opt<string?>("--tokenizer", "byte, gpt2, a folder, or a tokenizer.model / tokenizer.json file (default: the model folder's tokenizer.model, else tokenizer.json, else config.json's llm_tokenizer, else gpt2 for a GPT-2 folder)");
         var json = Cli.Opt("--json", "print one JSON object: loss, perplexity, tokens, bits_per_byte", false);
-        var cmd = new Command("eval", "Score a text: mean cross-entropy in nats per token, and perplexity.") { checkpoint, data, heldOut, batch, seq, json };
+        var cmd = new Command("eval", "Score a text: mean cross-entropy in nats per token, and perplexity.") { checkpoint, tokenizerOption, data, heldOut, batch, seq, json };
         cmd.SetAction(p =>
         {
             string folder = Checkpoint.ResolveModelFolder(p.GetValue(checkpoint)!);
@@ -29,7 +30,7 @@ internal static class EvalCommand
             bool asJson = p.GetValue(json);
             using var backend = Cli.CreateBackend(p, asJson ? TextWriter.Null : stdout);
             var (model, tokenizerName) = Models.Decoder.Load(folder, backend);
-            var tokenizer = Tokenizers.Create(tokenizerName);
+            var tokenizer = Tokenizers.ForModel(p.GetValue(tokenizerOption), folder, tokenizerName, model.Config);
             int B = p.GetValue(batch);
             int T = p.GetValue(seq) ?? model.Config.ContextLength;
             if (T > model.Config.ContextLength)

@@ -13,7 +13,7 @@ internal static class SampleCommand
     public static Command Create(TextWriter stdout, TextWriter stderr)
     {
         var d = new SamplingOptions();
-        var checkpoint = new Option<string>("--checkpoint") { Description = "a run folder (its latest checkpoint), a step folder, or a Hugging Face GPT-2 folder", Required = true };
+        var checkpoint = new Option<string>("--checkpoint") { Description = "a run folder (its latest checkpoint), a step folder, or a Hugging Face folder (GPT-2, LLaMA/Mistral, BLOOM, GPT-NeoX)", Required = true };
         var prompt = Cli.Opt("--prompt", "text to continue", "");
         // the ranges of SamplingOptions.Validate, checked here too so the message names the option as typed
         var tokens = Cli.Opt("--tokens", "new tokens to generate", 200).AtLeast(0);
@@ -24,8 +24,9 @@ internal static class SampleCommand
             .Must(v => v > 0 && v <= 1, "in (0, 1] (1 = off)");
         var penalty = Cli.Opt("--repetition-penalty", "CTRL repetition penalty (1: off)", d.RepetitionPenalty)
             .Must(r => r > 0 && float.IsFinite(r), "a finite number > 0 (1 = off)");
+        var tokenizerOption = Cli.Opt<string?>("--tokenizer", "byte, gpt2, a folder, or a tokenizer.model / tokenizer.json file (default: the model folder's tokenizer.model, else tokenizer.json, else config.json's llm_tokenizer, else gpt2 for a GPT-2 folder)");
         var seed = Cli.Opt("--seed", "sampling seed", d.Seed);
-        var cmd = new Command("sample", "Generate text from a checkpoint.") { checkpoint, prompt, tokens, temperature, topK, topP, penalty, seed };
+        var cmd = new Command("sample", "Generate text from a checkpoint.") { checkpoint, tokenizerOption, prompt, tokens, temperature, topK, topP, penalty, seed };
         cmd.SetAction(p =>
         {
             var options = new SamplingOptions
@@ -38,23 +39,30 @@ internal static class SampleCommand
             // as every command, sample names its backend; on stderr, since stdout carries only the text
             using var backend = Cli.CreateBackend(p, stderr);
             var (model, tokenizerName) = Models.Decoder.Load(folder, backend);
-            var tokenizer = Tokenizers.Create(tokenizerName);
+            var tokenizer = Tokenizers.ForModel(p.GetValue(tokenizerOption), folder, tokenizerName, model.Config);
             string text = p.GetValue(prompt)!;
             int[] ids = tokenizer.Encode(text);
-            if (ids.Length == 0) ids = [tokenizer.EndOfText ?? '\n'];  // an empty prompt starts a new document
+            if (ids.Length == 0) ids = [tokenizer.BeginOfText ?? tokenizer.EndOfText ?? '\n'];  // an empty prompt starts a new document
             stdout.Write(text);
-            var pending = new List<int>();
+            // Printed as the growth of the decoded whole, not token by token: SentencePiece decodes a piece's leading
+            // "▁" as a space only after other text, and the bytes of one UTF-8 character may arrive in several tokens
+            // (the text then ends in U+FFFD until the character is complete).
+            var all = new List<int>(ids);
+            string shown = tokenizer.Decode(ids);
+            int pendingFrom = all.Count;
             var clock = System.Diagnostics.Stopwatch.StartNew();
             int generated = 0;
             foreach (int id in Generator.Generate(model, ids, n, new Sampler(options)))   // with the KV cache
             {
                 generated++;
-                // bytes of one UTF-8 character may arrive in several tokens: print only complete characters
-                pending.Add(id);
-                string piece = tokenizer.Decode(pending.ToArray());
-                if (!piece.EndsWith('\uFFFD')) { stdout.Write(piece); pending.Clear(); }
+                all.Add(id);
+                string whole = tokenizer.Decode(all.ToArray());
+                if (whole.EndsWith('\uFFFD')) continue;
+                stdout.Write(whole.StartsWith(shown, StringComparison.Ordinal) ? whole[shown.Length..] : tokenizer.Decode(all.ToArray().AsSpan(pendingFrom)));
+                shown = whole;
+                pendingFrom = all.Count;
             }
-            if (pending.Count > 0) stdout.Write(tokenizer.Decode(pending.ToArray()));
+            if (pendingFrom < all.Count) stdout.Write(tokenizer.Decode(all.ToArray().AsSpan(pendingFrom)));
             stdout.WriteLine();
             double seconds = clock.Elapsed.TotalSeconds;
             stderr.WriteLine($"{generated} tokens in {seconds:F2} s: {generated / Math.Max(seconds, 1e-9):F1} tokens/s (prompt {ids.Length} tokens, KV cache)");

@@ -115,12 +115,14 @@ public sealed class Decoder
     }
 
     /// <summary>Loads a checkpoint folder (ours or a Hugging Face download of a supported family); returns the model and
-    /// its tokenizer name (config.json's llm_tokenizer; Hugging Face folders without it use GPT-2 BPE).</summary>
+    /// its tokenizer as <see cref="Text.Tokenizers.Open"/> takes it: the folder's tokenizer.model, else its tokenizer.json,
+    /// else config.json's llm_tokenizer, else "gpt2" for a GPT-2 folder; null for other families with none of these.</summary>
     /// <param name="frozen">As in the constructor: the parameters not to train.</param>
-    public static (Decoder Model, string Tokenizer) Load(string path, IBackend backend, Func<string, bool>? frozen = null)
+    public static (Decoder Model, string? Tokenizer) Load(string path, IBackend backend, Func<string, bool>? frozen = null)
     {
         var loaded = IO.Checkpoint.LoadModel(path, backend, frozen);
-        return (new Decoder(loaded.Config.Model, loaded.Parameters), loaded.Config.Tokenizer ?? "gpt2");
+        return (new Decoder(loaded.Config.Model, loaded.Parameters),
+            Text.Tokenizers.ForFolder(loaded.Folder, loaded.Config.Tokenizer, loaded.Config.Model.Naming));
     }
 
     // ---- forward -------------------------------------------------------------------------------------------------------

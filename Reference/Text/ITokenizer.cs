@@ -6,7 +6,8 @@ namespace Llm.Text;
 /// </summary>
 public interface ITokenizer
 {
-    /// <summary>The name <see cref="Tokenizers.Create"/> accepts: "byte" or "gpt2".</summary>
+    /// <summary>"byte" or "gpt2" (what <see cref="Tokenizers.Create"/> accepts), or the path of the tokenizer file it
+    /// was read from.</summary>
     string Name { get; }
 
     /// <summary>V: number of distinct ids.</summary>
@@ -14,6 +15,9 @@ public interface ITokenizer
 
     /// <summary>The document separator id, or null when the vocabulary has none.</summary>
     int? EndOfText { get; }
+
+    /// <summary>The id <see cref="Encode"/> prepends when the tokenizer's configuration says so, or null.</summary>
+    int? BeginOfText => null;
 
     int[] Encode(string text);
 
@@ -35,6 +39,50 @@ public static class Tokenizers
             "gpt2" => Gpt2Tokenizer.Shared,
             _ => throw new ArgumentException($"unknown tokenizer '{name}'; known: {string.Join(", ", Names)}"),
         };
+    }
+
+    public const string SentencePieceFile = "tokenizer.model";
+    public const string HfJsonFile = "tokenizer.json";
+
+    /// <summary>A name ("byte", "gpt2"), a folder (its tokenizer.model, else its tokenizer.json), or the path of a
+    /// tokenizer.model (SentencePiece) or tokenizer.json (Hugging Face) file.</summary>
+    public static ITokenizer Open(string nameOrPath)
+    {
+        ArgumentNullException.ThrowIfNull(nameOrPath);
+        if (Names.Contains(nameOrPath.Trim().ToLowerInvariant())) return Create(nameOrPath);
+        string path = nameOrPath;
+        if (Directory.Exists(path))
+            path = InFolder(path) ?? throw new FileNotFoundException($"{nameOrPath}: the folder has neither {SentencePieceFile} nor {HfJsonFile}");
+        else if (!File.Exists(path))
+            throw new ArgumentException($"unknown tokenizer '{nameOrPath}': neither a name ({string.Join(", ", Names)}) nor an existing file or folder");
+        return path.EndsWith(".json", StringComparison.OrdinalIgnoreCase) ? HfJsonTokenizer.Load(path) : new SentencePieceFileTokenizer(path);
+    }
+
+    /// <summary>The folder's tokenizer.model, else its tokenizer.json, else null.</summary>
+    public static string? InFolder(string folder)
+    {
+        foreach (string file in new[] { SentencePieceFile, HfJsonFile })
+            if (File.Exists(Path.Combine(folder, file))) return Path.Combine(folder, file);
+        return null;
+    }
+
+    /// <summary>What a model folder's own files say its tokenizer is: its tokenizer.model, else tokenizer.json, else
+    /// config.json's llm_tokenizer, else "gpt2" for a GPT-2 family folder (hub GPT-2 downloads carry only vocab.json
+    /// and merges.txt, which are GPT-2's). Null for another family with none of these: no default is right there.</summary>
+    public static string? ForFolder(string folder, string? configTokenizer, Models.WeightNaming family) =>
+        InFolder(folder) ?? configTokenizer ?? (family == Models.WeightNaming.Gpt2 ? "gpt2" : null);
+
+    /// <summary>The tokenizer for a model: <paramref name="requested"/> (--tokenizer) when given, else
+    /// <paramref name="folderTokenizer"/> (from <see cref="ForFolder"/>). Throws naming the folder and the files looked
+    /// for when there is none, and naming both sizes when the tokenizer has more ids than the model's vocab_size.</summary>
+    public static ITokenizer ForModel(string? requested, string folder, string? folderTokenizer, Models.DecoderConfig model)
+    {
+        string source = requested ?? folderTokenizer ?? throw new FileNotFoundException(
+            $"{folder}: no tokenizer: the folder has neither {SentencePieceFile} nor {HfJsonFile}, and its config.json names none ({IO.HfConfig.TokenizerField}); give --tokenizer");
+        var tokenizer = Open(source);
+        if (tokenizer.VocabSize > model.VocabSize)
+            throw new InvalidDataException($"tokenizer {tokenizer.Name} has {tokenizer.VocabSize} ids, more than the model's vocab_size {model.VocabSize} ({folder})");
+        return tokenizer;
     }
 
     /// <summary>Throws naming the position and value of the first id outside [0, vocabSize).</summary>

@@ -192,7 +192,7 @@ public sealed class TrainingRun
         var (model, tokenizerName) = Decoder.Load(folder, backend);
         if (tokenizerName != options.Tokenizer)
             throw new InvalidDataException($"{folder}: config.json names tokenizer '{tokenizerName}' but the training state says '{options.Tokenizer}'");
-        var tokenizer = Tokenizers.Create(tokenizerName);
+        var tokenizer = Tokenizers.Create(options.Tokenizer);
         var (data, sha) = LoadData(options, tokenizer, warn);
         if (state.DataSha256 is { } expected && expected != sha)
             throw new InvalidDataException($"{options.DataPath ?? "the embedded corpus"} changed since {folder} was written (SHA-256 {sha[..12]}…, the checkpoint's is {expected[..Math.Min(12, expected.Length)]}…): resuming on other text would not continue the same run");
