@@ -14,9 +14,15 @@ namespace Llm.Tools;
 /// </summary>
 public static class Bench
 {
+    /// <param name="DecodePreset">model of the decode benchmark; null: the same as <paramref name="Preset"/>.</param>
+    /// <param name="DecodeTokens">new tokens of greedy decoding after a <paramref name="DecodePrompt"/>-token prompt; 0 skips it.</param>
+    /// <param name="AttentionSeq">T of the attention forward+backward benchmark; 0 skips it.</param>
     public sealed record Options(string Preset = "gpt2", int Batch = 4, int Seq = 64, int Steps = 3, int MatMulSize = 1024, bool SkipNaive = false, bool Json = false,
-        int BandwidthMiB = 512)
+        int BandwidthMiB = 512, string? DecodePreset = null, int DecodePrompt = 64, int DecodeTokens = 64,
+        int AttentionSeq = 2048, int AttentionBatch = 1, int AttentionHeads = 12, int AttentionHeadSize = 64)
     {
+        public string DecodeModel => DecodePreset ?? Preset;
+
         /// <summary>The largest n whose n×n matrix fits one array (n² ≤ 2³¹ − 1).</summary>
         public const int MaxMatMulSize = 46340;
 
@@ -31,6 +37,22 @@ public static class Bench
             var config = DecoderConfig.FromPreset(Preset);  // an unknown preset throws naming the known ones
             if (Seq > config.ContextLength)
                 throw new ArgumentException($"--seq {Seq} exceeds the context length {config.ContextLength} of preset '{Preset}'");
+            if (DecodeTokens < 0) throw new ArgumentException($"--decode-tokens must be ≥ 0 (0 skips the decode benchmark), got {DecodeTokens}");
+            if (DecodePrompt < 1) throw new ArgumentException($"--decode-prompt must be ≥ 1, got {DecodePrompt}");
+            if (DecodeTokens > 0)
+            {
+                DecoderConfig decode;
+                try { decode = DecoderConfig.FromPreset(DecodeModel); }
+                catch (ArgumentException e) { throw new ArgumentException($"--decode-preset: {e.Message}"); }
+                if (DecodePrompt + DecodeTokens > decode.ContextLength)
+                    throw new ArgumentException($"--decode-prompt {DecodePrompt} plus --decode-tokens {DecodeTokens} exceeds the context length {decode.ContextLength} of preset '{DecodeModel}'");
+            }
+            if (AttentionSeq is < 0 or > 1 << 16) throw new ArgumentException($"--attention-seq must be in [0, 65536] (0 skips the attention benchmark), got {AttentionSeq}");
+            if (AttentionBatch < 1) throw new ArgumentException($"--attention-batch must be ≥ 1, got {AttentionBatch}");
+            if (AttentionHeads < 1) throw new ArgumentException($"--attention-heads must be ≥ 1, got {AttentionHeads}");
+            if (AttentionHeadSize < 1) throw new ArgumentException($"--attention-head-size must be ≥ 1, got {AttentionHeadSize}");
+            if ((long)AttentionBatch * AttentionSeq * AttentionHeads * AttentionHeadSize > int.MaxValue)
+                throw new ArgumentException($"--attention-batch × --attention-seq × --attention-heads × --attention-head-size must fit one tensor (≤ {int.MaxValue} elements)");
             return this;
         }
     }
@@ -44,7 +66,25 @@ public static class Bench
         double MatMulFractionOfPeak, string Preset, long Parameters, int Batch, int Seq, double ForwardMs, double BackwardMs,
         double AdamWMs, double StepMs, double TokensPerSecond, double StepGflops, double StepFractionOfPeak, double AdamWGBps,
         double AdamWFractionOfBandwidth, double PeakMemoryMiB, MemoryBreakdown Memory, long BytesMovedPerStep, string? Device,
-        Vulkan.VulkanCounters? PerStep = null);
+        Vulkan.VulkanCounters? PerStep = null, DecodeResult? Decode = null, AttentionResult? Attention = null);
+
+    /// <summary>Greedy decoding at batch 1: a prompt of <paramref name="PromptTokens"/>, then <paramref name="NewTokens"/>.</summary>
+    /// <param name="CachedTokensPerSecond">Generator.Generate (KV cache): tokens after the first over the time after the
+    /// first (the first token's time is the prefill, <paramref name="CachedPrefillMs"/>).</param>
+    /// <param name="UncachedTokensPerSecond">Generator.GenerateWithoutCache, counted the same way.</param>
+    /// <param name="WeightBytesPerToken">4·P: every f32 weight read once per token (the tied head once).</param>
+    /// <param name="BandwidthLimitTokensPerSecond">the host's read bandwidth / WeightBytesPerToken; null on Vulkan,
+    /// where the device's bandwidth is not measured.</param>
+    public sealed record DecodeResult(string Preset, long Parameters, int PromptTokens, int NewTokens, double CachedPrefillMs,
+        double CachedTokensPerSecond, double UncachedPrefillMs, double UncachedTokensPerSecond, long WeightBytesPerToken,
+        double? BandwidthLimitTokensPerSecond, double? CachedFractionOfLimit, double? UncachedFractionOfLimit);
+
+    /// <summary>The attention op alone, causal, q, k, v [B, T, NH, hs]: best forward and backward times.</summary>
+    /// <param name="SavedBytes">what the op keeps for backward besides q, k, v and the output: rowMax and rowSum [B, NH, T].</param>
+    /// <param name="ProbsBytes">what a [B, NH, T, T] f32 probability tensor would take: 4·B·NH·T².</param>
+    /// <param name="TensorBytes">every tensor of the benchmark: q, k, v, output, dOutput, dq, dk, dv, rowMax, rowSum.</param>
+    public sealed record AttentionResult(int Batch, int Seq, int Heads, int HeadSize, double ForwardMs, double BackwardMs, double TotalMs,
+        double Gflops, long SavedBytes, long ProbsBytes, long TensorBytes);
 
     /// <summary>
     /// What the process held at the sampled moment of highest resident set (after forward, backward or AdamW of a step),
@@ -137,9 +177,97 @@ public static class Bench
             log.WriteLine($"device memory allocated: {v.BytesAllocated / (1024.0 * 1024.0):F0} MiB; host<->device per step: {moved:N0} bytes (bench uploads its batch once; training adds 2·B·T·4 bytes of ids and targets)");
             log.WriteLine($"per step: {perStep}");
         }
+        // the training step's model, optimizer and tape are not needed any more: free them before the next models
+        tape.Dispose(); model = null!; opt = null!;
+        GC.Collect();
+        var decode = o.DecodeTokens > 0 ? RunDecode(backend, o, machine, log) : null;
+        var attention = o.AttentionSeq > 0 ? RunAttention(backend, o, log) : null;
         return new Result(backend.Name, machine, n, naive, fast, fast / machine.FmaGflops, o.Preset, p, o.Batch, o.Seq, f, b, a, step,
             bt / (step / 1000), stepGflops, stepGflops / machine.FmaGflops, adamGBps, adamGBps / machine.ReadGBps, peak, mem, moved,
-            backend is Vulkan.VulkanBackend vd ? $"{vd.Info.Name} ({vd.Info.Type}, {vd.Info.DriverName})" : null, perStep);
+            backend is Vulkan.VulkanBackend vd ? $"{vd.Info.Name} ({vd.Info.Type}, {vd.Info.DriverName})" : null, perStep, decode, attention);
+    }
+
+    /// <summary>Greedy decoding of a random prompt with and without the KV cache; a short untimed run first (JIT, pools).</summary>
+    public static DecodeResult RunDecode(IBackend backend, Options o, MachinePeak.Result machine, TextWriter log)
+    {
+        var config = DecoderConfig.FromPreset(o.DecodeModel);
+        var model = new Decoder(backend, config);
+        model.InitializeWeights(4);
+        var rng = new Common.Rng(5);
+        var prompt = new int[o.DecodePrompt];
+        for (int i = 0; i < prompt.Length; i++) prompt[i] = rng.NextInt(config.VocabSize);
+        var greedy = new Inference.SamplingOptions { Temperature = 0 };
+        // one timing: the first token's time (the prompt's forward, the prefill) and the tokens after it per second
+        (double PrefillMs, double TokensPerSecond) Time(Func<IEnumerable<int>> generate)
+        {
+            var sw = Stopwatch.StartNew();
+            double first = 0;
+            int count = 0;
+            foreach (int _ in generate())
+                if (count++ == 0) first = sw.Elapsed.TotalSeconds;
+            double total = sw.Elapsed.TotalSeconds;
+            return (first * 1000, count > 1 ? (count - 1) / (total - first) : count / total);
+        }
+        Time(() => Inference.Generator.Generate(model, prompt, Math.Min(2, o.DecodeTokens), new Inference.Sampler(greedy)));
+        Time(() => Inference.Generator.GenerateWithoutCache(model, prompt, Math.Min(2, o.DecodeTokens), new Inference.Sampler(greedy)));
+        var cached = Time(() => Inference.Generator.Generate(model, prompt, o.DecodeTokens, new Inference.Sampler(greedy)));
+        var uncached = Time(() => Inference.Generator.GenerateWithoutCache(model, prompt, o.DecodeTokens, new Inference.Sampler(greedy)));
+        long p = model.Parameters.Count, bytes = 4 * p;
+        bool host = backend is CpuBackend;
+        double? limit = host ? machine.ReadGBps * 1e9 / bytes : null;
+        log.WriteLine($"decode {o.DecodeModel} ({p / 1e6:F1}M parameters), batch 1, greedy, prompt {o.DecodePrompt} + {o.DecodeTokens} new tokens: " +
+                      $"KV cache {cached.TokensPerSecond:F2} tokens/s (prefill {cached.PrefillMs:F0} ms), without it {uncached.TokensPerSecond:F2} tokens/s (first token {uncached.PrefillMs:F0} ms)");
+        log.WriteLine(limit is { } l
+            ? $"decode: 4·P = {bytes / 1e6:F0} MB of weights read per token; at the read bandwidth {machine.ReadGBps:F1} GB/s that limits decoding to {l:F1} tokens/s: " +
+              $"KV cache {cached.TokensPerSecond / l:P1} of it, without it {uncached.TokensPerSecond / l:P1}"
+            : $"decode: 4·P = {bytes / 1e6:F0} MB of weights read per token; the limit it sets is the device's bandwidth over that, not measured here (the host's {machine.ReadGBps:F1} GB/s bounds only the CPU backend)");
+        return new DecodeResult(o.DecodeModel, p, o.DecodePrompt, o.DecodeTokens, cached.PrefillMs, cached.TokensPerSecond, uncached.PrefillMs,
+            uncached.TokensPerSecond, bytes, limit, limit is { } a ? cached.TokensPerSecond / a : null, limit is { } u ? uncached.TokensPerSecond / u : null);
+    }
+
+    /// <summary>The backend's attention op forward and backward at [B, T, NH, hs], causal; best of 3 after a warm-up.</summary>
+    public static AttentionResult RunAttention(IBackend backend, Options o, TextWriter log)
+    {
+        int B = o.AttentionBatch, T = o.AttentionSeq, NH = o.AttentionHeads, hs = o.AttentionHeadSize;
+        int[] shape = [B, T, NH, hs];
+        var rng = new Common.Rng(6);
+        var host = new float[B * T * NH * hs];
+        Tensor Random(string name)
+        {
+            for (int i = 0; i < host.Length; i++) host[i] = (float)rng.NextGaussian();
+            var t = backend.Allocate(DType.F32, shape, name);
+            backend.Upload<float>(host, t);
+            return t;
+        }
+        var tensors = new List<Tensor>();
+        Tensor Keep(Tensor t) { tensors.Add(t); return t; }
+        var q = Keep(Random("q")); var k = Keep(Random("k")); var v = Keep(Random("v")); var dOut = Keep(Random("dOut"));
+        var output = Keep(backend.Allocate(DType.F32, shape, "out"));
+        var dq = Keep(backend.Allocate(DType.F32, shape, "dq")); var dk = Keep(backend.Allocate(DType.F32, shape, "dk")); var dv = Keep(backend.Allocate(DType.F32, shape, "dv"));
+        var rowMax = Keep(backend.Allocate(DType.F32, [B, NH, T], "rowMax")); var rowSum = Keep(backend.Allocate(DType.F32, [B, NH, T], "rowSum"));
+        double bestF = double.MaxValue, bestB = double.MaxValue;
+        for (int r = 0; r < 4; r++)  // r = 0 warms up
+        {
+            var sw = Stopwatch.StartNew();
+            backend.Attention(q, k, v, null, AttentionMask.Causal, output, rowMax, rowSum);
+            backend.Synchronize();
+            double tf = sw.Elapsed.TotalMilliseconds;
+            foreach (var g in new[] { dq, dk, dv }) backend.Fill(g, 0);
+            backend.Synchronize();
+            sw.Restart();
+            backend.AttentionBackward(dOut, q, k, v, null, AttentionMask.Causal, output, rowMax, rowSum, dq, dk, dv, null);
+            backend.Synchronize();
+            double tb = sw.Elapsed.TotalMilliseconds;
+            if (r > 0) { bestF = Math.Min(bestF, tf); bestB = Math.Min(bestB, tb); }
+        }
+        long saved = 2L * 4 * B * NH * T, probs = 4L * B * NH * T * T, all = tensors.Sum(t => (long)t.Length * 4);
+        // causal: T(T+1)/2 query·key pairs per head, 2·hs multiply-adds each in forward (q·k, p·v), 4·hs in backward (+ the recomputed q·k)
+        double pairs = (double)B * NH * T * (T + 1) / 2, flops = pairs * hs * 2 * (2 + 5);
+        double gflops = flops / ((bestF + bestB) / 1000) / 1e9;
+        log.WriteLine($"attention B={B} T={T} NH={NH} hs={hs} causal, {backend.Name}: forward {bestF:F1} ms, backward {bestB:F1} ms, total {bestF + bestB:F1} ms ({gflops:F1} GFLOP/s of 14·hs flops per visible pair); " +
+                      $"kept for backward: rowMax+rowSum {saved / 1024.0:F0} KiB, where probabilities [B, NH, T, T] would take {probs / (1024.0 * 1024.0):F0} MiB; all its tensors {all / (1024.0 * 1024.0):F0} MiB");
+        foreach (var t in tensors) backend.Release(t);
+        return new AttentionResult(B, T, NH, hs, bestF, bestB, bestF + bestB, gflops, saved, probs, all);
     }
 
     /// <summary>Samples the resident set and what is known to hold it; keeps the sample with the largest resident set.</summary>

@@ -12,7 +12,8 @@ public sealed class BenchJsonTests
     public void Bench_json_has_the_peaks_the_fractions_and_the_memory_breakdown()
     {
         var r = Run("bench", "--backend", "cpu", "--preset", "micro", "--batch", "1", "--seq", "8", "--steps", "1",
-            "--matmul-size", "48", "--skip-naive", "--bandwidth-mib", "8", "--json");
+            "--matmul-size", "48", "--skip-naive", "--bandwidth-mib", "8", "--decode-prompt", "4", "--decode-tokens", "4",
+            "--attention-seq", "16", "--attention-batch", "2", "--json");
         Assert.True(r.Code == 0, $"exit {r.Code}: {r.Err}");
         var llm = JsonDocument.Parse(Lines(r.Out)[^1]).RootElement.GetProperty("llm");
         double D(JsonElement e, string name) => e.GetProperty(name).GetDouble();
@@ -39,5 +40,57 @@ public sealed class BenchJsonTests
         Assert.Equal(3.0 * 8 * Models.DecoderConfig.FromPreset("micro").VocabSize * 4 / (1 << 20), D(mem, "LogitsMiB"), 9);
         Assert.Equal(D(mem, "ResidentMiB"), D(mem, "ManagedMiB") + D(mem, "NativeMiB"), 6);
         Assert.True(D(llm, "PeakMemoryMiB") >= D(mem, "ResidentMiB") - 1, "VmHWM is at least every sampled resident set");
+
+        // decode: the preset follows --preset; tokens/s positive; the bandwidth limit is read bandwidth / 4·P (CPU backend)
+        var decode = llm.GetProperty("Decode");
+        Assert.Equal("micro", decode.GetProperty("Preset").GetString());
+        Assert.Equal(p, decode.GetProperty("Parameters").GetInt64());
+        Assert.Equal(4, decode.GetProperty("PromptTokens").GetInt32());
+        Assert.Equal(4, decode.GetProperty("NewTokens").GetInt32());
+        Assert.Equal(4 * p, decode.GetProperty("WeightBytesPerToken").GetInt64());
+        Assert.True(D(decode, "CachedTokensPerSecond") > 0 && D(decode, "UncachedTokensPerSecond") > 0);
+        Assert.True(D(decode, "CachedPrefillMs") > 0 && D(decode, "UncachedPrefillMs") > 0);
+        Assert.Equal(D(machine, "ReadGBps") * 1e9 / (4.0 * p), D(decode, "BandwidthLimitTokensPerSecond"), 6);
+        Assert.Equal(D(decode, "CachedTokensPerSecond") / D(decode, "BandwidthLimitTokensPerSecond"), D(decode, "CachedFractionOfLimit"), 9);
+        Assert.Equal(D(decode, "UncachedTokensPerSecond") / D(decode, "BandwidthLimitTokensPerSecond"), D(decode, "UncachedFractionOfLimit"), 9);
+        Assert.True(D(decode, "CachedFractionOfLimit") > 0 && double.IsFinite(D(decode, "CachedFractionOfLimit")));
+
+        // attention: times positive; what it keeps is rowMax + rowSum [B, NH, T], against 4·B·NH·T² bytes of probabilities
+        var att = llm.GetProperty("Attention");
+        int B = att.GetProperty("Batch").GetInt32(), T = att.GetProperty("Seq").GetInt32(), NH = att.GetProperty("Heads").GetInt32(), hs = att.GetProperty("HeadSize").GetInt32();
+        Assert.Equal((2, 16, 12, 64), (B, T, NH, hs));
+        Assert.True(D(att, "ForwardMs") > 0 && D(att, "BackwardMs") > 0 && D(att, "Gflops") > 0);
+        Assert.Equal(D(att, "ForwardMs") + D(att, "BackwardMs"), D(att, "TotalMs"), 9);
+        Assert.Equal(2L * 4 * B * NH * T, att.GetProperty("SavedBytes").GetInt64());
+        Assert.Equal(4L * B * NH * T * T, att.GetProperty("ProbsBytes").GetInt64());
+        Assert.Equal(4L * (8L * B * T * NH * hs + 2L * B * NH * T), att.GetProperty("TensorBytes").GetInt64());
+    }
+
+    [Theory]
+    [InlineData("--decode-tokens", "-1", "--decode-tokens")]
+    [InlineData("--decode-prompt", "0", "--decode-prompt")]
+    [InlineData("--decode-preset", "nonesuch", "--decode-preset")]
+    [InlineData("--attention-seq", "-2", "--attention-seq")]
+    [InlineData("--attention-batch", "0", "--attention-batch")]
+    public void Bench_refuses_a_decode_or_attention_option_that_cannot_run_naming_it(string option, string value, string named)
+    {
+        // the other decode option at a size that fits micro's context of 16, so only the one under test is wrong
+        string[] args = option switch
+        {
+            "--decode-prompt" => ["--decode-tokens", "4"],
+            "--decode-tokens" => ["--decode-prompt", "4"],
+            _ => ["--decode-prompt", "4", "--decode-tokens", "4"],
+        };
+        var r = Run(["bench", "--backend", "cpu", "--preset", "micro", "--seq", "8", .. args, option, value]);
+        Assert.NotEqual(0, r.Code);
+        Assert.Contains(named, r.Err + r.Out);
+    }
+
+    [Fact]
+    public void Bench_refuses_a_decode_longer_than_the_context_naming_both_options()
+    {
+        var r = Run("bench", "--backend", "cpu", "--preset", "micro", "--seq", "8", "--decode-prompt", "10", "--decode-tokens", "10");
+        Assert.NotEqual(0, r.Code);
+        Assert.Contains("--decode-prompt 10 plus --decode-tokens 10 exceeds the context length 16", r.Err + r.Out);
     }
 }

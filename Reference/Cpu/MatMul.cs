@@ -54,6 +54,7 @@ public static unsafe class MatMul
         {
             var job = new Job(new Operand(pa, aRowStride, aColStride), new Operand(pb, bRowStride, bColStride),
                 bias.IsEmpty ? null : pbias, pc, n, accumulate);
+            if (m <= GemvRows && k > 0 && (bRowStride == 1 || bColStride == 1)) { Gemv(m, n, k, job, parallel); return; }
             if (parallel && Environment.ProcessorCount > 1 && (long)m * n * k >= ParallelThreshold) Shared(m, n, k, job);
             else Blocked(m, n, k, job);
         }
@@ -111,6 +112,55 @@ public static unsafe class MatMul
         public readonly bool Accumulate = accumulate;
         public Job Rows(int i0) => new(A.Offset(i0, 0), B, Bias, C + (long)i0 * Ldc, Ldc, Accumulate);
         public Job Columns(int j0) => new(A, B.Offset(0, j0), Bias == null ? null : Bias + j0, C + j0, Ldc, Accumulate);
+    }
+
+    // A few rows (decoding one token: M = batch): packing op(b) would read and write the whole weight for M·N·K flops,
+    // so op(b) is streamed once, unpacked, instead: dot products against its rows when it is transposed (W [N, K], every
+    // Linear and the tied head), row updates c += a(i, p)·b(p, :) when it is row-major. Memory-bound either way.
+    private const int GemvRows = 4;
+    private const int GemvColumns = 256;   // columns per work item of the row-update form (the item's c stays in L1)
+
+    /// <summary>M ≤ <see cref="GemvRows"/>: each output element is summed by one thread in one fixed order (the same
+    /// bits whatever the thread count), across cores in column blocks when <paramref name="parallel"/> and large enough.</summary>
+    private static void Gemv(int m, int n, int k, Job job, bool parallel)
+    {
+        // op(a)'s rows made contiguous: k floats each, small (M ≤ 4 rows)
+        float[] rows = ArrayPool<float>.Shared.Rent(m * k);
+        try
+        {
+            for (int i = 0; i < m; i++)
+                for (int p = 0; p < k; p++) rows[i * k + p] = *job.A.At(i, p);
+            fixed (float* a = rows)
+            {
+                nint address = (nint)a;
+                bool dots = job.B.RowStride == 1;   // b(p, j) = B[j·ColStride + p]: column j of op(b) is contiguous
+                int block = dots ? Math.Max(16, (int)Math.Min(n, 16384L * 16 / Math.Max(1, k))) : GemvColumns;
+                int items = (n + block - 1) / block;
+                void Item(int item)
+                {
+                    float* ap = (float*)address;
+                    int j0 = item * block, cols = Math.Min(block, n - j0);
+                    Start(job, 0, m, j0, cols);
+                    if (dots)
+                        for (int j = j0; j < j0 + cols; j++)
+                        {
+                            var w = new ReadOnlySpan<float>(job.B.At(0, j), k);
+                            for (int i = 0; i < m; i++) job.C[(long)i * job.Ldc + j] += TensorPrimitives.Dot(new ReadOnlySpan<float>(ap + i * k, k), w);
+                        }
+                    else
+                        for (int i = 0; i < m; i++)
+                        {
+                            var c = new Span<float>(job.C + (long)i * job.Ldc + j0, cols);
+                            for (int p = 0; p < k; p++) TensorPrimitives.MultiplyAdd(new ReadOnlySpan<float>(job.B.At(p, j0), cols), ap[i * k + p], c, c);
+                        }
+                }
+                if (parallel && items > 1 && Environment.ProcessorCount > 1 && (long)m * n * k >= ParallelThreshold)
+                    Parallel.For(0, items, Item);
+                else
+                    for (int item = 0; item < items; item++) Item(item);
+            }
+        }
+        finally { ArrayPool<float>.Shared.Return(rows); }
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
