@@ -85,7 +85,7 @@ public sealed class TapeOpTests
         double[] x = Uniform(b * t * c, 6), dy = Uniform(b * t * c, 7);
 
         using var tape = new Tape(Definition);
-        Var input = new(Put(x, b, t, c));
+        Var input = new(Put(x, b, t, c), requiresGrad: true);
         Var output = tape.Dropout(input, p, seed, offset);
         tape.Backward(output, Put(dy, b, t, c));
 
