@@ -9,11 +9,14 @@ namespace Llm.Checks.Ops;
 /// One attention call: query [B, Tq, NH, hs], key/value [B, Tk, NKV, hs], drawn as Scale·N(0,1) (Scale 3 makes
 /// q·k/√hs ≈ 9σ, nearly one-hot rows), under a mask drawn from every rule of <see cref="AttentionMask"/>. Cases with
 /// Tk ≥ QueryOffset + Tq are self-attention (the diagonal key exists, so no query is left without keys); Tk &lt; Tq cases
-/// are cross-attention (bidirectional, no positions).
+/// are cross-attention (bidirectional, no positions). Some cases drop probabilities (p 0.1 or 0.5) from a counter offset
+/// that may cross 2³² inside the call; the keep decisions are a fixed function of the counter, so backward and finite
+/// differences see a smooth function of q, k, v.
 /// </summary>
 public sealed record AttentionCase(int B, int Tq, int Tk, int NH, int NKV, int HS, double Scale, int Seed,
     Visibility Visibility = Visibility.Causal, int QueryOffset = 0, int Window = 0, SparsePattern Sparse = SparsePattern.None,
-    int Stride = 0, int Summary = 1, bool Segments = false, bool Alibi = false, bool Bias = false, float? ScoreScale = null)
+    int Stride = 0, int Summary = 1, bool Segments = false, bool Alibi = false, bool Bias = false, float? ScoreScale = null,
+    float Dropout = 0f, ulong DropoutSeed = 0, long DropoutOffset = 0)
 {
     public int[] QueryShape => [B, Tq, NH, HS];
     public int[] KeyShape => [B, Tk, NKV, HS];
@@ -22,14 +25,14 @@ public sealed record AttentionCase(int B, int Tq, int Tk, int NH, int NKV, int H
     public bool SelfAttention => Tk >= QueryOffset + Tq;
     public override string ToString() =>
         $"q{Dims.Shape(QueryShape)} kv{Dims.Shape(KeyShape)} {Visibility} offset={QueryOffset} window={Window} {Sparse}({Stride},{Summary}) " +
-        $"segments={Segments} alibi={Alibi} bias={Bias} scale={Scale} qkScale={ScoreScale?.ToString() ?? "1/√hs"} seed={Seed}";
+        $"segments={Segments} alibi={Alibi} bias={Bias} scale={Scale} qkScale={ScoreScale?.ToString() ?? "1/√hs"} dropout={Dropout}(seed {DropoutSeed}, offset {DropoutOffset}) seed={Seed}";
 
     /// <summary>The mask with this case's index tensors, built on whichever backend <paramref name="t"/> maps to.</summary>
     public AttentionMask Mask(Func<string, Tensor?> t) => new()
     {
         Visibility = Visibility, QueryOffset = QueryOffset, Window = Window, Sparse = Sparse, Stride = Stride, Summary = Summary,
         PrefixLengths = t("prefix"), QuerySegments = t("querySegments"), KeySegments = t("keySegments"), AlibiSlopes = t("slopes"),
-        Scale = ScoreScale,
+        Scale = ScoreScale, Dropout = Dropout, DropoutSeed = DropoutSeed, DropoutOffset = DropoutOffset,
     };
 
     /// <summary>Prefix lengths, segment ids and slopes, from the case's seed (the same on every side).</summary>
@@ -73,10 +76,13 @@ public sealed record AttentionCase(int B, int Tq, int Tk, int NH, int NKV, int H
         from summary in Gen.Choose(1, 12)
         from flags in Gen.Choose(0, 15)
         from qkScale in Gen.Frequency((4, Gen.Constant<float?>(null)), (1, Gen.Constant<float?>(1f)))
+        from dropout in Gen.Frequency((6, Gen.Constant(0f)), (1, Gen.Constant(0.1f)), (1, Gen.Constant(0.5f)))
+        from dropOffset in Gen.Elements(0L, 977L, (1L << 32) - 5000)
         // f64 oracle cost ≈ B·NH·Tq·Tk·hs
         let d = Dims.Fit([b, tq, nkv * perKv, hs], d => (long)d[0] * d[2] * d[1] * (d[1] + 40) * Math.Max(d[3], 8), 2_000_000)
         let kv = Enumerable.Range(1, Math.Min(nkv, d[2])).Last(x => d[2] % x == 0)   // the most kv heads ≤ nkv that divide NH
-        select Build(d[0], d[1], tkExtra, d[2], kv, d[3], scale, seed, visibility, window, sparse, stride, Math.Min(summary, stride), flags, qkScale),
+        select Build(d[0], d[1], tkExtra, d[2], kv, d[3], scale, seed, visibility, window, sparse, stride, Math.Min(summary, stride), flags, qkScale)
+            with { Dropout = dropout, DropoutSeed = dropout > 0f ? (ulong)seed * 0x9E3779B97F4A7C15 : 0, DropoutOffset = dropout > 0f ? dropOffset : 0 },
         Shrink);
 
     private static AttentionCase Build(int b, int tq, int tkExtra, int nh, int nkv, int hs, double scale, int seed, Visibility visibility,
@@ -98,6 +104,7 @@ public sealed record AttentionCase(int B, int Tq, int Tk, int NH, int NKV, int H
                  {
                      c with { Bias = false }, c with { Alibi = false }, c with { Segments = false },
                      c with { Sparse = SparsePattern.None, Stride = 0, Summary = 1 }, c with { Window = 0 },
+                     c with { Dropout = 0f, DropoutSeed = 0, DropoutOffset = 0 },
                  })
             if (simpler != c) yield return simpler;
         foreach (int b in Dims.ShrinkDim(c.B)) yield return c with { B = b };
@@ -166,8 +173,8 @@ public static class AttentionChecks
         var mask = MaskBuffers(check, c);
         // dS = att ⊙ (dAtt − att·dAtt) cancels to ~0 where one key dominates, and the f32 row statistics move att by
         // ~2⁻²⁴·|s|: so dS is compared at the size it has without cancellation, |dAtt| ≈ √hs (v, dO ~ N(0, 1)), and
-        // dQ, dK = Σ dS·scale·(k or q) at scale·√hs·Scale
-        double dS = Math.Sqrt(c.HS), dQK = c.Mask(_ => null).ScaleFor(c.HS) * dS * c.Scale;
+        // dQ, dK = Σ dS·scale·(k or q) at scale·√hs·Scale; dropout scales dAtt by up to 1/(1 − p)
+        double dS = Math.Sqrt(c.HS) / (1 - c.Dropout), dQK = c.Mask(_ => null).ScaleFor(c.HS) * dS * c.Scale;
         var dQuery = check.InOut("dQuery", c.QueryShape, Values.Normal(check.Rng, q.Length), Tolerance.AttentionBackward, dQK);
         var dKey = check.InOut("dKey", c.KeyShape, Values.Normal(check.Rng, k.Length), Tolerance.AttentionBackward, dQK);
         var dValue = check.InOut("dValue", c.KeyShape, Values.Normal(check.Rng, v.Length), Tolerance.AttentionBackward);

@@ -141,4 +141,62 @@ public sealed class AttentionIdentityTests
         var own = Attend(b, q, k, v, shape, shape, new AttentionMask { Window = 1 });
         Compare.Check(Backends.Context, "attention identity", subject, "window 1 = v", shape, own.Output, v, Same, "window 1");
     }
+
+    /// <summary>Forward's output and statistics, then backward's dQ, dK, dV from prefilled gradients, downloaded.</summary>
+    private static double[][] ForwardAndBackward(IBackend b, double[] q, double[] k, double[] v, double[] dO, int[] shape, AttentionMask mask)
+    {
+        int[] rows = [shape[0], shape[2], shape[1]];
+        Tensor query = Put(b, q, shape), key = Put(b, k, shape), value = Put(b, v, shape);
+        Tensor output = b.Allocate(DType.F32, shape), rowMax = b.Allocate(DType.F32, rows), rowSum = b.Allocate(DType.F32, rows);
+        b.Attention(query, key, value, null, mask, output, rowMax, rowSum);
+        Tensor dQ = Put(b, q, shape), dK = Put(b, k, shape), dV = Put(b, v, shape);
+        b.AttentionBackward(Put(b, dO, shape), query, key, value, null, mask, output, rowMax, rowSum, dQ, dK, dV, null);
+        return [.. new[] { output, rowMax, rowSum, dQ, dK, dV }.Select(t => OpCheck.Download(b, t))];
+    }
+
+    [Theory, MemberData(nameof(Subjects))]
+    public void DropoutZeroIsNoDropoutBitForBit(string subject)
+    {
+        var b = Open(subject);
+        var rng = new Rng(6);
+        int[] shape = [2, 23, 3, 8];
+        int n = Tensor.ElementCount(shape);
+        double[] q = Normal(rng, n), k = Normal(rng, n), v = Normal(rng, n), dO = Normal(rng, n);
+        var plain = ForwardAndBackward(b, q, k, v, dO, shape, AttentionMask.Causal);
+        var zero = ForwardAndBackward(b, q, k, v, dO, shape, new AttentionMask { Dropout = 0f, DropoutSeed = 0xfeed, DropoutOffset = 12345 });
+        string[] names = ["output", "rowMax", "rowSum", "dQuery", "dKey", "dValue"];
+        for (int t = 0; t < names.Length; t++) Assert.True(plain[t].SequenceEqual(zero[t]), $"{subject}: {names[t]} with p = 0 differs from no dropout");
+    }
+
+    /// <summary>E over the keep decisions of keep/(1 − p) is 1, so the mean output over many seeds of the definition
+    /// approaches the undropped output, within 5 standard errors of the sample mean per element; the statistics never move.</summary>
+    [Fact]
+    public void DropoutAveragedOverSeedsIsTheUndroppedOutput()
+    {
+        var rng = new Rng(7);
+        int[] shape = [1, 6, 2, 4], rows = [1, 2, 6];
+        int n = Tensor.ElementCount(shape);
+        double[] q = Values.Normal(rng, n), k = Values.Normal(rng, n), v = Values.Normal(rng, n);
+        Tensor query = Oracle.Tensor(q, shape), key = Oracle.Tensor(k, shape), value = Oracle.Tensor(v, shape);
+        Tensor output = Oracle.Zeros(shape), rowMax = Oracle.Zeros(rows), rowSum = Oracle.Zeros(rows);
+        Oracle.Backend.Attention(query, key, value, null, AttentionMask.Causal, output, rowMax, rowSum);
+        double[] expected = Oracle.Read(output), sums = Oracle.Read(rowSum);
+        const int seeds = 4000;
+        var mean = new double[n];
+        var square = new double[n];
+        for (int seed = 0; seed < seeds; seed++)
+        {
+            Oracle.Backend.Attention(query, key, value, null, new AttentionMask { Dropout = 0.5f, DropoutSeed = (ulong)seed, DropoutOffset = 3 * seed },
+                output, rowMax, rowSum);
+            double[] o = Oracle.Read(output);
+            for (int j = 0; j < n; j++) { mean[j] += o[j] / seeds; square[j] += o[j] * o[j] / seeds; }
+            Assert.Equal(sums, Oracle.Read(rowSum));
+        }
+        for (int j = 0; j < n; j++)
+        {
+            double error = Math.Sqrt(Math.Max(square[j] - mean[j] * mean[j], 0) / seeds);
+            Assert.True(error > 0, $"element {j}: no spread over seeds, so nothing was dropped");
+            Assert.True(Math.Abs(mean[j] - expected[j]) <= 5 * error, $"element {j}: mean {mean[j]} vs undropped {expected[j]} (standard error {error})");
+        }
+    }
 }

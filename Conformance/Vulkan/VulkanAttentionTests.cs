@@ -21,7 +21,7 @@ public class VulkanAttentionTests(VulkanFixture fixture) : IClassFixture<VulkanF
     /// <summary>One attention call's sizes and mask; the mask's tensors are made per backend from the case.</summary>
     public sealed record Case(string Name, int B, int Tq, int Tk, int NH, int NKV, int HS, Visibility Visibility = Visibility.Causal,
         int QueryOffset = 0, int Window = 0, SparsePattern Sparse = SparsePattern.None, int Stride = 0, int Summary = 1,
-        bool Prefix = false, bool Segments = false, bool Alibi = false, bool Bias = false, float? Scale = null)
+        bool Prefix = false, bool Segments = false, bool Alibi = false, bool Bias = false, float? Scale = null, float Dropout = 0f)
     {
         public override string ToString() => Name;
 
@@ -38,6 +38,8 @@ public class VulkanAttentionTests(VulkanFixture fixture) : IClassFixture<VulkanF
                 KeySegments = Segments ? Ids(b, keySegments).Reshape(B, Tk) : null,
                 AlibiSlopes = Alibi ? Put(b, Random(NH, 9, 0.25f, 0.25f)) : null,
                 Scale = Scale,
+                // an offset whose counters cross 2³² inside the call: the kernels' 64-bit carry
+                Dropout = Dropout, DropoutSeed = 0x0123456789abcdef, DropoutOffset = Dropout > 0f ? (1L << 32) - 3000 : 0,
             };
         }
 
@@ -61,6 +63,8 @@ public class VulkanAttentionTests(VulkanFixture fixture) : IClassFixture<VulkanF
         new("grouped-query", 2, 30, 30, 6, 2, 8),
         new("multi-query, prefix, bias", 2, 30, 30, 4, 1, 8, Visibility.Prefix, Prefix: true, Bias: true),
         new("past one workgroup, hs 70", 1, 130, 130, 2, 1, 70),
+        new("dropout 0.1", 2, 37, 37, 3, 3, 7, Dropout: 0.1f),
+        new("dropout 0.5, grouped-query, bias", 2, 30, 30, 6, 2, 8, Bias: true, Dropout: 0.5f),
     ];
 
     private sealed record Result(float[] Output, float[] RowMax, float[] RowSum, float[] DQuery, float[] DKey, float[] DValue, float[]? DBias);
@@ -122,6 +126,7 @@ public class VulkanAttentionTests(VulkanFixture fixture) : IClassFixture<VulkanF
                      new("split causal", 2, 200, 200, 4, 2, 16),
                      new("split prefix, bias, window", 3, 150, 150, 2, 2, 16, Visibility.Prefix, Window: 90, Prefix: true, Bias: true),
                      new("split bidirectional, segments", 1, 120, 120, 3, 1, 20, Visibility.Bidirectional, Segments: true),
+                     new("split causal, bias, dropout", 2, 150, 150, 4, 2, 16, Bias: true, Dropout: 0.3f),
                  })
             AssertMatches(Run(Cpu, c), Run(vk, c), c.Name);
         VulkanTestDevice.AssertClean(vk);
@@ -137,6 +142,7 @@ public class VulkanAttentionTests(VulkanFixture fixture) : IClassFixture<VulkanF
                  {
                      new("sliced, bias", 3, 20, 20, 4, 2, 8, Bias: true, Alibi: true),
                      new("sliced, segments", 3, 20, 20, 4, 4, 8, Visibility.Prefix, Prefix: true, Segments: true),
+                     new("sliced, bias, dropout", 3, 20, 20, 4, 2, 8, Bias: true, Dropout: 0.2f),
                  })
             AssertMatches(Run(Cpu, c), Run(vk, c), c.Name);
         VulkanTestDevice.AssertClean(vk);

@@ -1,6 +1,7 @@
 using System.Numerics;
 using System.Numerics.Tensors;
 using System.Runtime.CompilerServices;
+using Llm.Common;
 using Llm.Tensors;
 
 namespace Llm.Cpu;
@@ -17,6 +18,15 @@ public sealed class HostMask(AttentionMask mask, int[]? prefixLengths, int[]? qu
         Mask.Visible(Mask.QueryOffset + i, k, prefixLengths?[b] ?? 0)
         && (querySegments is null || querySegments[b * queries + i] == keySegments![b * keys + k]);
 
+    /// <summary>Whether the mask drops any probability: p = 0 runs the undropped kernels unchanged.</summary>
+    public bool Dropping => Mask.Dropout > 0f;
+
+    private readonly uint threshold = mask.Dropout > 0f ? DropoutKernel.Threshold("attention", mask.Dropout, mask.DropoutOffset) : 0;
+
+    /// <summary>keep(b, h, i, k)/(1 − p) with keep from the counter DropoutOffset + Row(b, h, i)·Tk + k: the factor on att[k].</summary>
+    public T KeepScale<T>(AttentionShape n, int b, int h, int i, int k, T scale) where T : INumberBase<T> =>
+        Philox.Hash(Mask.DropoutSeed, (ulong)Mask.DropoutOffset + (ulong)((long)n.Row(b, h, i) * n.Tk + k)) >> 8 >= threshold ? scale : T.Zero;
+
     /// <summary>[First, Last] bounds the visible keys of query i of sequence b; empty when First &gt; Last.</summary>
     public (int First, int Last) Range(int b, int i) => Mask.Range(Mask.QueryOffset + i, keys, prefixLengths?[b] ?? 0);
 }
@@ -26,7 +36,8 @@ public sealed class HostMask(AttentionMask mask, int[]? prefixLengths, int[]? qu
 /// bias: s[k] = scale·q·k_k − m_h·(p − k) + bias[h, i, k] over the visible keys, att = softmax(s), out = Σ_k att[k]·v_k.
 /// Forward saves only the row statistics rowMax = max_k s[k] and rowSum = Σ_k e^(s[k] − rowMax) (log-sum-exp =
 /// rowMax + ln rowSum, kept in its two parts so that backward recomputes exactly the forward's probabilities);
-/// backward recomputes the scores from q and k. No T×T tensor is stored: memory is O(B·NH·T), as FlashAttention.
+/// backward recomputes the scores from q and k. With mask dropout p, out = Σ_k att[k]·keep[k]/(1 − p)·v_k, the statistics
+/// still those of the undropped softmax, and backward recomputes keep from the counter. No T×T tensor is stored: memory is O(B·NH·T), as FlashAttention.
 /// </summary>
 public static class AttentionKernel
 {
@@ -39,6 +50,7 @@ public static class AttentionKernel
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         var scores = new T[n.Tk]; // [Tk] one row
+        T dropScale = T.CreateChecked(DropoutKernel.Scale(mask.Mask.Dropout));
         for (int b = 0; b < n.B; b++)
             for (int i = 0; i < n.Tq; i++)
                 for (int h = 0; h < n.NH; h++)
@@ -69,6 +81,7 @@ public static class AttentionKernel
                     {
                         if (!mask.Visible(b, i, k)) continue;
                         T att = scores[k] / sum;
+                        if (mask.Dropping) att *= mask.KeepScale(n, b, h, i, k, dropScale);
                         ReadOnlySpan<T> v = value.Slice(n.K(b, k, g), n.HS);
                         for (int d = 0; d < n.HS; d++) o[d] += att * v[d];
                     }
@@ -77,7 +90,8 @@ public static class AttentionKernel
 
     /// <summary>Recomputes att from the saved statistics, then back through out = Σ att·v (dAtt, dV), the softmax
     /// (∂att[k]/∂s[r] = att[k]([k = r] − att[r]), so dS[r] = att[r]·(dAtt[r] − Σ_k att[k]·dAtt[k])), and
-    /// s = scale·q·k + bias (dQ, dK, dScoreBias). Accumulates into every gradient; dScoreBias may be empty.</summary>
+    /// s = scale·q·k + bias (dQ, dK, dScoreBias). With dropout dAtt[k] = keep[k]/(1 − p)·v_k·dO and dV += keep[k]/(1 − p)·att[k]·dO.
+    /// Accumulates into every gradient; dScoreBias may be empty.</summary>
     public static void Backward<T>(ReadOnlySpan<T> dOutput, ReadOnlySpan<T> query, ReadOnlySpan<T> key, ReadOnlySpan<T> value,
         ReadOnlySpan<T> scoreBias, ReadOnlySpan<T> slopes, HostMask mask, AttentionShape n, T scale, ReadOnlySpan<T> rowMax, ReadOnlySpan<T> rowSum,
         Span<T> dQuery, Span<T> dKey, Span<T> dValue, Span<T> dScoreBias)
@@ -85,6 +99,7 @@ public static class AttentionKernel
     {
         var att = new T[n.Tk];  // [Tk] one row of probabilities
         var dAtt = new T[n.Tk]; // [Tk] ∂L/∂att for that row
+        T dropScale = T.CreateChecked(DropoutKernel.Scale(mask.Mask.Dropout));
         for (int b = 0; b < n.B; b++)
             for (int i = 0; i < n.Tq; i++)
                 for (int h = 0; h < n.NH; h++)
@@ -101,11 +116,22 @@ public static class AttentionKernel
                         ReadOnlySpan<T> v = value.Slice(n.K(b, k, g), n.HS);
                         Span<T> dV = dValue.Slice(n.K(b, k, g), n.HS);
                         dAtt[k] = T.Zero;
-                        for (int d = 0; d < n.HS; d++)
+                        if (mask.Dropping)
                         {
-                            dAtt[k] += v[d] * dO[d];
-                            dV[d] += att[k] * dO[d];
+                            T keep = mask.KeepScale(n, b, h, i, k, dropScale), dropped = att[k] * keep;
+                            for (int d = 0; d < n.HS; d++)
+                            {
+                                dAtt[k] += v[d] * dO[d];
+                                dV[d] += dropped * dO[d];
+                            }
+                            dAtt[k] *= keep;
                         }
+                        else
+                            for (int d = 0; d < n.HS; d++)
+                            {
+                                dAtt[k] += v[d] * dO[d];
+                                dV[d] += att[k] * dO[d];
+                            }
                         weighted += att[k] * dAtt[k];
                     }
                     Span<T> dQ = dQuery.Slice(n.Q(b, i, h), n.HS);
@@ -190,6 +216,14 @@ public static class AttentionKernel
         TensorPrimitives.Multiply(scores, 1f / sum, scores);
         rowMax.Slice(row, 1)[0] = max;
         rowSum.Slice(row, 1)[0] = sum;
+        if (mask.Dropping)
+        {
+            float dropScale = (float)DropoutKernel.Scale(mask.Mask.Dropout);
+            for (int k = first; k <= last; k++)
+                if (mask.Dense || mask.Visible(b, i, k))
+                    TensorPrimitives.MultiplyAdd(s.Value.Slice(n.K(b, k, g), n.HS), scores[k - first] * mask.KeepScale(n, b, h, i, k, dropScale), o, o);
+            return;
+        }
         for (int k = first; k <= last; k++)
             if (mask.Dense || mask.Visible(b, i, k))
                 TensorPrimitives.MultiplyAdd(s.Value.Slice(n.K(b, k, g), n.HS), scores[k - first], o, o);
@@ -261,13 +295,20 @@ public static class AttentionKernel
         ReadOnlySpan<float> dO = gr.DOutput.Slice(n.Q(b, i, h), n.HS), q = s.Query.Slice(n.Q(b, i, h), n.HS);
         Span<float> dQ = gr.DQuery.Slice(n.Q(b, i, h), n.HS);
         Span<float> dAtt = rows.AsSpan(n.Tk, att.Length), dS = rows.AsSpan(2 * n.Tk, att.Length);
-        // through out = Σ att[k]·v_k (a hidden key has att 0 and is skipped, as in the forward)
+        // through out = Σ att[k]·keep[k]/(1 − p)·v_k (a hidden key has att 0 and is skipped, as in the forward)
+        float dropScale = (float)DropoutKernel.Scale(mask.Mask.Dropout);
         for (int k = first; k <= last; k++)
         {
             if (!mask.Dense && !mask.Visible(b, i, k)) { dAtt[k - first] = 0f; continue; }
             dAtt[k - first] = TensorPrimitives.Dot(s.Value.Slice(n.K(b, k, g), n.HS), dO);
             Span<float> dV = gr.DValue.Slice(n.K(b, k, g), n.HS);
-            TensorPrimitives.MultiplyAdd(dO, att[k - first], dV, dV);
+            if (mask.Dropping)
+            {
+                float keep = mask.KeepScale(n, b, h, i, k, dropScale);
+                TensorPrimitives.MultiplyAdd(dO, att[k - first] * keep, dV, dV);
+                dAtt[k - first] *= keep;
+            }
+            else TensorPrimitives.MultiplyAdd(dO, att[k - first], dV, dV);
         }
         // through the softmax: dS = att ⊙ (dAtt − att·dAtt); the bias gets dS, the scores' dot product dS·scale
         float weighted = TensorPrimitives.Dot(att, dAtt);

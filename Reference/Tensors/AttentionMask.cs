@@ -30,6 +30,8 @@ public enum SparsePattern
 /// Window &gt; 0 (Mistral's sliding window); the sparse pattern; QuerySegments[b, i] = KeySegments[b, k] when segments are
 /// given (documents packed into one sequence never see each other). A query that sees no key gets output 0.
 /// score = Scale·q·k − AlibiSlopes[h]·(p − k) + scoreBias[h, i, k].
+/// Dropout on the probabilities (GPT-2's attn_pdrop): att[b, h, i, k] is kept iff its Philox counter
+/// DropoutOffset + ((b·NH + h)·Tq + i)·Tk + k passes <see cref="Llm.Cpu.DropoutKernel"/>'s test, kept ones scaled by 1/(1 − p).
 /// </summary>
 public sealed record AttentionMask
 {
@@ -52,6 +54,11 @@ public sealed record AttentionMask
     public Tensor? AlibiSlopes { get; init; }
     /// <summary>The factor on q·k; null means 1/√hs (T5 uses 1).</summary>
     public float? Scale { get; init; }
+    /// <summary>p: the probability that a probability is dropped; 0 is no dropout (the undropped kernels, bit for bit).</summary>
+    public float Dropout { get; init; }
+    public ulong DropoutSeed { get; init; }
+    /// <summary>The counter of att[0, 0, 0, 0]; a call consumes B·NH·Tq·Tk counters from here.</summary>
+    public long DropoutOffset { get; init; }
 
     /// <summary>GPT's mask: causal self-attention, nothing else.</summary>
     public static AttentionMask Causal { get; } = new();
@@ -114,6 +121,8 @@ public sealed record AttentionMask
         if (KeySegments is not null) Require(op, "KeySegments", KeySegments, DType.I32, batch, keys);
         if (AlibiSlopes is not null) Require(op, "AlibiSlopes", AlibiSlopes, null, heads);
         if (Scale is float s && !float.IsFinite(s)) throw new ArgumentException($"{op}: Scale {s} is not finite");
+        if (!(Dropout >= 0f && Dropout < 1f)) throw new ArgumentException($"{op}: Dropout {Dropout} must lie in [0, 1)");
+        if (DropoutOffset < 0) throw new ArgumentException($"{op}: DropoutOffset {DropoutOffset} is negative");
     }
 
     private static void Require(string op, string field, Tensor t, DType? dtype, params int[] shape)

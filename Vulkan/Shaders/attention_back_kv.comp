@@ -2,10 +2,10 @@
 // Shapes: dOutput/query/output [B', Tq, NH, hs], key/value/dKey/dValue [B', Tk, NKV, hs], scoreBias [NH', Tq, Tk], rowMax/rowSum [B', NH, Tq].
 // dK and dV: one workgroup per (block of W key rows, kv head, batch) = (x, y, z), one invocation per key row, over the query
 // heads of its group within [headBegin, headEnd) and the queries [begin, end) in staged tiles (q, dO, rowMax, rowSum, D):
-// p = e^(s − rowMax)/rowSum, dV += Σ_i p·dO_i, dK += Σ_i p·(dO_i·v − D_i)·scale·q_i with D_i = dO_i·O_i.
+// p = e^(s − rowMax)/rowSum, dV += Σ_i p·keep/(1 − p)·dO_i, dK += Σ_i p·(keep/(1 − p)·dO_i·v − D_i)·scale·q_i with D_i = dO_i·O_i.
 #include "common.glsl"
 #define ATTENTION_BINDINGS 14
-#define ATTENTION_EXTRA uint headBegin, headEnd;
+#define ATTENTION_EXTRA uint headRange;   // headBegin | headEnd << 16
 #include "attention_mask.glsl"
 
 READONLY_BUFFER(8, float, output_);
@@ -20,19 +20,20 @@ shared float dOutputs_[TILE_FLOATS];  // [tileRows, hs]
 shared float maxes_[MAX_TILE_ROWS], sums_[MAX_TILE_ROWS], ds_[MAX_TILE_ROWS];   // [tileRows] rowMax, rowSum, D
 
 void main() {
-    uint lane = gl_LocalInvocationID.x, W = gl_WorkGroupSize.x, hs = pc.hs;
+    uint lane = gl_LocalInvocationID.x, W = gl_WorkGroupSize.x, hs = headSize();
     uint k0 = gl_WorkGroupID.x * W, b = gl_WorkGroupID.z;
     int k = int(k0 + lane);
-    uint g = pc.headBegin / groupSize() + gl_WorkGroupID.y;
+    uint headBegin = pc.headRange & 0xffffu, headEnd = pc.headRange >> 16;
+    uint g = headBegin / groupSize() + gl_WorkGroupID.y;
     bool live = uint(k) < pc.Tk;
     uint kv = keyAt(b, uint(k), g);
     int prefix = prefixOf(b);
     ivec2 rows = queryRange(int(k0), int(min(k0 + W, pc.Tk)) - 1, prefix);
-    int iBegin = max(int(pc.begin), rows.x), iEnd = min(int(pc.end), rows.y + 1);
+    int iBegin = max(int(pc.begin), rows.x), iEnd = min(int(rangeEnd(pc.Tq)), rows.y + 1);
     float p[MAX_TILE_ROWS], dS[MAX_TILE_ROWS];   // p and dS·scale of one tile
-    for (uint h = max(g * groupSize(), pc.headBegin); h < min((g + 1u) * groupSize(), pc.headEnd); h++)
-        for (int i0 = iBegin; i0 < iEnd; i0 += int(pc.tileRows)) {
-            uint n = min(pc.tileRows, uint(iEnd - i0));
+    for (uint h = max(g * groupSize(), headBegin); h < min((g + 1u) * groupSize(), headEnd); h++)
+        for (int i0 = iBegin; i0 < iEnd; i0 += int(tileRows())) {
+            uint n = min(tileRows(), uint(iEnd - i0));
             for (uint e = lane; e < n * hs; e += W) {
                 uint at = queryAt(b, uint(i0) + e / hs, h) + e % hs;
                 queries_[e] = query[AT(0, at)];
@@ -60,6 +61,12 @@ void main() {
                         dP += dOutputs_[j * hs + d] * value[AT(2, kv + d)];
                     }
                     p[j] = exp(score(dot_, h, i, k) - maxes_[j]) / sums_[j];
+                    if (dropping()) {
+                        float keep = keepScale(b, h, i, k);
+                        dS[j] = p[j] * (dP * keep - ds_[j]) * pc.scale;
+                        p[j] *= keep;
+                        continue;
+                    }
                     dS[j] = p[j] * (dP - ds_[j]) * pc.scale;
                 }
                 for (uint d = 0u; d < hs; d++) {

@@ -4,23 +4,30 @@
 #ifndef LLM_ATTENTION_MASK_GLSL
 #define LLM_ATTENTION_MASK_GLSL
 
+#include "random.glsl"
+
 const uint VIS_CAUSAL = 0u, VIS_BIDIRECTIONAL = 1u, VIS_PREFIX = 2u;   // mode bits 0–1: Visibility
 const uint SPARSE_NONE = 0u, SPARSE_STRIDED = 1u, SPARSE_FIXED = 2u;   // mode bits 2–3: SparsePattern
-const uint HAS_BIAS = 16u, HAS_SEGMENTS = 32u, HAS_ALIBI = 64u, HAS_PREFIX = 128u;
-const uint FIRST_RANGE = 256u, LAST_RANGE = 512u, HAS_DBIAS = 1024u;   // forward: starts / ends the key loop; backward: dScoreBias wanted
+const uint HAS_BIAS = 16u, HAS_SEGMENTS = 32u, HAS_ALIBI = 64u, HAS_DBIAS = 128u;   // HAS_DBIAS: backward, dScoreBias wanted
 const uint MAX_TILE_ROWS = 64u;   // rows of a staged tile; the host keeps tileRows·hs ≤ TILE_FLOATS
 #define NEG_INF uintBitsToFloat(0xff800000u)
 
 layout(constant_id = 3) const uint TILE_FLOATS = 2048u;   // floats of one staged tile
 
+// Packed so that the 14 bindings of the backward kernels and the dropout stream fit the 128 bytes every device offers.
 layout(push_constant) uniform PushConstants {
     uint offsets[ATTENTION_BINDINGS];
-    uint Tq, Tk, NH, NKV, hs;
+    uint Tq, Tk;
+    uint heads;       // NH | NKV << 16
     uint firstHead;   // the bound scoreBias starts at this head
     float scale;
-    uint queryOffset, window, stride, summary, mode;
-    uint begin, end;  // forward, dQ: the keys of this dispatch; dK, dV: its queries
-    uint tileRows;    // rows per staged tile
+    uint queryOffset, window, stride, summary;
+    uint mode;        // bits 0–7 the flags above, bits 8–31 the dropout threshold ⌈p·2²⁴⌉ (0: no dropout)
+    uint begin;       // forward, dQ: the first key of this dispatch; dK, dV: its first query
+    uint tiling;      // hs | tileRows << 12 | tiles << 19: the dispatch covers tiles staged tiles of tileRows rows from begin
+    float dropScale;  // 1/(1 − p)
+    uint seedLo, seedHi;   // the dropout key (uints: a uvec2 would align to 8)
+    uint baseLo, baseHi;   // the dropout counter of (b, h, i, k) = (0, 0, 0, 0) in this dispatch's batches
     ATTENTION_EXTRA
 } pc;
 
@@ -33,12 +40,29 @@ READONLY_BUFFER(5, int, querySegments);
 READONLY_BUFFER(6, int, keySegments);
 READONLY_BUFFER(7, float, alibiSlopes);
 
-uint groupSize() { return pc.NH / pc.NKV; }
-uint queryAt(uint b, uint i, uint h) { return ((b * pc.Tq + i) * pc.NH + h) * pc.hs; }   // query, output, dOutput, dQuery
-uint keyAt(uint b, uint k, uint g) { return ((b * pc.Tk + k) * pc.NKV + g) * pc.hs; }    // key, value, dKey, dValue
-uint rowAt(uint b, uint h, uint i) { return (b * pc.NH + h) * pc.Tq + i; }               // rowMax, rowSum
+uint queryHeads() { return pc.heads & 0xffffu; }
+uint kvHeads() { return pc.heads >> 16; }
+uint headSize() { return pc.tiling & 0xfffu; }
+uint tileRows() { return (pc.tiling >> 12) & 0x7fu; }
+// The end of this dispatch's keys (forward, dQ) or queries (dK, dV), of `total`.
+uint rangeEnd(uint total) { return min(pc.begin + (pc.tiling >> 19) * tileRows(), total); }
+uint groupSize() { return queryHeads() / kvHeads(); }
+uint queryAt(uint b, uint i, uint h) { return ((b * pc.Tq + i) * queryHeads() + h) * headSize(); }   // query, output, dOutput, dQuery
+uint keyAt(uint b, uint k, uint g) { return ((b * pc.Tk + k) * kvHeads() + g) * headSize(); }       // key, value, dKey, dValue
+uint rowAt(uint b, uint h, uint i) { return (b * queryHeads() + h) * pc.Tq + i; }                   // rowMax, rowSum
 int positionOf(uint i) { return int(pc.queryOffset + i); }
-int prefixOf(uint b) { return (pc.mode & HAS_PREFIX) != 0u ? prefixLengths[AT(4, b)] : 0; }
+int prefixOf(uint b) { return (pc.mode & 3u) == VIS_PREFIX ? prefixLengths[AT(4, b)] : 0; }
+
+bool dropping() { return (pc.mode >> 8) != 0u; }
+
+// keep(b, h, i, k)/(1 − p), DropoutKernel's test on the 64-bit counter base + rowAt(b, h, i)·Tk + k.
+float keepScale(uint b, uint h, uint i, int k) {
+    uint hi, lo, carry;
+    umulExtended(rowAt(b, h, i), pc.Tk, hi, lo);
+    lo = uaddCarry(lo, pc.baseLo, carry);
+    uvec2 row = uvec2(lo, hi + pc.baseHi + carry);
+    return (philox_hash(uvec2(pc.seedLo, pc.seedHi), row, uint(k)) >> 8) >= (pc.mode >> 8) ? pc.dropScale : 0.0;
+}
 
 // AttentionMask.Visible: the visibility rule, the window, the sparse pattern (segments apart).
 bool maskVisible(int p, int k, int prefix) {
