@@ -427,7 +427,7 @@ public sealed class CheckpointTests : IDisposable
             """);
 
         var loaded = Checkpoint.LoadModel(Path.Combine(folder, "model.safetensors"), _cpu);
-        Assert.Equal(config with { EmbeddingDropout = 0.1f }, loaded.Config.Model);   // the hub's embd_pdrop, for training
+        Assert.Equal(config with { EmbeddingDropout = 0.1f, AttentionDropout = 0.1f }, loaded.Config.Model);   // the hub's dropouts, for training
         Assert.Null(loaded.Config.Tokenizer);
         foreach (var p in loaded.Parameters.All)
             AssertBitsEqual(expected[p.Name], Download(p.Value));

@@ -79,7 +79,6 @@ public sealed class HfConfigTests : IDisposable
     [InlineData("n_inner", "64")]
     [InlineData("n_inner", "null")]
     [InlineData("pruned_heads", "{}")]
-    [InlineData("attn_pdrop", "0.1")]
     public void Settings_that_match_this_model_are_accepted(string field, string value)
     {
         Assert.Equal(DecoderConfig.Micro, HfConfig.Parse(MicroWith(field, value), Source).Model);
@@ -91,6 +90,7 @@ public sealed class HfConfigTests : IDisposable
         var config = HfConfig.Parse(MicroWith("resid_pdrop", "0.1"), Source).Model;
         Assert.Equal(DecoderConfig.Micro with { ResidualDropout = 0.1f }, config);
         Assert.Equal(0.25f, HfConfig.Parse(MicroWith("embd_pdrop", "0.25"), Source).Model.EmbeddingDropout);
+        Assert.Equal(0.125f, HfConfig.Parse(MicroWith("attn_pdrop", "0.125"), Source).Model.AttentionDropout);
         Assert.Equal(config, HfConfig.Parse(new HfConfig(config, "byte").ToJson(), Source).Model);
     }
 

@@ -48,7 +48,7 @@ public sealed class VulkanTrainingTests
             reference.Weights.Select(x => (double)x).ToArray(), weightsTolerance, "tiny GPT-2, B=4, T=64, seed 42");
     }
 
-    public static Xunit.TheoryData<string> Presets() => ["llama-tiny", "bloom-tiny", "neox-tiny", "palm-tiny", "glm-tiny"];
+    public static Xunit.TheoryData<string> Presets() => ["llama-tiny", "bloom-tiny", "neox-tiny", "palm-tiny", "glm-tiny", "gpt2-tiny+dropout"];
 
     /// <summary>Every preset's CPU-sized form (two of its four layers, to keep lavapipe quick) trains on Vulkan as on the
     /// Reference: the same losses to 1e-4 relative for 12 steps, and it learns.</summary>
@@ -57,7 +57,10 @@ public sealed class VulkanTrainingTests
     {
         using var vk = VulkanTestDevice.Open();
         const int B = 2, T = 32, Steps = 12;
-        var config = DecoderConfig.FromPreset(preset) with { Layers = 2 };
+        // +dropout: every dropout at 0.1; the same seed must drop the same elements on both backends
+        var config = preset.EndsWith("+dropout")
+            ? DecoderConfig.FromPreset(preset[..^"+dropout".Length]) with { Layers = 2, EmbeddingDropout = 0.1f, ResidualDropout = 0.1f, AttentionDropout = 0.1f }
+            : DecoderConfig.FromPreset(preset) with { Layers = 2 };
         var tokens = new ByteTokenizer().Encode(Corpus.PrideAndPrejudice[..20_000]);
         var data = new TokenDataset(tokens, B, T, validationFraction: 0.1);
         var batches = Enumerable.Range(0, Steps).Select(_ => data.NextTrainBatch()).ToList();
@@ -66,7 +69,7 @@ public sealed class VulkanTrainingTests
         {
             var model = new Decoder(backend, config);
             model.InitializeWeights(42);
-            var trainer = new Trainer(model, new OptimizerOptions { WarmupSteps = 3, LearningRate = 3e-3f }, Steps);
+            var trainer = new Trainer(model, new OptimizerOptions { WarmupSteps = 3, LearningRate = 3e-3f }, Steps) { DropoutSeed = 77 };
             return [.. batches.Select(b => trainer.Step([(b.Inputs, b.Targets)], B, T).Loss)];
         }
 

@@ -51,7 +51,7 @@ public sealed partial record HfConfig(DecoderConfig Model, string? Tokenizer)
             w.WriteNumber("initializer_range", 0.02);
             w.WriteNumber("resid_pdrop", Shortest(m.ResidualDropout));
             w.WriteNumber("embd_pdrop", Shortest(m.EmbeddingDropout));
-            w.WriteNumber("attn_pdrop", 0.0);
+            w.WriteNumber("attn_pdrop", Shortest(m.AttentionDropout));
             w.WriteBoolean("scale_attn_weights", true);
             w.WriteBoolean("tie_word_embeddings", true);      // the output head is wte
             if (Tokenizer is null or "gpt2" && m.VocabSize > Gpt2EndOfText)
@@ -136,6 +136,7 @@ public sealed partial record HfConfig(DecoderConfig Model, string? Tokenizer)
             LayerNormEpsilon = eps,
                 ResidualDropout = (float)(OptionalNumber(root, "resid_pdrop", source) ?? 0),
                 EmbeddingDropout = (float)(OptionalNumber(root, "embd_pdrop", source) ?? 0),
+                AttentionDropout = (float)(OptionalNumber(root, "attn_pdrop", source) ?? 0),
         };
         return model;
     }

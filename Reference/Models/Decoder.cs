@@ -163,6 +163,8 @@ public sealed class Decoder
     private Var Forward(Tape tape, Var x, Block block, Tensor positions, AttentionMask mask, (KvCache Cache, int Layer)? cache,
         DropoutStream? dropout, int layer)
     {
+        if (dropout is { } stream && Config.AttentionDropout > 0)   // the probabilities' own counter range, after every other site's
+            mask = mask with { Dropout = Config.AttentionDropout, DropoutSeed = stream.Key, DropoutOffset = DropoutStream.Offset(1 << 20 | layer) };
         Var Attn(Var h) => Drop(tape, Attention(tape, h, block.Attention, positions, mask, cache), Config.ResidualDropout, dropout, 1 + 2 * layer);
         Var Ffn(Var h) => Drop(tape, FeedForward(tape, h, block.Ffn), Config.ResidualDropout, dropout, 2 + 2 * layer);
         Var N(Var h, Norm norm) => Normalize(tape, h, norm);

@@ -76,6 +76,7 @@ public sealed record DecoderConfig
 
     public float EmbeddingDropout { get; init; }     // embd_pdrop: dropout of the embedding's output, in training only
     public float ResidualDropout { get; init; }      // resid_pdrop: dropout of each attention and FFN output before its residual add
+    public float AttentionDropout { get; init; }     // attn_pdrop: dropout of the attention probabilities (inside the attention op)
 
     public bool TiedEmbeddings { get; init; } = true; // the output projection is the token embedding's transpose
     public WeightNaming Naming { get; init; } = WeightNaming.Gpt2;
@@ -190,7 +191,7 @@ public sealed record DecoderConfig
         if (Window < 0) throw new ArgumentException($"sliding_window must be ≥ 0, got {Window}");
         if (Sparse != SparsePattern.None && (SparseStride < 1 || Sparse == SparsePattern.Fixed && (SparseSummary < 1 || SparseSummary > SparseStride)))
             throw new ArgumentException($"sparse stride {SparseStride} and summary {SparseSummary} need 1 ≤ summary ≤ stride");
-        foreach (var (name, p) in new[] { ("embd_pdrop", EmbeddingDropout), ("resid_pdrop", ResidualDropout) })
+        foreach (var (name, p) in new[] { ("embd_pdrop", EmbeddingDropout), ("resid_pdrop", ResidualDropout), ("attn_pdrop", AttentionDropout) })
             if (!(p >= 0 && p < 1)) throw new ArgumentException($"{name} must lie in [0, 1), got {p}");
         if (SwishBeta <= 0 || !float.IsFinite(SwishBeta)) throw new ArgumentException($"the Swish β must be positive, got {SwishBeta}");
         WeightNames.For(this).Check(this);
