@@ -120,8 +120,9 @@ public static class Checkpoint
     // ---- reading ----------------------------------------------------------------------------------------------
 
     /// <summary>The folder holding model.safetensors + config.json for <paramref name="path"/>, which may be: that
-    /// folder itself (a step folder or a hub download), the model.safetensors file in it, or a run folder (→ the
-    /// folder named by <c>latest</c>, or the highest complete step_* folder when <c>latest</c> is missing).</summary>
+    /// folder itself (a step folder or a hub download), the model.safetensors file in it, a run folder (→ the
+    /// folder named by <c>latest</c>, or the highest complete step_* folder when <c>latest</c> is missing), or a folder
+    /// in Meta's LLaMA layout (params.json + consolidated.*.safetensors, no config.json; see <see cref="MetaLlama"/>).</summary>
     public static string ResolveModelFolder(string path)
     {
         string full = Path.GetFullPath(path);
@@ -130,6 +131,7 @@ public static class Checkpoint
             throw new DirectoryNotFoundException($"{path}: no such model folder");
         if (File.Exists(Path.Combine(full, ModelFile)) || File.Exists(Path.Combine(full, IndexFile)))
             return CheckModelFolder(full, path);
+        if (MetaLlama.IsMetaFolder(full)) return full;   // Meta's params.json + consolidated.*: converted on load
 
         string latest = Path.Combine(full, LatestFile);
         if (File.Exists(latest))
@@ -156,11 +158,14 @@ public static class Checkpoint
         return folder;
     }
 
-    /// <summary>Loads config and weights from anything <see cref="ResolveModelFolder"/> accepts, onto <paramref name="backend"/>.</summary>
+    /// <summary>Loads config and weights from anything <see cref="ResolveModelFolder"/> accepts, onto <paramref name="backend"/>.
+    /// A Meta folder comes back as the Hugging Face LLaMA it converts to, and <see cref="SaveModel"/> writes it as one.</summary>
     /// <param name="frozen">Names the parameters not to train (no gradient, no optimizer state); default none.</param>
     public static LoadedModel LoadModel(string path, IBackend backend, Func<string, bool>? frozen = null)
     {
         string folder = ResolveModelFolder(path);
+        if (MetaLlama.IsMetaFolder(folder) && !File.Exists(Path.Combine(folder, ModelFile)) && !File.Exists(Path.Combine(folder, IndexFile)))
+            return MetaLlama.Load(folder, backend, frozen);
         string configPath = Path.Combine(folder, ConfigFile);
         var config = HfConfig.Load(configPath);
         using var tensors = CheckpointTensors.Open(folder);
