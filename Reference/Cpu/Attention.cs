@@ -166,12 +166,19 @@ public static class AttentionKernel
 
     // ---- fast path (F32) -------------------------------------------------------------------------------------------
 
+    /// <summary>Keys per tile of the fast path: a row of up to this many visible keys is one tile, scored, exponentiated
+    /// and summed in two passes (GPT-2's context of 1024 is one tile, so its results are those of the untiled kernel
+    /// bit for bit); longer rows go tile by tile with FlashAttention's online softmax, holding one tile of scores.</summary>
+    public const int DefaultKeyTile = 1024;
+
     /// <summary>Equivalent to <see cref="Forward{T}"/> up to float rounding: the (batch, kv head) groups in parallel
-    /// (each writes only its own heads' output rows and statistics), one row of scores at a time over the key range the
-    /// mask allows, dot products, exp and axpy vectorized.</summary>
+    /// (each writes only its own heads' output rows and statistics), one row of queries at a time over the key range the
+    /// mask allows, in tiles of <paramref name="keyTile"/> keys; dot products, exp and axpy vectorized.</summary>
     public static unsafe void ForwardFast(ReadOnlySpan<float> query, ReadOnlySpan<float> key, ReadOnlySpan<float> value, ReadOnlySpan<float> scoreBias,
-        float[]? slopes, HostMask mask, AttentionShape n, float scale, Span<float> output, Span<float> rowMax, Span<float> rowSum)
+        float[]? slopes, HostMask mask, AttentionShape n, float scale, Span<float> output, Span<float> rowMax, Span<float> rowSum,
+        int keyTile = DefaultKeyTile)
     {
+        if (keyTile < 1) throw new ArgumentOutOfRangeException(nameof(keyTile), keyTile, "a key tile holds at least one key");
         fixed (float* pq = query, pk = key, pv = value, pBias = scoreBias, pOut = output, pMax = rowMax, pSum = rowSum)
         {
             var s = new Spans(new(pq, query.Length), new(pk, key.Length), new(pv, value.Length), new(pBias, scoreBias.Length), scoreBias.Length > 0);
@@ -180,11 +187,11 @@ public static class AttentionKernel
             var sums = new Pinned<float>(pSum, rowSum.Length);
             KernelParallel.For(n.B * n.NKV, (long)n.B * n.NH * n.Tq * n.Tk * n.HS, item =>
             {
-                var scores = new float[n.Tk]; // [Tk] one row
+                var scores = new float[Math.Min(keyTile, n.Tk)]; // [tile] one tile of one row
                 int b = item / n.NKV, g = item % n.NKV;
                 for (int h = g * n.Group; h < (g + 1) * n.Group; h++)
                     for (int i = 0; i < n.Tq; i++)
-                        ForwardRow(s, slopes, mask, n, scale, b, h, i, scores, outs, maxs, sums);
+                        ForwardRow(s, slopes, mask, n, scale, b, h, i, scores, keyTile, outs, maxs, sums);
             });
         }
     }
@@ -192,41 +199,68 @@ public static class AttentionKernel
     /// <summary>The inputs of one call, pinned for the pool's lambdas.</summary>
     private readonly record struct Spans(Pinned<float> Query, Pinned<float> Key, Pinned<float> Value, Pinned<float> ScoreBias, bool HasBias);
 
-    /// <summary>Row (b, h, i) of <see cref="ForwardFast"/>: scores over [first, last], max, exp, normalize, out = Σ att·v.
-    /// Hidden keys inside the range (sparse patterns, segments) score −∞, so e^(s − max) = 0, and are skipped in the sum over v.</summary>
+    /// <summary>Row (b, h, i) of <see cref="ForwardFast"/>. One tile: scores over [first, last], max, exp, normalize,
+    /// out = Σ att·v. Several: per tile m' = max(m, max s), out and l rescaled by e^(m − m'), l += Σ e^(s − m'),
+    /// out += Σ e^(s − m')·v; out /= l at the end. Hidden keys inside the range (sparse patterns, segments) score −∞, so
+    /// e^(s − max) = 0, and are skipped in the sum over v.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // hot SIMD loop: skip the unoptimized first JIT tier
     private static void ForwardRow(Spans s, float[]? slopes, HostMask mask, AttentionShape n, float scale, int b, int h, int i,
-        float[] scoreRow, Pinned<float> output, Pinned<float> rowMax, Pinned<float> rowSum)
+        float[] scoreRow, int keyTile, Pinned<float> output, Pinned<float> rowMax, Pinned<float> rowSum)
     {
-        int g = h / n.Group, row = n.Row(b, h, i);
+        int row = n.Row(b, h, i);
         Span<float> o = output.Slice(n.Q(b, i, h), n.HS);   // [hs]
         o.Clear();
         var (first, last) = mask.Range(b, i);
-        Span<float> scores = Scores(s, slopes, mask, n, scale, b, h, i, first, last, scoreRow);
-        float max = scores.IsEmpty ? float.NegativeInfinity : TensorPrimitives.Max(scores);
-        if (max == float.NegativeInfinity)   // no visible key (a NaN max goes on, and spreads as the definition's)
+        float max = float.NegativeInfinity, sum = 0f;
+        if (last - first + 1 <= keyTile)
         {
-            rowMax.Slice(row, 1)[0] = float.NegativeInfinity;
-            rowSum.Slice(row, 1)[0] = 0f;
-            return;
+            Span<float> scores = Scores(s, slopes, mask, n, scale, b, h, i, first, last, scoreRow);
+            max = scores.IsEmpty ? float.NegativeInfinity : TensorPrimitives.Max(scores);
+            if (max != float.NegativeInfinity)   // else no visible key (a NaN max goes on, and spreads as the definition's)
+            {
+                TensorPrimitives.Subtract(scores, max, scores);
+                TensorPrimitives.Exp(scores, scores);
+                sum = TensorPrimitives.Sum(scores);
+                TensorPrimitives.Multiply(scores, 1f / sum, scores);
+                AddWeightedValues(s, mask, n, b, h, i, first, last, scores, o);
+            }
         }
-        TensorPrimitives.Subtract(scores, max, scores);
-        TensorPrimitives.Exp(scores, scores);
-        float sum = TensorPrimitives.Sum(scores);
-        TensorPrimitives.Multiply(scores, 1f / sum, scores);
+        else
+            for (int t0 = first; t0 <= last; t0 += keyTile)
+            {
+                int t1 = Math.Min(last, t0 + keyTile - 1);
+                Span<float> scores = Scores(s, slopes, mask, n, scale, b, h, i, t0, t1, scoreRow);
+                float tileMax = TensorPrimitives.Max(scores);
+                if (tileMax == float.NegativeInfinity) continue;   // every key of the tile hidden
+                float next = MathF.Max(max, tileMax);              // NaN propagates
+                if (max != float.NegativeInfinity && next != max)
+                {
+                    float rescale = MathF.Exp(max - next);
+                    TensorPrimitives.Multiply(o, rescale, o);
+                    sum *= rescale;
+                }
+                max = next;
+                TensorPrimitives.Subtract(scores, max, scores);
+                TensorPrimitives.Exp(scores, scores);
+                sum += TensorPrimitives.Sum(scores);
+                AddWeightedValues(s, mask, n, b, h, i, t0, t1, scores, o);
+            }
+        if (max == float.NegativeInfinity) { o.Clear(); sum = 0f; }
+        else if (last - first + 1 > keyTile) TensorPrimitives.Multiply(o, 1f / sum, o);
         rowMax.Slice(row, 1)[0] = max;
         rowSum.Slice(row, 1)[0] = sum;
-        if (mask.Dropping)
-        {
-            float dropScale = (float)DropoutKernel.Scale(mask.Mask.Dropout);
-            for (int k = first; k <= last; k++)
-                if (mask.Dense || mask.Visible(b, i, k))
-                    TensorPrimitives.MultiplyAdd(s.Value.Slice(n.K(b, k, g), n.HS), scores[k - first] * mask.KeepScale(n, b, h, i, k, dropScale), o, o);
-            return;
-        }
+    }
+
+    /// <summary>o += Σ_k w[k − first]·keep[k]/(1 − p)·v_k over the visible keys of [first, last].</summary>
+    private static void AddWeightedValues(Spans s, HostMask mask, AttentionShape n, int b, int h, int i, int first, int last,
+        ReadOnlySpan<float> weights, Span<float> o)
+    {
+        int g = h / n.Group;
+        float dropScale = mask.Dropping ? (float)DropoutKernel.Scale(mask.Mask.Dropout) : 1f;
         for (int k = first; k <= last; k++)
             if (mask.Dense || mask.Visible(b, i, k))
-                TensorPrimitives.MultiplyAdd(s.Value.Slice(n.K(b, k, g), n.HS), scores[k - first], o, o);
+                TensorPrimitives.MultiplyAdd(s.Value.Slice(n.K(b, k, g), n.HS),
+                    mask.Dropping ? weights[k - first] * mask.KeepScale(n, b, h, i, k, dropScale) : weights[k - first], o, o);
     }
 
     /// <summary>scores[k − first] = scale·q·k_k (+ ALiBi, + bias) for k in [first, last], −∞ for hidden keys inside.</summary>
@@ -236,7 +270,7 @@ public static class AttentionKernel
         if (first > last) return [];
         int g = h / n.Group;
         ReadOnlySpan<float> q = s.Query.Slice(n.Q(b, i, h), n.HS);
-        Span<float> scores = scoreRow.AsSpan(first, last - first + 1);
+        Span<float> scores = scoreRow.AsSpan(0, last - first + 1);
         for (int k = first; k <= last; k++)
         {
             float score = TensorPrimitives.Dot(q, s.Key.Slice(n.K(b, k, g), n.HS)) * scale;
@@ -249,44 +283,61 @@ public static class AttentionKernel
 
     /// <summary>Equivalent to <see cref="Backward{T}"/> up to float rounding: the (batch, kv head) groups in parallel, each
     /// accumulating only into its own dK, dV rows and its heads' dQ rows; with a dScoreBias (shared by the batch) the kv
-    /// heads alone in parallel, batches in order. Each row's probabilities are recomputed bit for bit as the forward's.</summary>
+    /// heads alone in parallel, batches in order. Each tile's probabilities are recomputed bit for bit as the forward's;
+    /// a row of several tiles takes the softmax's Σ att·dAtt as dO·O (FlashAttention's D), so its tiles stand alone.</summary>
     public static unsafe void BackwardFast(ReadOnlySpan<float> dOutput, ReadOnlySpan<float> query, ReadOnlySpan<float> key, ReadOnlySpan<float> value,
-        ReadOnlySpan<float> scoreBias, float[]? slopes, HostMask mask, AttentionShape n, float scale, ReadOnlySpan<float> rowMax, ReadOnlySpan<float> rowSum,
-        Span<float> dQuery, Span<float> dKey, Span<float> dValue, Span<float> dScoreBias)
+        ReadOnlySpan<float> scoreBias, float[]? slopes, HostMask mask, AttentionShape n, float scale, ReadOnlySpan<float> output,
+        ReadOnlySpan<float> rowMax, ReadOnlySpan<float> rowSum, Span<float> dQuery, Span<float> dKey, Span<float> dValue, Span<float> dScoreBias,
+        int keyTile = DefaultKeyTile)
     {
-        fixed (float* pdO = dOutput, pq = query, pk = key, pv = value, pBias = scoreBias, pMax = rowMax, pSum = rowSum,
+        if (keyTile < 1) throw new ArgumentOutOfRangeException(nameof(keyTile), keyTile, "a key tile holds at least one key");
+        fixed (float* pdO = dOutput, pq = query, pk = key, pv = value, pBias = scoreBias, pOut = output, pMax = rowMax, pSum = rowSum,
                pdQ = dQuery, pdK = dKey, pdV = dValue, pdBias = dScoreBias)
         {
             var s = new Spans(new(pq, query.Length), new(pk, key.Length), new(pv, value.Length), new(pBias, scoreBias.Length), scoreBias.Length > 0);
-            var g = new Grads(new(pdO, dOutput.Length), new(pMax, rowMax.Length), new(pSum, rowSum.Length),
+            var g = new Grads(new(pdO, dOutput.Length), new(pOut, output.Length), new(pMax, rowMax.Length), new(pSum, rowSum.Length),
                 new(pdQ, dQuery.Length), new(pdK, dKey.Length), new(pdV, dValue.Length), new(pdBias, dScoreBias.Length), dScoreBias.Length > 0);
             bool shared = g.HasBiasGrad;
             KernelParallel.For(shared ? n.NKV : n.B * n.NKV, 2L * n.B * n.NH * n.Tq * n.Tk * n.HS, item =>
             {
-                var rows = new float[3 * n.Tk];   // [3, Tk] att, dAtt, dS of one row
+                int tile = Math.Min(keyTile, n.Tk);
+                var rows = new float[3 * tile];   // [3, tile] att, dAtt, dS of one tile of one row
                 for (int b = shared ? 0 : item / n.NKV; b < (shared ? n.B : item / n.NKV + 1); b++)
                 {
                     int kv = shared ? item : item % n.NKV;
                     for (int h = kv * n.Group; h < (kv + 1) * n.Group; h++)
                         for (int i = 0; i < n.Tq; i++)
-                            BackwardRow(s, g, slopes, mask, n, scale, b, h, i, rows);
+                            BackwardRow(s, g, slopes, mask, n, scale, b, h, i, rows, keyTile);
                 }
             });
         }
     }
 
     /// <summary>The gradients and saved statistics of one backward call, pinned for the pool's lambdas.</summary>
-    private readonly record struct Grads(Pinned<float> DOutput, Pinned<float> RowMax, Pinned<float> RowSum, Pinned<float> DQuery,
-        Pinned<float> DKey, Pinned<float> DValue, Pinned<float> DScoreBias, bool HasBiasGrad);
+    private readonly record struct Grads(Pinned<float> DOutput, Pinned<float> Output, Pinned<float> RowMax, Pinned<float> RowSum,
+        Pinned<float> DQuery, Pinned<float> DKey, Pinned<float> DValue, Pinned<float> DScoreBias, bool HasBiasGrad);
 
-    /// <summary>Row (b, h, i) of <see cref="BackwardFast"/>, with the softmax Jacobian applied in O(Tk).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void BackwardRow(Spans s, Grads gr, float[]? slopes, HostMask mask, AttentionShape n, float scale, int b, int h, int i, float[] rows)
+    /// <summary>Row (b, h, i) of <see cref="BackwardFast"/>, tile by tile.</summary>
+    private static void BackwardRow(Spans s, Grads gr, float[]? slopes, HostMask mask, AttentionShape n, float scale, int b, int h, int i,
+        float[] rows, int keyTile)
     {
-        int g = h / n.Group, row = n.Row(b, h, i);
+        int row = n.Row(b, h, i);
         float max = gr.RowMax.Slice(row, 1)[0], sum = gr.RowSum.Slice(row, 1)[0];
         if (sum == 0f) return;   // no visible key
         var (first, last) = mask.Range(b, i);
+        float? weighted = last - first + 1 <= keyTile ? null
+            : TensorPrimitives.Dot(gr.DOutput.Slice(n.Q(b, i, h), n.HS), gr.Output.Slice(n.Q(b, i, h), n.HS));   // Σ att·dAtt = dO·O
+        for (int t0 = first; t0 <= last; t0 += keyTile)
+            BackwardTile(s, gr, slopes, mask, n, scale, b, h, i, t0, Math.Min(last, t0 + keyTile - 1), max, sum, weighted, rows);
+    }
+
+    /// <summary>Keys [first, last] of row (b, h, i): the softmax Jacobian in O(keys), with Σ att·dAtt from the tile
+    /// itself when it is the whole row, else the row's <paramref name="weighted"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void BackwardTile(Spans s, Grads gr, float[]? slopes, HostMask mask, AttentionShape n, float scale, int b, int h, int i,
+        int first, int last, float max, float sum, float? weighted, float[] rows)
+    {
+        int g = h / n.Group, tile = rows.Length / 3;
         Span<float> att = Scores(s, slopes, mask, n, scale, b, h, i, first, last, rows);   // [last − first + 1]
         TensorPrimitives.Subtract(att, max, att);
         TensorPrimitives.Exp(att, att);
@@ -294,7 +345,7 @@ public static class AttentionKernel
 
         ReadOnlySpan<float> dO = gr.DOutput.Slice(n.Q(b, i, h), n.HS), q = s.Query.Slice(n.Q(b, i, h), n.HS);
         Span<float> dQ = gr.DQuery.Slice(n.Q(b, i, h), n.HS);
-        Span<float> dAtt = rows.AsSpan(n.Tk, att.Length), dS = rows.AsSpan(2 * n.Tk, att.Length);
+        Span<float> dAtt = rows.AsSpan(tile, att.Length), dS = rows.AsSpan(2 * tile, att.Length);
         // through out = Σ att[k]·keep[k]/(1 − p)·v_k (a hidden key has att 0 and is skipped, as in the forward)
         float dropScale = (float)DropoutKernel.Scale(mask.Mask.Dropout);
         for (int k = first; k <= last; k++)
@@ -310,9 +361,8 @@ public static class AttentionKernel
             }
             else TensorPrimitives.MultiplyAdd(dO, att[k - first], dV, dV);
         }
-        // through the softmax: dS = att ⊙ (dAtt − att·dAtt); the bias gets dS, the scores' dot product dS·scale
-        float weighted = TensorPrimitives.Dot(att, dAtt);
-        TensorPrimitives.Subtract(dAtt, weighted, dS);
+        // through the softmax: dS = att ⊙ (dAtt − Σ att·dAtt); the bias gets dS, the scores' dot product dS·scale
+        TensorPrimitives.Subtract(dAtt, weighted ?? TensorPrimitives.Dot(att, dAtt), dS);
         TensorPrimitives.Multiply(dS, att, dS);
         if (gr.HasBiasGrad)
         {

@@ -367,7 +367,7 @@ public sealed partial class CpuBackend
         float scale = mask.ScaleFor(n.HS);
         Dispatch(query, Definition<double>, Definition<float>,
             () => AttentionKernel.ForwardFast(Span<float>(query), Span<float>(key), Span<float>(value), SpanOrEmpty<float>(scoreBias),
-                mask.AlibiSlopes is { } m ? Span<float>(m).ToArray() : null, hostMask, n, scale, Span<float>(output), Span<float>(rowMax), Span<float>(rowSum)));
+                mask.AlibiSlopes is { } m ? Span<float>(m).ToArray() : null, hostMask, n, scale, Span<float>(output), Span<float>(rowMax), Span<float>(rowSum), AttentionKeyTile));
 
         void Definition<T>() where T : unmanaged, IFloatingPointIeee754<T> =>
             AttentionKernel.Forward(Span<T>(query), Span<T>(key), Span<T>(value), SpanOrEmpty<T>(scoreBias), SpanOrEmpty<T>(mask.AlibiSlopes),
@@ -386,8 +386,8 @@ public sealed partial class CpuBackend
         float scale = mask.ScaleFor(n.HS);
         Dispatch(query, Definition<double>, Definition<float>,
             () => AttentionKernel.BackwardFast(Span<float>(dOutput), Span<float>(query), Span<float>(key), Span<float>(value), SpanOrEmpty<float>(scoreBias),
-                mask.AlibiSlopes is { } m ? Span<float>(m).ToArray() : null, hostMask, n, scale, Span<float>(rowMax), Span<float>(rowSum),
-                Span<float>(dQuery), Span<float>(dKey), Span<float>(dValue), SpanOrEmpty<float>(dScoreBias)));
+                mask.AlibiSlopes is { } m ? Span<float>(m).ToArray() : null, hostMask, n, scale, Span<float>(output), Span<float>(rowMax),
+                Span<float>(rowSum), Span<float>(dQuery), Span<float>(dKey), Span<float>(dValue), SpanOrEmpty<float>(dScoreBias), AttentionKeyTile));
 
         void Definition<T>() where T : unmanaged, IFloatingPointIeee754<T> =>
             AttentionKernel.Backward(Span<T>(dOutput), Span<T>(query), Span<T>(key), Span<T>(value), SpanOrEmpty<T>(scoreBias),

@@ -11,7 +11,16 @@ namespace Llm.Cpu;
 public sealed partial class CpuBackend : IBackend
 {
     /// <param name="fastPaths">false runs only the scalar definitions (what the fast paths are tested against).</param>
-    public CpuBackend(bool fastPaths = true) => FastPaths = fastPaths;
+    /// <param name="attentionKeyTile">keys per tile of the attention fast path (tests shrink it to reach the online softmax).</param>
+    public CpuBackend(bool fastPaths = true, int attentionKeyTile = AttentionKernel.DefaultKeyTile)
+    {
+        if (attentionKeyTile < 1) throw new ArgumentOutOfRangeException(nameof(attentionKeyTile), attentionKeyTile, "a key tile holds at least one key");
+        FastPaths = fastPaths;
+        AttentionKeyTile = attentionKeyTile;
+    }
+
+    /// <summary>Keys per tile of the attention fast path: rows up to this long are one tile.</summary>
+    public int AttentionKeyTile { get; }
 
     public string Name => FastPaths ? "cpu" : "cpu-definition";
 
