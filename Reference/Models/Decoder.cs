@@ -51,7 +51,7 @@ public sealed class Decoder
     public sealed record AttentionWeights(Linear? Qkv, bool PerHead, Linear? Query, Linear? Key, Linear? Value, Linear Out);
     /// <summary>act(x·Up) · Down, or gated act(x·Gate) ⊙ (x·Up) · Down.</summary>
     public sealed record FfnWeights(Linear Up, Linear? Gate, Linear Down);
-    /// <summary>One block: its norms (Norm2 unused by nothing; PostNorm1/2 for sandwich), attention and FFN.</summary>
+    /// <summary>One block: its two norms (placed as the config says), PostNorm1/2 for sandwich norms, attention and FFN.</summary>
     public sealed record Block(Norm Norm1, Norm Norm2, Norm? PostNorm1, Norm? PostNorm2, AttentionWeights Attention, FfnWeights Ffn);
 
     /// <summary>[V, C]: the token embedding (and the output projection when tied).</summary>
