@@ -53,91 +53,75 @@ internal static class BenchCommand
     /// <summary>Runs the PyTorch twin of the benchmark; returns its JSON, or null (with the reason printed) when it cannot run.</summary>
     private static JsonElement? RunTorch(Bench.Options o, Bench.Result r, TextWriter log)
     {
-        string script = Path.Combine(AppContext.BaseDirectory, "bench", "torch_gpt2_step.py");
         var config = Models.DecoderConfig.FromPreset(o.Preset);
-        var psi = new ProcessStartInfo("/usr/bin/python3")
-        {
-            RedirectStandardOutput = true, RedirectStandardError = true,
-            ArgumentList = { script, $"{o.MatMulSize}", $"{o.Batch}", $"{o.Seq}", $"{o.Steps}", $"{config.Layers}", $"{config.Heads}", $"{config.Channels}", $"{config.VocabSize}", $"{config.ContextLength}", $"{Environment.ProcessorCount}" },
-        };
-        try
-        {
-            using var proc = Process.Start(psi)!;
-            string output = proc.StandardOutput.ReadToEnd();
-            string error = proc.StandardError.ReadToEnd();
-            proc.WaitForExit();
-            if (proc.ExitCode != 0)
-            {
-                log.WriteLine($"PyTorch comparison failed (install python3-torch libopenblas0-pthread): {error.Trim().Split('\n').LastOrDefault()}");
-                return null;
-            }
-            var doc = JsonDocument.Parse(output).RootElement;
-            double mm = doc.GetProperty("matmul_gflops").GetDouble(), step = doc.GetProperty("step_ms").GetDouble(), rss = doc.GetProperty("peak_rss_mib").GetDouble();
-            log.WriteLine($"PyTorch {doc.GetProperty("torch")} ({doc.GetProperty("threads")} threads, OpenBLAS {doc.GetProperty("openblas_core")}): matmul {mm:F2} GFLOP/s = {mm / r.Machine.FmaGflops:P0} of the FMA peak; " +
-                          $"step {step:F0} ms (forward {doc.GetProperty("forward_ms").GetDouble():F0}, backward {doc.GetProperty("backward_ms").GetDouble():F0}, AdamW {doc.GetProperty("adamw_ms").GetDouble():F0}); peak memory (VmHWM) {rss:F0} MiB");
-            log.WriteLine($"llm.cs / PyTorch: matmul {r.FastGflops / mm:F2}×, step time {r.StepMs / step:F2}×, peak memory {r.PeakMemoryMiB / rss:F2}×");
-            return doc;
-        }
-        catch (System.ComponentModel.Win32Exception e)
-        {
-            log.WriteLine($"PyTorch comparison skipped: /usr/bin/python3 not found ({e.Message})");
+        if (RunScript("torch_gpt2_step.py",
+                [$"{o.MatMulSize}", $"{o.Batch}", $"{o.Seq}", $"{o.Steps}", $"{config.Layers}", $"{config.Heads}", $"{config.Channels}", $"{config.VocabSize}", $"{config.ContextLength}", $"{Environment.ProcessorCount}"],
+                log, failed: "PyTorch comparison failed (install python3-torch libopenblas0-pthread)", skipped: "PyTorch comparison skipped") is not { } doc)
             return null;
-        }
+        double mm = doc.GetProperty("matmul_gflops").GetDouble(), step = doc.GetProperty("step_ms").GetDouble(), rss = doc.GetProperty("peak_rss_mib").GetDouble();
+        log.WriteLine($"PyTorch {doc.GetProperty("torch")} ({doc.GetProperty("threads")} threads, OpenBLAS {doc.GetProperty("openblas_core")}): matmul {mm:F2} GFLOP/s = {mm / r.Machine.FmaGflops:P0} of the FMA peak; " +
+                      $"step {step:F0} ms (forward {doc.GetProperty("forward_ms").GetDouble():F0}, backward {doc.GetProperty("backward_ms").GetDouble():F0}, AdamW {doc.GetProperty("adamw_ms").GetDouble():F0}); peak memory (VmHWM) {rss:F0} MiB");
+        log.WriteLine($"llm.cs / PyTorch: matmul {r.FastGflops / mm:F2}×, step time {r.StepMs / step:F2}×, peak memory {r.PeakMemoryMiB / rss:F2}×");
+        return doc;
     }
 
     /// <summary>Runs Tools/bench/torch_decode.py: PyTorch's greedy decode with a KV cache and its attention at the same
     /// sizes; returns its JSON, or null (with the reason printed).</summary>
     private static JsonElement? RunTorchDecode(Bench.Options o, Bench.Result r, TextWriter log)
     {
-        string script = Path.Combine(AppContext.BaseDirectory, "bench", "torch_decode.py");
         var c = Models.DecoderConfig.FromPreset(o.DecodeModel);
         var d = r.Decode;
         var a = r.Attention;
-        var psi = new ProcessStartInfo("/usr/bin/python3")
+        if (RunScript("torch_decode.py",
+                [$"{c.Layers}", $"{c.Heads}", $"{c.Channels}", $"{c.VocabSize}", $"{c.ContextLength}", $"{c.FfnWidth}",
+                 $"{(d is null ? 0 : o.DecodePrompt)}", $"{(d is null ? 0 : o.DecodeTokens)}",
+                 $"{a?.Batch ?? 0}", $"{a?.Seq ?? 0}", $"{a?.Heads ?? 0}", $"{a?.HeadSize ?? 0}", $"{Environment.ProcessorCount}"],
+                log, failed: "PyTorch decode/attention comparison failed", skipped: "PyTorch decode comparison skipped") is not { } doc)
+            return null;
+        if (d is not null && doc.GetProperty("decode") is { ValueKind: JsonValueKind.Object } td)
         {
-            RedirectStandardOutput = true, RedirectStandardError = true,
-            ArgumentList = { script, $"{c.Layers}", $"{c.Heads}", $"{c.Channels}", $"{c.VocabSize}", $"{c.ContextLength}", $"{c.FfnWidth}",
-                $"{(d is null ? 0 : o.DecodePrompt)}", $"{(d is null ? 0 : o.DecodeTokens)}",
-                $"{a?.Batch ?? 0}", $"{a?.Seq ?? 0}", $"{a?.Heads ?? 0}", $"{a?.HeadSize ?? 0}", $"{Environment.ProcessorCount}" },
-        };
+            double cached = td.GetProperty("cached_tokens_per_s").GetDouble(), uncached = td.GetProperty("uncached_tokens_per_s").GetDouble();
+            long tp = td.GetProperty("parameters").GetInt64();
+            double limit = r.Machine.ReadGBps * 1e9 / (4.0 * tp);
+            log.WriteLine($"PyTorch decode (GPT-2-shaped, {tp / 1e6:F1}M parameters, {doc.GetProperty("threads")} threads): KV cache {cached:F2} tokens/s (prefill {td.GetProperty("cached_prefill_ms").GetDouble():F0} ms) = {cached / limit:P1} of the host's bandwidth limit {limit:F1} tokens/s; " +
+                          $"without it {uncached:F2} tokens/s = {uncached / limit:P1}");
+            log.WriteLine($"llm.cs / PyTorch decode tokens/s: KV cache {d.CachedTokensPerSecond / cached:F2}×, without it {d.UncachedTokensPerSecond / uncached:F2}×");
+        }
+        if (a is not null && doc.GetProperty("attention") is { ValueKind: JsonValueKind.Object } ta)
+        {
+            foreach (var (key, name) in new[] { ("plain", "explicit softmax(QKᵀ/√d)V, probabilities [B, NH, T, T] kept"), ("sdpa", "F.scaled_dot_product_attention") })
+            {
+                if (ta.GetProperty(key) is not { ValueKind: JsonValueKind.Object } t) { log.WriteLine($"PyTorch attention {name}: {ta.GetProperty(key + "_note").GetString()}"); continue; }
+                double ms = t.GetProperty("total_ms").GetDouble();
+                log.WriteLine($"PyTorch attention B={a.Batch} T={a.Seq}, {name}: forward {t.GetProperty("forward_ms").GetDouble():F1} ms, backward {t.GetProperty("backward_ms").GetDouble():F1} ms, total {ms:F1} ms " +
+                              $"(llm.cs / PyTorch {a.TotalMs / ms:F2}×); peak memory above the start (VmHWM delta) {t.GetProperty("peak_delta_mib").GetDouble():F0} MiB, of it probabilities {t.GetProperty("probs_mib").GetDouble():F0} MiB");
+            }
+        }
+        return doc;
+    }
+
+    /// <summary>Runs Tools/bench/<paramref name="script"/> (copied beside llm) with Debian's python3 and parses the one JSON
+    /// object it prints; null, with <paramref name="failed"/> or <paramref name="skipped"/> and the reason logged, when
+    /// the script fails or there is no python3.</summary>
+    private static JsonElement? RunScript(string script, IEnumerable<string> arguments, TextWriter log, string failed, string skipped)
+    {
+        var psi = new ProcessStartInfo("/usr/bin/python3") { RedirectStandardOutput = true, RedirectStandardError = true };
+        psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "bench", script));
+        foreach (string argument in arguments) psi.ArgumentList.Add(argument);
         try
         {
             using var proc = Process.Start(psi)!;
             string output = proc.StandardOutput.ReadToEnd();
             string error = proc.StandardError.ReadToEnd();
             proc.WaitForExit();
-            if (proc.ExitCode != 0)
-            {
-                log.WriteLine($"PyTorch decode/attention comparison failed: {error.Trim().Split('\n').LastOrDefault()}");
-                return null;
-            }
-            var doc = JsonDocument.Parse(output).RootElement;
-            if (d is not null && doc.GetProperty("decode") is { ValueKind: JsonValueKind.Object } td)
-            {
-                double cached = td.GetProperty("cached_tokens_per_s").GetDouble(), uncached = td.GetProperty("uncached_tokens_per_s").GetDouble();
-                long tp = td.GetProperty("parameters").GetInt64();
-                double limit = r.Machine.ReadGBps * 1e9 / (4.0 * tp);
-                log.WriteLine($"PyTorch decode (GPT-2-shaped, {tp / 1e6:F1}M parameters, {doc.GetProperty("threads")} threads): KV cache {cached:F2} tokens/s (prefill {td.GetProperty("cached_prefill_ms").GetDouble():F0} ms) = {cached / limit:P1} of the host's bandwidth limit {limit:F1} tokens/s; " +
-                              $"without it {uncached:F2} tokens/s = {uncached / limit:P1}");
-                log.WriteLine($"llm.cs / PyTorch decode tokens/s: KV cache {d.CachedTokensPerSecond / cached:F2}×, without it {d.UncachedTokensPerSecond / uncached:F2}×");
-            }
-            if (a is not null && doc.GetProperty("attention") is { ValueKind: JsonValueKind.Object } ta)
-            {
-                foreach (var (key, name) in new[] { ("plain", "explicit softmax(QKᵀ/√d)V, probabilities [B, NH, T, T] kept"), ("sdpa", "F.scaled_dot_product_attention") })
-                {
-                    if (ta.GetProperty(key) is not { ValueKind: JsonValueKind.Object } t) { log.WriteLine($"PyTorch attention {name}: {ta.GetProperty(key + "_note").GetString()}"); continue; }
-                    double ms = t.GetProperty("total_ms").GetDouble();
-                    log.WriteLine($"PyTorch attention B={a.Batch} T={a.Seq}, {name}: forward {t.GetProperty("forward_ms").GetDouble():F1} ms, backward {t.GetProperty("backward_ms").GetDouble():F1} ms, total {ms:F1} ms " +
-                                  $"(llm.cs / PyTorch {a.TotalMs / ms:F2}×); peak memory above the start (VmHWM delta) {t.GetProperty("peak_delta_mib").GetDouble():F0} MiB, of it probabilities {t.GetProperty("probs_mib").GetDouble():F0} MiB");
-                }
-            }
-            return doc;
+            if (proc.ExitCode == 0) return JsonDocument.Parse(output).RootElement;
+            log.WriteLine($"{failed}: {error.Trim().Split('\n').LastOrDefault()}");
         }
         catch (System.ComponentModel.Win32Exception e)
         {
-            log.WriteLine($"PyTorch decode comparison skipped: /usr/bin/python3 not found ({e.Message})");
-            return null;
+            log.WriteLine($"{skipped}: /usr/bin/python3 not found ({e.Message})");
         }
+        return null;
     }
 
     /// <summary>The file's text and where its table for <paramref name="backend"/> sits: one table per backend.</summary>

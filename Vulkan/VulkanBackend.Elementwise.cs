@@ -29,129 +29,46 @@ public sealed partial class VulkanBackend
             Dispatch("fill", LinearGroups(n), 1, 1, new FillPush((uint)n, bits), reads: [], writes: [Part(destination, start, n)]);
     }
 
-    public void Add(Tensor a, Tensor b, Tensor output)
-    {
-        const string op = "add";
-        RequireF32(op, a, b, output);
-        OpShapes.SameShape(op, a, b, output);
-        foreach (var (start, n) in Chunks(output.Length))
-            Dispatch("add", LinearGroups(n), 1, 1, new LengthPush((uint)n), reads: [Part(a, start, n), Part(b, start, n)], writes: [Part(output, start, n)]);
-    }
+    public void Add(Tensor a, Tensor b, Tensor output) => Map("add", "add", LengthOnly, shapeOf: a, [a, b], output);
 
     public void Accumulate(Tensor source, Tensor destination)
     {
         const string op = "accumulate";
         RequireF32(op, source, destination);
         OpShapes.SameLength(op, source, destination); // as the CPU: a gradient may arrive under another view of the same shape
-        foreach (var (start, n) in Chunks(destination.Length))
-            Dispatch("accumulate", LinearGroups(n), 1, 1, new LengthPush((uint)n), reads: [Part(source, start, n)], writes: [Part(destination, start, n)]);
+        MapChunks("accumulate", LengthOnly, [source], destination);
     }
 
-    public void Scale(Tensor tensor, float factor)
-    {
-        RequireF32("scale", tensor);
-        foreach (var (start, n) in Chunks(tensor.Length))
-            Dispatch("scale", LinearGroups(n), 1, 1, new ScalePush((uint)n, factor), reads: [], writes: [Part(tensor, start, n)]);
-    }
+    public void Scale(Tensor tensor, float factor) =>
+        Map("scale", "scale", (_, n) => new ScalePush((uint)n, factor), shapeOf: tensor, [], tensor);
 
-    public void Gelu(Tensor input, Tensor output)
-    {
-        const string op = "gelu";
-        RequireF32(op, input, output);
-        OpShapes.SameShape(op, input, output);
-        foreach (var (start, n) in Chunks(input.Length))
-            Dispatch("gelu", LinearGroups(n), 1, 1, new LengthPush((uint)n), reads: [Part(input, start, n)], writes: [Part(output, start, n)]);
-    }
+    public void Gelu(Tensor input, Tensor output) => Map("gelu", "gelu", LengthOnly, shapeOf: input, [input], output);
 
-    public void GeluBackward(Tensor dOutput, Tensor input, Tensor dInput)
-    {
-        const string op = "gelu backward";
-        RequireF32(op, dOutput, input, dInput);
-        OpShapes.SameShape(op, input, dOutput, dInput);
-        foreach (var (start, n) in Chunks(input.Length))
-            Dispatch("gelu_back", LinearGroups(n), 1, 1, new LengthPush((uint)n), reads: [Part(dOutput, start, n), Part(input, start, n)], writes: [Part(dInput, start, n)]);
-    }
+    public void GeluBackward(Tensor dOutput, Tensor input, Tensor dInput) =>
+        Map("gelu backward", "gelu_back", LengthOnly, shapeOf: input, [dOutput, input], dInput);
 
-    public void Swish(Tensor input, Tensor output, float beta = 1f)
-    {
-        const string op = "swish";
-        RequireF32(op, input, output);
-        OpShapes.SameShape(op, input, output);
-        foreach (var (start, n) in Chunks(input.Length))
-            Dispatch("swish", LinearGroups(n), 1, 1, new SwishPush((uint)n, beta), reads: [Part(input, start, n)], writes: [Part(output, start, n)]);
-    }
+    public void Swish(Tensor input, Tensor output, float beta = 1f) =>
+        Map("swish", "swish", (_, n) => new SwishPush((uint)n, beta), shapeOf: input, [input], output);
 
-    public void SwishBackward(Tensor dOutput, Tensor input, Tensor dInput, float beta = 1f)
-    {
-        const string op = "swish backward";
-        RequireF32(op, dOutput, input, dInput);
-        OpShapes.SameShape(op, input, dOutput, dInput);
-        foreach (var (start, n) in Chunks(input.Length))
-            Dispatch("swish_back", LinearGroups(n), 1, 1, new SwishPush((uint)n, beta), reads: [Part(dOutput, start, n), Part(input, start, n)], writes: [Part(dInput, start, n)]);
-    }
+    public void SwishBackward(Tensor dOutput, Tensor input, Tensor dInput, float beta = 1f) =>
+        Map("swish backward", "swish_back", (_, n) => new SwishPush((uint)n, beta), shapeOf: input, [dOutput, input], dInput);
 
-    public void Sigmoid(Tensor input, Tensor output)
-    {
-        const string op = "sigmoid";
-        RequireF32(op, input, output);
-        OpShapes.SameShape(op, input, output);
-        foreach (var (start, n) in Chunks(input.Length))
-            Dispatch("sigmoid", LinearGroups(n), 1, 1, new LengthPush((uint)n), reads: [Part(input, start, n)], writes: [Part(output, start, n)]);
-    }
+    public void Sigmoid(Tensor input, Tensor output) => Map("sigmoid", "sigmoid", LengthOnly, shapeOf: input, [input], output);
 
-    public void SigmoidBackward(Tensor dOutput, Tensor input, Tensor dInput)
-    {
-        const string op = "sigmoid backward";
-        RequireF32(op, dOutput, input, dInput);
-        OpShapes.SameShape(op, input, dOutput, dInput);
-        foreach (var (start, n) in Chunks(input.Length))
-            Dispatch("sigmoid_back", LinearGroups(n), 1, 1, new LengthPush((uint)n), reads: [Part(dOutput, start, n), Part(input, start, n)], writes: [Part(dInput, start, n)]);
-    }
+    public void SigmoidBackward(Tensor dOutput, Tensor input, Tensor dInput) =>
+        Map("sigmoid backward", "sigmoid_back", LengthOnly, shapeOf: input, [dOutput, input], dInput);
 
-    public void Relu(Tensor input, Tensor output)
-    {
-        const string op = "relu";
-        RequireF32(op, input, output);
-        OpShapes.SameShape(op, input, output);
-        foreach (var (start, n) in Chunks(input.Length))
-            Dispatch("relu", LinearGroups(n), 1, 1, new LengthPush((uint)n), reads: [Part(input, start, n)], writes: [Part(output, start, n)]);
-    }
+    public void Relu(Tensor input, Tensor output) => Map("relu", "relu", LengthOnly, shapeOf: input, [input], output);
 
-    public void ReluBackward(Tensor dOutput, Tensor input, Tensor dInput)
-    {
-        const string op = "relu backward";
-        RequireF32(op, dOutput, input, dInput);
-        OpShapes.SameShape(op, input, dOutput, dInput);
-        foreach (var (start, n) in Chunks(input.Length))
-            Dispatch("relu_back", LinearGroups(n), 1, 1, new LengthPush((uint)n), reads: [Part(dOutput, start, n), Part(input, start, n)], writes: [Part(dInput, start, n)]);
-    }
+    public void ReluBackward(Tensor dOutput, Tensor input, Tensor dInput) =>
+        Map("relu backward", "relu_back", LengthOnly, shapeOf: input, [dOutput, input], dInput);
 
-    public void GeluExact(Tensor input, Tensor output)
-    {
-        const string op = "gelu exact";
-        RequireF32(op, input, output);
-        OpShapes.SameShape(op, input, output);
-        foreach (var (start, n) in Chunks(input.Length))
-            Dispatch("gelu_exact", LinearGroups(n), 1, 1, new LengthPush((uint)n), reads: [Part(input, start, n)], writes: [Part(output, start, n)]);
-    }
+    public void GeluExact(Tensor input, Tensor output) => Map("gelu exact", "gelu_exact", LengthOnly, shapeOf: input, [input], output);
 
-    public void GeluExactBackward(Tensor dOutput, Tensor input, Tensor dInput)
-    {
-        const string op = "gelu exact backward";
-        RequireF32(op, dOutput, input, dInput);
-        OpShapes.SameShape(op, input, dOutput, dInput);
-        foreach (var (start, n) in Chunks(input.Length))
-            Dispatch("gelu_exact_back", LinearGroups(n), 1, 1, new LengthPush((uint)n), reads: [Part(dOutput, start, n), Part(input, start, n)], writes: [Part(dInput, start, n)]);
-    }
+    public void GeluExactBackward(Tensor dOutput, Tensor input, Tensor dInput) =>
+        Map("gelu exact backward", "gelu_exact_back", LengthOnly, shapeOf: input, [dOutput, input], dInput);
 
-    public void Multiply(Tensor a, Tensor b, Tensor output)
-    {
-        const string op = "multiply";
-        RequireF32(op, a, b, output);
-        OpShapes.SameShape(op, a, b, output);
-        foreach (var (start, n) in Chunks(output.Length))
-            Dispatch("multiply", LinearGroups(n), 1, 1, new LengthPush((uint)n), reads: [Part(a, start, n), Part(b, start, n)], writes: [Part(output, start, n)]);
-    }
+    public void Multiply(Tensor a, Tensor b, Tensor output) => Map("multiply", "multiply", LengthOnly, shapeOf: a, [a, b], output);
 
     public void MultiplyBackward(Tensor dOutput, Tensor a, Tensor b, Tensor? dA, Tensor? dB)
     {
@@ -159,36 +76,45 @@ public sealed partial class VulkanBackend
         RequireF32(op, [dOutput, a, b, .. new[] { dA, dB }.OfType<Tensor>()]);
         OpShapes.MultiplyBackward(dOutput, a, b, dA, dB);
         foreach (var (gradient, other) in new[] { (dA, b), (dB, a) })  // dA += dOutput ⊙ b, dB += dOutput ⊙ a
-        {
-            if (gradient is null) continue;
-            foreach (var (start, n) in Chunks(a.Length))
-                Dispatch("multiply_back", LinearGroups(n), 1, 1, new LengthPush((uint)n), reads: [Part(dOutput, start, n), Part(other, start, n)], writes: [Part(gradient, start, n)]);
-        }
+            if (gradient is not null) MapChunks("multiply_back", LengthOnly, [dOutput, other], gradient);
     }
 
-    public void Dropout(Tensor input, Tensor output, float p, ulong seed, long offset)
+    public void Dropout(Tensor input, Tensor output, float p, ulong seed, long offset) =>
+        Map("dropout", "dropout", DropoutConstants("dropout", p, seed, offset), shapeOf: input, [input], output);
+
+    public void DropoutBackward(Tensor dOutput, Tensor dInput, float p, ulong seed, long offset) =>
+        Map("dropout backward", "dropout_back", DropoutConstants("dropout backward", p, seed, offset), shapeOf: dOutput, [dOutput], dInput);
+
+    /// <summary>A chunk's push constants: its first element draws counter offset + the chunk's start. The threshold
+    /// (which also rejects a bad p or offset) is taken inside, per chunk, so that <see cref="Map"/>'s dtype and shape
+    /// checks still come first.</summary>
+    private static Func<int, int, DropoutPush> DropoutConstants(string op, float p, ulong seed, long offset) => (start, n) =>
     {
-        const string op = "dropout";
-        RequireF32(op, input, output);
-        OpShapes.SameShape(op, input, output);
         uint threshold = Cpu.DropoutKernel.Threshold(op, p, offset);
-        foreach (var (start, n) in Chunks(input.Length))
-            Dispatch("dropout", LinearGroups(n), 1, 1, DropoutConstants(n, threshold, p, seed, offset + start), reads: [Part(input, start, n)], writes: [Part(output, start, n)]);
-    }
+        long stream = offset + start;
+        return new((uint)n, threshold, (float)Cpu.DropoutKernel.Scale(p), (uint)seed, (uint)(seed >> 32), (uint)stream, (uint)((ulong)stream >> 32));
+    };
 
-    public void DropoutBackward(Tensor dOutput, Tensor dInput, float p, ulong seed, long offset)
+    private static readonly Func<int, int, LengthPush> LengthOnly = (_, n) => new LengthPush((uint)n);
+
+    /// <summary>The body of an elementwise op: every tensor F32 and shaped like <paramref name="shapeOf"/> (named in
+    /// the errors as the reference), then the shader over the chunks.</summary>
+    private void Map<TPush>(string op, string shader, Func<int, int, TPush> push, Tensor shapeOf, Tensor[] reads, Tensor write)
+        where TPush : unmanaged
     {
-        const string op = "dropout backward";
-        RequireF32(op, dOutput, dInput);
-        OpShapes.SameShape(op, dOutput, dInput);
-        uint threshold = Cpu.DropoutKernel.Threshold(op, p, offset);
-        foreach (var (start, n) in Chunks(dOutput.Length))
-            Dispatch("dropout_back", LinearGroups(n), 1, 1, DropoutConstants(n, threshold, p, seed, offset + start), reads: [Part(dOutput, start, n)], writes: [Part(dInput, start, n)]);
+        Tensor[] all = [.. reads, write];
+        RequireF32(op, all);
+        OpShapes.SameShape(op, shapeOf, all);
+        MapChunks(shader, push, reads, write);
     }
 
-    /// <summary>A chunk's push constants: its first element draws counter <paramref name="stream"/> (the call's offset + the chunk's start).</summary>
-    private static DropoutPush DropoutConstants(int n, uint threshold, float p, ulong seed, long stream) =>
-        new((uint)n, threshold, (float)Cpu.DropoutKernel.Scale(p), (uint)seed, (uint)(seed >> 32), (uint)stream, (uint)((ulong)stream >> 32));
+    /// <summary>One dispatch per <see cref="Chunks"/> run of <paramref name="write"/>, each tensor bound at that run;
+    /// <paramref name="push"/> gets the run's (start, count).</summary>
+    private void MapChunks<TPush>(string shader, Func<int, int, TPush> push, Tensor[] reads, Tensor write) where TPush : unmanaged
+    {
+        foreach (var (start, n) in Chunks(write.Length))
+            Dispatch(shader, LinearGroups(n), 1, 1, push(start, n), reads: [.. reads.Select(t => Part(t, start, n))], writes: [Part(write, start, n)]);
+    }
 
     /// <summary>[0, n) in runs whose bytes fit one descriptor (<see cref="DispatchLimits.TensorBytes"/>), so a
     /// 1-D op on a tensor larger than the device lets one binding see (lavapipe: 128 MiB) runs as several dispatches.</summary>

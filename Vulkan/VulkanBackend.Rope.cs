@@ -16,28 +16,22 @@ public sealed partial class VulkanBackend
 
     private readonly Dictionary<(int, float), Tensor> ropeFrequencies = [];
 
-    public void Rope(Tensor input, Tensor positions, Tensor output, int rotaryDims, float theta = 10000f)
-    {
-        // input [B, T, H, hs], positions [B, T] I32, output [B, T, H, hs]
-        const string op = "rope";
-        RequireF32(op, input, output);
-        RequireI32(op, positions);
-        var (tokens, heads, headSize) = OpShapes.Rope(input, positions, output, rotaryDims);
-        RopeDispatch("rope", input, positions, output, tokens, heads, headSize, rotaryDims, theta);
-    }
+    // input [B, T, H, hs], positions [B, T] I32, output [B, T, H, hs]
+    public void Rope(Tensor input, Tensor positions, Tensor output, int rotaryDims, float theta = 10000f) =>
+        RopeDispatch("rope", "rope", OpShapes.Rope, input, positions, output, rotaryDims, theta);
 
-    public void RopeBackward(Tensor dOutput, Tensor positions, Tensor dInput, int rotaryDims, float theta = 10000f)
-    {
-        // dOutput [B, T, H, hs], positions [B, T] I32, dInput [B, T, H, hs]
-        const string op = "rope backward";
-        RequireF32(op, dOutput, dInput);
-        RequireI32(op, positions);
-        var (tokens, heads, headSize) = OpShapes.RopeBackward(dOutput, positions, dInput, rotaryDims);
-        RopeDispatch("rope_back", dOutput, positions, dInput, tokens, heads, headSize, rotaryDims, theta);
-    }
+    // dOutput [B, T, H, hs], positions [B, T] I32, dInput [B, T, H, hs]
+    public void RopeBackward(Tensor dOutput, Tensor positions, Tensor dInput, int rotaryDims, float theta = 10000f) =>
+        RopeDispatch("rope backward", "rope_back", OpShapes.RopeBackward, dOutput, positions, dInput, rotaryDims, theta);
 
-    private void RopeDispatch(string shader, Tensor read, Tensor positions, Tensor written, int tokens, int heads, int headSize, int rotaryDims, float theta)
+    /// <summary>Either direction (rope writes R·input, rope_back adds Rᵀ·dOutput): the dtypes, then
+    /// <paramref name="shapes"/> (the op's own OpShapes check, which names it), then the shader over token chunks.</summary>
+    private void RopeDispatch(string op, string shader, Func<Tensor, Tensor, Tensor, int, (int, int, int)> shapes,
+        Tensor read, Tensor positions, Tensor written, int rotaryDims, float theta)
     {
+        RequireF32(op, read, written);
+        RequireI32(op, positions);
+        var (tokens, heads, headSize) = shapes(read, positions, written, rotaryDims);
         int width = heads * headSize;
         if (tokens * width == 0) return;
         var invFreq = RopeFrequencies(rotaryDims, theta);   // [max(d/2, 1)]

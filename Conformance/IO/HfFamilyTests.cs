@@ -60,25 +60,9 @@ public sealed class HfFamilyTests(ITestOutputHelper output) : IDisposable
 
     private void AssertLogits(Decoder model, string family, double tolerance)
     {
-        using var fixture = SafeTensorsFile.Read(Path.Combine(FixtureFolder(family), "logits.safetensors"));
-        var tokenShape = fixture.Info("tokens").Shape;
-        var tokens = new int[tokenShape[0] * tokenShape[1]];
-        fixture.ReadInt32("tokens", tokens);
-        var expected = new double[fixture.Info("logits").ElementCount];
-        fixture.ReadDouble("logits", expected);
-
-        var backend = model.Backend;
-        double[] actual;
-        using (var tape = new Tape(backend))
-        {
-            var ids = tape.Temp(DType.I32, tokenShape);
-            backend.Upload<int>(tokens, ids);
-            actual = OpCheck.Download(backend, model.Forward(tape, ids).Value);
-        }
-        var context = new CheckContext([]);
-        double rms = Compare.Rms(expected), worst = actual.Select((a, i) => Math.Abs(a - expected[i]) / (tolerance * (Math.Abs(expected[i]) + rms))).Max();
+        var (actual, expected, shape, worst) = LogitsFixture.Run(model, Path.Combine(FixtureFolder(family), "logits.safetensors"), tolerance);
         output.WriteLine($"{family} {model.Parameters.DType}: worst logit error {worst:F3} of the bound {tolerance:E0}");
-        Compare.Check(context, "Hugging Face forward", backend.Name, "logits", fixture.Info("logits").Shape, actual, expected,
+        Compare.Check(new CheckContext([]), "Hugging Face forward", model.Backend.Name, "logits", shape, actual, expected,
             new Tolerance(4 * tolerance * tolerance, tolerance, $"{model.Parameters.DType} forward against torch float64"), family);
     }
 

@@ -37,25 +37,8 @@ public sealed class MetaLlamaTests(ITestOutputHelper output) : IDisposable
     private static string Fixture => Path.Combine(AppContext.BaseDirectory, "Fixtures", "meta");
 
     /// <summary>The forward's logits and the fixture's, and the worst error as a fraction of the bound.</summary>
-    private static (double[] Actual, double[] Expected, int[] Shape, double Worst) Logits(Decoder model)
-    {
-        using var fixture = SafeTensorsFile.Read(Path.Combine(Fixture, "logits.safetensors"));
-        var tokenShape = fixture.Info("tokens").Shape;
-        var tokens = new int[tokenShape[0] * tokenShape[1]];
-        fixture.ReadInt32("tokens", tokens);
-        var expected = new double[fixture.Info("logits").ElementCount];
-        fixture.ReadDouble("logits", expected);
-        double[] actual;
-        using (var tape = new Tape(model.Backend))
-        {
-            var ids = tape.Temp(DType.I32, tokenShape);
-            model.Backend.Upload<int>(tokens, ids);
-            actual = OpCheck.Download(model.Backend, model.Forward(tape, ids).Value);
-        }
-        double rms = Compare.Rms(expected);
-        double worst = actual.Select((a, i) => Math.Abs(a - expected[i]) / (LogitTolerance * (Math.Abs(expected[i]) + rms))).Max();
-        return (actual, expected, fixture.Info("logits").Shape, worst);
-    }
+    private static (double[] Actual, double[] Expected, int[] Shape, double Worst) Logits(Decoder model) =>
+        LogitsFixture.Run(model, Path.Combine(Fixture, "logits.safetensors"), LogitTolerance);
 
     private void AssertLogits(Decoder model, string what)
     {

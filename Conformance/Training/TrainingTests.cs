@@ -32,6 +32,30 @@ public sealed class TrainingTests
         Assert.True(loss < 0.1, $"the model failed to memorise one batch: loss {loss} after 300 steps (started at {first})");
     }
 
+    /// <summary>Trains <paramref name="options"/> whole into root/whole, and into root/split stopped at the step-3
+    /// checkpoint then resumed from it; asserts the two agree bit for bit (metrics and final weights). Returns the resumed run.</summary>
+    private static TrainingRun AssertResumeRepeatsTheWholeRun(string root, TrainOptions options)
+    {
+        var whole = TrainingRun.Start(new CpuBackend(), options with { Out = Path.Combine(root, "whole") });
+        whole.Run();
+
+        var cts = new CancellationTokenSource();
+        var first = TrainingRun.Start(new CpuBackend(), options with { Out = Path.Combine(root, "split") });
+        first.Run(e => { if (e is CheckpointEvent { Step: 3 }) cts.Cancel(); }, cts.Token);
+        Assert.Equal(3, first.Trainer.Optimizer.Step);
+
+        var resumed = TrainingRun.Resume(new CpuBackend(), Path.Combine(root, "split"));
+        Assert.Equal(3, resumed.Trainer.Optimizer.Step);
+        resumed.Run();
+
+        var a = TrainingRun.ReadMetrics(Path.Combine(root, "whole"));
+        var b = TrainingRun.ReadMetrics(Path.Combine(root, "split"));
+        Assert.Equal(a.Select(r => (r.Step, r.TrainLoss, r.ValidationLoss)), b.Select(r => (r.Step, r.TrainLoss, r.ValidationLoss)));
+        Assert.True(whole.Model.Parameters.DownloadValues().AsSpan().SequenceEqual(resumed.Model.Parameters.DownloadValues()),
+            "final weights differ between the resumed and the uninterrupted run");
+        return resumed;
+    }
+
     [Fact]
     public void ResumeReproducesTheUninterruptedRunBitForBit()
     {
@@ -43,25 +67,8 @@ public sealed class TrainingTests
                 Preset = "micro", Steps = 6, Batch = 2, Seq = 16, EvalEvery = 3, EvalBatches = 2, CheckpointEvery = 3, Seed = 5,
                 Optimizer = new OptimizerOptions { WarmupSteps = 2 },
             };
-            var whole = TrainingRun.Start(new CpuBackend(), options with { Out = Path.Combine(root, "whole") });
-            whole.Run();
-
-            var cts = new CancellationTokenSource();
-            var first = TrainingRun.Start(new CpuBackend(), options with { Out = Path.Combine(root, "split") });
-            first.Run(e => { if (e is CheckpointEvent { Step: 3 }) cts.Cancel(); }, cts.Token);
-            Assert.Equal(3, first.Trainer.Optimizer.Step);
-
-            var resumed = TrainingRun.Resume(new CpuBackend(), Path.Combine(root, "split"));
-            Assert.Equal(3, resumed.Trainer.Optimizer.Step);
-            resumed.Run();
-
-            var a = TrainingRun.ReadMetrics(Path.Combine(root, "whole"));
-            var b = TrainingRun.ReadMetrics(Path.Combine(root, "split"));
-            Assert.Equal(6, a.Count);
-            Assert.Equal(a.Select(r => (r.Step, r.TrainLoss, r.ValidationLoss)), b.Select(r => (r.Step, r.TrainLoss, r.ValidationLoss)));
-            var wa = whole.Model.Parameters.DownloadValues();
-            var wb = resumed.Model.Parameters.DownloadValues();
-            Assert.True(wa.AsSpan().SequenceEqual(wb), "final weights differ between the resumed and the uninterrupted run");
+            var resumed = AssertResumeRepeatsTheWholeRun(root, options);
+            Assert.Equal(6, TrainingRun.ReadMetrics(Path.Combine(root, "whole")).Count);
         }
         finally
         {
@@ -89,21 +96,12 @@ public sealed class TrainingTests
                 ConfigPath = ConfigWith(0.2f, "dropout"), Steps = 6, Batch = 2, Seq = 16, EvalEvery = 3, EvalBatches = 2, CheckpointEvery = 3, Seed = 5,
                 Optimizer = new OptimizerOptions { WarmupSteps = 2 },
             };
-            var whole = TrainingRun.Start(new CpuBackend(), options with { Out = Path.Combine(root, "whole") });
-            whole.Run();
-            var cts = new CancellationTokenSource();
-            var first = TrainingRun.Start(new CpuBackend(), options with { Out = Path.Combine(root, "split") });
-            first.Run(e => { if (e is CheckpointEvent { Step: 3 }) cts.Cancel(); }, cts.Token);
-            var resumed = TrainingRun.Resume(new CpuBackend(), Path.Combine(root, "split"));
+            var resumed = AssertResumeRepeatsTheWholeRun(root, options);
             Assert.Equal(0.2f, resumed.Model.Config.AttentionDropout);
-            resumed.Run();
             var plain = TrainingRun.Start(new CpuBackend(), options with { ConfigPath = ConfigWith(0f, "plain"), Out = Path.Combine(root, "plain") });
             plain.Run();
 
             var a = TrainingRun.ReadMetrics(Path.Combine(root, "whole"));
-            var b = TrainingRun.ReadMetrics(Path.Combine(root, "split"));
-            Assert.Equal(a.Select(r => (r.Step, r.TrainLoss, r.ValidationLoss)), b.Select(r => (r.Step, r.TrainLoss, r.ValidationLoss)));
-            Assert.True(whole.Model.Parameters.DownloadValues().AsSpan().SequenceEqual(resumed.Model.Parameters.DownloadValues()));
             var c = TrainingRun.ReadMetrics(Path.Combine(root, "plain"));
             Assert.NotEqual(a[1].TrainLoss, c[1].TrainLoss);   // step 2's loss: the weights differ after a dropped step 1
         }

@@ -219,43 +219,14 @@ public sealed class Tape(IBackend backend, bool recording = true) : IDisposable
         return output;
     }
 
-    public Var Gelu(Var x)
-    {
-        var output = NewVar(x.Value.DType, x.Shape, "gelu", x);
-        Backend.Gelu(x.Value, output.Value);
-        Record(output, () =>
-        {
-            if (output.Grad is null) return;
-            Backend.GeluBackward(output.Grad, x.Value, GradOf(x)!);
-        });
-        return output;
-    }
+    public Var Gelu(Var x) => Unary(x, "gelu", Backend.Gelu, (dy, dx) => Backend.GeluBackward(dy, x.Value, dx));
 
     /// <summary>x·σ(βx); SiLU at β = 1.</summary>
-    public Var Swish(Var x, float beta = 1f)
-    {
-        var output = NewVar(x.Value.DType, x.Shape, "swish", x);
-        Backend.Swish(x.Value, output.Value, beta);
-        Record(output, () =>
-        {
-            if (output.Grad is null) return;
-            Backend.SwishBackward(output.Grad, x.Value, GradOf(x)!, beta);
-        });
-        return output;
-    }
+    public Var Swish(Var x, float beta = 1f) =>
+        Unary(x, "swish", (v, y) => Backend.Swish(v, y, beta), (dy, dx) => Backend.SwishBackward(dy, x.Value, dx, beta));
 
     /// <summary>σ(x): GLU's gate.</summary>
-    public Var Sigmoid(Var x)
-    {
-        var output = NewVar(x.Value.DType, x.Shape, "sigmoid", x);
-        Backend.Sigmoid(x.Value, output.Value);
-        Record(output, () =>
-        {
-            if (output.Grad is null) return;
-            Backend.SigmoidBackward(output.Grad, x.Value, GradOf(x)!);
-        });
-        return output;
-    }
+    public Var Sigmoid(Var x) => Unary(x, "sigmoid", Backend.Sigmoid, (dy, dx) => Backend.SigmoidBackward(dy, x.Value, dx));
 
     /// <summary>α·x as a new value (DeepNorm's scaled residual); its backward adds α·dy.</summary>
     public Var ScaleBy(Var x, float alpha)
@@ -275,30 +246,11 @@ public sealed class Tape(IBackend backend, bool recording = true) : IDisposable
     }
 
     /// <summary>max(0, x).</summary>
-    public Var Relu(Var x)
-    {
-        var output = NewVar(x.Value.DType, x.Shape, "relu", x);
-        Backend.Relu(x.Value, output.Value);
-        Record(output, () =>
-        {
-            if (output.Grad is null) return;
-            Backend.ReluBackward(output.Grad, x.Value, GradOf(x)!);
-        });
-        return output;
-    }
+    public Var Relu(Var x) => Unary(x, "relu", Backend.Relu, (dy, dx) => Backend.ReluBackward(dy, x.Value, dx));
 
     /// <summary>Exact GeLU x·Φ(x) (PyTorch's default; <see cref="Gelu"/> is GPT-2's tanh approximation).</summary>
-    public Var GeluExact(Var x)
-    {
-        var output = NewVar(x.Value.DType, x.Shape, "gelu_exact", x);
-        Backend.GeluExact(x.Value, output.Value);
-        Record(output, () =>
-        {
-            if (output.Grad is null) return;
-            Backend.GeluExactBackward(output.Grad, x.Value, GradOf(x)!);
-        });
-        return output;
-    }
+    public Var GeluExact(Var x) =>
+        Unary(x, "gelu_exact", Backend.GeluExact, (dy, dx) => Backend.GeluExactBackward(dy, x.Value, dx));
 
     /// <summary>The elementwise product a ⊙ b (the gate of GLU, SwiGLU, GEGLU).</summary>
     public Var Multiply(Var a, Var b)
@@ -314,27 +266,24 @@ public sealed class Tape(IBackend backend, bool recording = true) : IDisposable
     }
 
     /// <summary>Inverted dropout of x with drop probability p on the stream (seed, offset); its backward recomputes the mask.</summary>
-    public Var Dropout(Var x, float p, ulong seed, long offset)
-    {
-        var output = NewVar(x.Value.DType, x.Shape, "dropout", x);
-        Backend.Dropout(x.Value, output.Value, p, seed, offset);
-        Record(output, () =>
-        {
-            if (output.Grad is null) return;
-            Backend.DropoutBackward(output.Grad, GradOf(x)!, p, seed, offset);
-        });
-        return output;
-    }
+    public Var Dropout(Var x, float p, ulong seed, long offset) =>
+        Unary(x, "dropout", (v, y) => Backend.Dropout(v, y, p, seed, offset), (dy, dx) => Backend.DropoutBackward(dy, dx, p, seed, offset));
 
     /// <summary>Rotary position embedding of q or k [B, T, H, hs] at positions [B, T] I32 (not differentiated).</summary>
-    public Var Rope(Var x, Tensor positions, int rotaryDims, float theta = 10000f)
+    public Var Rope(Var x, Tensor positions, int rotaryDims, float theta = 10000f) =>
+        Unary(x, "rope", (v, y) => Backend.Rope(v, positions, y, rotaryDims, theta),
+            (dy, dx) => Backend.RopeBackward(dy, positions, dx, rotaryDims, theta));
+
+    /// <summary>y = f(x) of x's shape: <paramref name="forward"/>(x, y) now; on the way back, once y has a gradient,
+    /// <paramref name="backward"/>(dy, dx) accumulates into x's.</summary>
+    private Var Unary(Var x, string name, Action<Tensor, Tensor> forward, Action<Tensor, Tensor> backward)
     {
-        var output = NewVar(x.Value.DType, x.Shape, "rope", x);
-        Backend.Rope(x.Value, positions, output.Value, rotaryDims, theta);
+        var output = NewVar(x.Value.DType, x.Shape, name, x);
+        forward(x.Value, output.Value);
         Record(output, () =>
         {
             if (output.Grad is null) return;
-            Backend.RopeBackward(output.Grad, positions, GradOf(x)!, rotaryDims, theta);
+            backward(output.Grad, GradOf(x)!);
         });
         return output;
     }

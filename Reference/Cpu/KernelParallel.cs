@@ -36,20 +36,8 @@ internal static class KernelParallel
 
     /// <summary>body over the same fixed chunks of x and y, in parallel when <paramref name="workPerElement"/>·length is
     /// large: the elementwise fast paths' one loop (spans cannot be captured by the pool's lambdas, pointers can).</summary>
-    public static unsafe void Elementwise(ReadOnlySpan<float> x, Span<float> y, long workPerElement, ChunkMap body)
-    {
-        fixed (float* px = x, py = y)
-        {
-            var xs = new Pinned<float>(px, x.Length);
-            var ys = new Pinned<float>(py, y.Length);
-            int length = x.Length;
-            For(Chunks(length), workPerElement * length, k =>
-            {
-                int start = k * Chunk, count = Math.Min(Chunk, length - start);
-                body(xs.Slice(start, count), ys.Slice(start, count));
-            });
-        }
-    }
+    public static void Elementwise(ReadOnlySpan<float> x, Span<float> y, long workPerElement, ChunkMap body) =>
+        Elementwise(x, y, workPerElement, (xs, ys, _) => body(xs, ys));
 
     /// <summary>As <see cref="Elementwise(ReadOnlySpan{float}, Span{float}, long, ChunkMap)"/>, telling body where its chunk starts.</summary>
     public static unsafe void Elementwise(ReadOnlySpan<float> x, Span<float> y, long workPerElement, ChunkMapAt body)

@@ -67,10 +67,7 @@ public sealed partial record HfConfig
     private static void WriteLlama(Utf8JsonWriter w, DecoderConfig m)
     {
         bool mistral = m.Window > 0;   // LlamaConfig has no sliding window; MistralConfig is LLaMA's with one
-        w.WriteString("model_type", mistral ? "mistral" : "llama");
-        w.WriteStartArray("architectures"); w.WriteStringValue(mistral ? "MistralForCausalLM" : "LlamaForCausalLM"); w.WriteEndArray();
-        w.WriteNumber("vocab_size", m.VocabSize);
-        w.WriteNumber("hidden_size", m.Channels);
+        WriteOpening(w, mistral ? "mistral" : "llama", mistral ? "MistralForCausalLM" : "LlamaForCausalLM", m);
         w.WriteNumber("intermediate_size", m.FfnWidth);
         w.WriteNumber("num_hidden_layers", m.Layers);
         w.WriteNumber("num_attention_heads", m.Heads);
@@ -149,10 +146,7 @@ public sealed partial record HfConfig
 
     private static void WriteBloom(Utf8JsonWriter w, DecoderConfig m)
     {
-        w.WriteString("model_type", "bloom");
-        w.WriteStartArray("architectures"); w.WriteStringValue("BloomForCausalLM"); w.WriteEndArray();
-        w.WriteNumber("vocab_size", m.VocabSize);
-        w.WriteNumber("hidden_size", m.Channels);
+        WriteOpening(w, "bloom", "BloomForCausalLM", m);
         w.WriteNumber("n_layer", m.Layers);
         w.WriteNumber("n_head", m.Heads);
         w.WriteNumber("layer_norm_epsilon", Shortest(m.LayerNormEpsilon));
@@ -201,10 +195,7 @@ public sealed partial record HfConfig
 
     private static void WriteNeoX(Utf8JsonWriter w, DecoderConfig m)
     {
-        w.WriteString("model_type", "gpt_neox");
-        w.WriteStartArray("architectures"); w.WriteStringValue("GPTNeoXForCausalLM"); w.WriteEndArray();
-        w.WriteNumber("vocab_size", m.VocabSize);
-        w.WriteNumber("hidden_size", m.Channels);
+        WriteOpening(w, "gpt_neox", "GPTNeoXForCausalLM", m);
         w.WriteNumber("intermediate_size", m.FfnWidth);
         w.WriteNumber("num_hidden_layers", m.Layers);
         w.WriteNumber("num_attention_heads", m.Heads);
@@ -271,6 +262,15 @@ public sealed partial record HfConfig
     }
 
     // ---- shared fields -----------------------------------------------------------------------------------------------
+
+    /// <summary>The keys each family's config.json opens with: which model, then the vocabulary and width.</summary>
+    private static void WriteOpening(Utf8JsonWriter w, string modelType, string architecture, DecoderConfig m)
+    {
+        w.WriteString("model_type", modelType);
+        w.WriteStartArray("architectures"); w.WriteStringValue(architecture); w.WriteEndArray();
+        w.WriteNumber("vocab_size", m.VocabSize);
+        w.WriteNumber("hidden_size", m.Channels);
+    }
 
     private static void RefuseRopeScaling(JsonElement root, string source)
     {

@@ -152,12 +152,13 @@ public sealed class BloomNames : WeightNames
     public override string LmHead => "lm_head.weight";
     public override bool OutIn => true;
     public override bool PerHeadQkv => true;
-    public override BlockNames Block(DecoderConfig c, int l)
-    {
-        string p = $"h.{l}.";
-        return new(p + "input_layernorm", p + "post_attention_layernorm", null, null, p + "self_attention.query_key_value", null, null, null,
-            p + "self_attention.dense", p + "mlp.dense_h_to_4h", null, p + "mlp.dense_4h_to_h");
-    }
+    public override BlockNames Block(DecoderConfig c, int l) => FusedBlock($"h.{l}.", "self_attention");
+
+    /// <summary>A BLOOM or NeoX block under prefix <paramref name="p"/>: the two name the same modules, apart from the
+    /// attention's.</summary>
+    internal static BlockNames FusedBlock(string p, string attention) =>
+        new(p + "input_layernorm", p + "post_attention_layernorm", null, null, p + attention + ".query_key_value", null, null, null,
+            p + attention + ".dense", p + "mlp.dense_h_to_4h", null, p + "mlp.dense_4h_to_h");
 
     public override void Check(DecoderConfig c) => CheckFusedPerHead(c, "BLOOM");
 
@@ -181,12 +182,7 @@ public sealed class NeoXNames : WeightNames
     public override string LmHead => "embed_out.weight";
     public override bool OutIn => true;
     public override bool PerHeadQkv => true;
-    public override BlockNames Block(DecoderConfig c, int l)
-    {
-        string p = $"gpt_neox.layers.{l}.";
-        return new(p + "input_layernorm", p + "post_attention_layernorm", null, null, p + "attention.query_key_value", null, null, null,
-            p + "attention.dense", p + "mlp.dense_h_to_4h", null, p + "mlp.dense_4h_to_h");
-    }
+    public override BlockNames Block(DecoderConfig c, int l) => BloomNames.FusedBlock($"gpt_neox.layers.{l}.", "attention");
 
     public override void Check(DecoderConfig c) => BloomNames.CheckFusedPerHead(c, "GPT-NeoX");
 }

@@ -10,17 +10,14 @@ Arguments: layers heads C V ctx ffn prompt new attB attT attNH atths threads (pr
 Prints one JSON object."""
 import gc, json, math, sys, time
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
+
+from torch_common import Gpt, GptBlock, proc_status_mib as status
 
 L, NH, C, V, ctx, FFN, prompt_len, new, aB, aT, aNH, ahs, threads = (int(a) for a in sys.argv[1:14]) if len(sys.argv) > 13 \
     else (12, 12, 768, 50257, 1024, 3072, 64, 64, 1, 2048, 12, 64, 2)
 torch.manual_seed(0)
 torch.set_num_threads(threads)
-
-def status(name):
-    with open("/proc/self/status") as f:
-        return next(int(l.split()[1]) for l in f if l.startswith(name + ":")) / 1024
 
 def reset_peak():
     try:
@@ -63,12 +60,9 @@ def attention(B, T, H, hs):
         del q, k, v, dy
     return result
 
-class Block(nn.Module):
+class Block(GptBlock):
     def __init__(self):
-        super().__init__()
-        self.ln_1, self.ln_2 = nn.LayerNorm(C), nn.LayerNorm(C)
-        self.c_attn, self.c_proj = nn.Linear(C, 3 * C), nn.Linear(C, C)
-        self.c_fc, self.mlp_proj = nn.Linear(C, FFN), nn.Linear(FFN, C)
+        super().__init__(C, FFN)
         self.hs = C // NH
     def forward(self, x, cache, pos):
         """x [1, T, C]; cache (k, v) [1, NH, ctx, hs] preallocated, filled up to pos, or None (no cache)."""
@@ -83,16 +77,11 @@ class Block(nn.Module):
             S = k.shape[2]
             m = torch.ones(T, S, dtype=torch.bool).tril(S - T)
             att = att.masked_fill(~m, float("-inf"))
-        y = (F.softmax(att, dim=-1) @ v).transpose(1, 2).reshape(1, T, C)
-        x = x + self.c_proj(y)
-        return x + self.mlp_proj(F.gelu(self.c_fc(self.ln_2(x)), approximate="tanh"))
+        return self.finish(x, (F.softmax(att, dim=-1) @ v).transpose(1, 2).reshape(1, T, C))
 
-class GPT(nn.Module):
+class GPT(Gpt):
     def __init__(self):
-        super().__init__()
-        self.wte, self.wpe = nn.Embedding(V, C), nn.Embedding(ctx, C)
-        self.h = nn.ModuleList(Block() for _ in range(L))
-        self.ln_f = nn.LayerNorm(C)
+        super().__init__(V, C, ctx, (Block() for _ in range(L)))
     def forward(self, idx, caches, pos):
         T = idx.shape[1]
         x = self.wte(idx) + self.wpe(torch.arange(pos, pos + T))

@@ -4,8 +4,9 @@ Prints one JSON object: matmul GFLOP/s at n^3, ms per GPT-2 training step (forwa
 resident set (VmHWM, as llm bench reports it) and the OpenBLAS kernel that ran."""
 import ctypes, ctypes.util, json, math, os, sys, time
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
+
+from torch_common import Gpt, GptBlock, proc_status_mib
 
 n, B, T, steps, layers, heads, C, V, ctx = (int(a) for a in sys.argv[1:10]) if len(sys.argv) > 9 else (1024, 4, 64, 3, 12, 12, 768, 50257, 1024)
 threads = int(sys.argv[10]) if len(sys.argv) > 10 else os.cpu_count()
@@ -23,11 +24,6 @@ def openblas_core():
             pass
     return "unknown"
 
-def vm_hwm_mib():
-    """The peak resident set since the process started, from /proc/self/status (Linux)."""
-    with open("/proc/self/status") as f:
-        return next(int(l.split()[1]) for l in f if l.startswith("VmHWM:")) / 1024
-
 def best_time(f, repeats=5):
     f()  # warm-up
     best = float("inf")
@@ -41,27 +37,19 @@ gflops = 2 * n ** 3 / best / 1e9
 
 mask = torch.tril(torch.ones(T, T)).view(1, 1, T, T)
 
-class Block(nn.Module):
+class Block(GptBlock):
     def __init__(self):
-        super().__init__()
-        self.ln_1, self.ln_2 = nn.LayerNorm(C), nn.LayerNorm(C)
-        self.c_attn, self.c_proj = nn.Linear(C, 3 * C), nn.Linear(C, C)
-        self.c_fc, self.mlp_proj = nn.Linear(C, 4 * C), nn.Linear(4 * C, C)
+        super().__init__(C, 4 * C)
     def forward(self, x):
         q, k, v = self.c_attn(self.ln_1(x)).split(C, dim=2)
         q, k, v = (t.view(B, T, heads, C // heads).transpose(1, 2) for t in (q, k, v))
         att = (q @ k.transpose(-2, -1)) / math.sqrt(C // heads)  # torch 1.13 has no scaled_dot_product_attention
         att = F.softmax(att.masked_fill(mask[:, :, :T, :T] == 0, float("-inf")), dim=-1)
-        y = (att @ v).transpose(1, 2).reshape(B, T, C)
-        x = x + self.c_proj(y)
-        return x + self.mlp_proj(F.gelu(self.c_fc(self.ln_2(x)), approximate="tanh"))
+        return self.finish(x, (att @ v).transpose(1, 2).reshape(B, T, C))
 
-class GPT(nn.Module):
+class GPT(Gpt):
     def __init__(self):
-        super().__init__()
-        self.wte, self.wpe = nn.Embedding(V, C), nn.Embedding(ctx, C)
-        self.h = nn.ModuleList(Block() for _ in range(layers))
-        self.ln_f = nn.LayerNorm(C)
+        super().__init__(V, C, ctx, (Block() for _ in range(layers)))
     def forward(self, idx, targets):
         x = self.wte(idx) + self.wpe(torch.arange(T))
         for blk in self.h:
@@ -83,4 +71,4 @@ med = lambda xs: sorted(xs)[len(xs) // 2] * 1000
 print(json.dumps({"torch": torch.__version__, "threads": torch.get_num_threads(), "openblas_core": openblas_core(),
                   "matmul_size": n, "matmul_gflops": gflops,
                   "forward_ms": med(fw), "backward_ms": med(bw), "adamw_ms": med(up),
-                  "step_ms": med(fw) + med(bw) + med(up), "peak_rss_mib": vm_hwm_mib()}))
+                  "step_ms": med(fw) + med(bw) + med(up), "peak_rss_mib": proc_status_mib("VmHWM")}))
