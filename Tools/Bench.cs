@@ -282,11 +282,12 @@ public static class Bench
             if (resident <= Peak.ResidentMiB) return;
             bool host = model.Backend is CpuBackend;
             double values = model.Parameters.Arenas.Sum(x => (long)x.Values.Length * x.Values.DType.Size()) / MiB;
-            double adam = opt.M.Concat(opt.V).Sum(x => (long)x.Length * x.DType.Size()) / MiB;
+            double grads = model.Parameters.Arenas.Sum(x => x.Grads is { } g ? (long)g.Length * g.DType.Size() : 0) / MiB;   // frozen: none
+            double adam = opt.M.Concat(opt.V).Sum(x => x is null ? 0 : (long)x.Length * x.DType.Size()) / MiB;
             double pool = tape.PooledBytes / MiB, logits = 3.0 * logitsElements * model.Parameters.DType.Size() / MiB;
             double managed = GC.GetTotalMemory(false) / MiB;
-            double inGc = host ? 2 * values + adam + pool : 0;
-            Peak = new(phase, resident, values, values, adam, pool, logits, managed - inGc, resident - managed, managed);
+            double inGc = host ? values + grads + adam + pool : 0;
+            Peak = new(phase, resident, values, grads, adam, pool, logits, managed - inGc, resident - managed, managed);
         }
 
         /// <summary>Writing 5 to /proc/self/clear_refs sets VmHWM back to the current resident set (Linux ≥ 4.0).</summary>
