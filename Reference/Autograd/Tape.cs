@@ -45,6 +45,14 @@ public sealed class Tape(IBackend backend, bool recording = true) : IDisposable
     /// <summary>Bytes of every allocation the pool holds, in use or free: what this tape costs the backend.</summary>
     public long PooledBytes { get; private set; }
 
+    /// <summary>A pooled I32 tensor holding <paramref name="values"/>: a step's token ids, targets or positions.</summary>
+    public Tensor Ids(ReadOnlySpan<int> values, int[] shape, string? name = null)
+    {
+        var t = Temp(DType.I32, shape, name);
+        Backend.Upload(values, t);
+        return t;
+    }
+
     /// <summary>A pooled tensor whose contents are undefined until written (kernels overwrite their outputs).</summary>
     public Tensor Temp(DType dtype, int[] shape, string? name = null)
     {

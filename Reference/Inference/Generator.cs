@@ -67,35 +67,28 @@ public static class Generator
         }
     }
 
-    /// <summary>Runs <paramref name="tokens"/> through the model on top of the cache; the last position's logits into <paramref name="lastLogits"/>.</summary>
-    private static void Forward(Decoder model, Tape tape, KvCache cache, List<int> tokens, float[] lastLogits)
+    /// <summary>Runs <paramref name="tokens"/> through the model (on top of the cache, when there is one); the last
+    /// position's logits into <paramref name="lastLogits"/>.</summary>
+    private static void Forward(Decoder model, Tape tape, KvCache? cache, List<int> tokens, float[] lastLogits)
     {
         int T = tokens.Count, V = model.Config.VocabSize;
-        var ids = tape.Temp(DType.I32, [1, T], "tokens");                      // [1, T]
-        model.Backend.Upload<int>(tokens.ToArray(), ids);
-        var logits = model.Forward(tape, ids, new DecoderInputs { Cache = cache });   // [1, T, V]
+        var ids = tape.Ids(tokens.ToArray(), [1, T], "tokens");               // [1, T]
+        var logits = model.Forward(tape, ids, cache is null ? null : new DecoderInputs { Cache = cache });   // [1, T, V]
         model.Backend.DownloadFloats(logits.Value.Reshape(T * V).Slice((T - 1) * V, [V]), lastLogits);
         tape.Reset();
     }
 
     private static IEnumerable<int> StepsWithoutCache(Decoder model, IReadOnlyList<int> prompt, int maxNewTokens, Sampler sampler, Tape? given)
     {
-        int V = model.Config.VocabSize;
-        var backend = model.Backend;
-        var tape = given ?? new Tape(backend, recording: false);
+        var tape = given ?? new Tape(model.Backend, recording: false);
         try
         {
             var context = new List<int>(prompt);
-            var lastLogits = new float[V];
+            var lastLogits = new float[model.Config.VocabSize];
             for (int i = 0; i < maxNewTokens; i++)
             {
                 int start = Math.Max(0, context.Count - model.Config.ContextLength);
-                int T = context.Count - start;
-                var ids = tape.Temp(DType.I32, [1, T], "context");  // [1, T]
-                backend.Upload<int>(context.GetRange(start, T).ToArray(), ids);
-                var logits = model.Forward(tape, ids);               // [1, T, V]
-                backend.DownloadFloats(logits.Value.Reshape(T * V).Slice((T - 1) * V, [V]), lastLogits);
-                tape.Reset();
+                Forward(model, tape, null, context.GetRange(start, context.Count - start), lastLogits);   // the whole window
                 int next = sampler.Next(lastLogits, System.Runtime.InteropServices.CollectionsMarshal.AsSpan(context));
                 context.Add(next);
                 yield return next;
@@ -142,10 +135,10 @@ public static class Generator
                     positions[b * T + i] = Math.Max(0, p - pad[b]);
                 }
             for (int b = 0; b < B; b++) cache.SetSegments(b, segments.AsSpan(b * T, T));
-            var ids = Upload(tape, tokens, B, T);
+            var ids = tape.Ids(tokens, [B, T], "tokens");
             var result = model.Forward(tape, ids, new DecoderInputs
             {
-                Cache = cache, Segments = Upload(tape, segments, B, T), Positions = Upload(tape, positions, B, T),
+                Cache = cache, Segments = tape.Ids(segments, [B, T], "segments"), Positions = tape.Ids(positions, [B, T], "positions"),
             });                                                                                // [B, T, V]
             var all = result.Value.Reshape(B * T * V);
             tokens = new int[B];
@@ -161,12 +154,5 @@ public static class Generator
             T = 1;
         }
         return [.. outputs.Select(o => o.ToArray())];
-    }
-
-    private static Tensor Upload(Tape tape, int[] values, int b, int t)
-    {
-        var tensor = tape.Temp(DType.I32, [b, t]);
-        tape.Backend.Upload<int>(values, tensor);
-        return tensor;
     }
 }

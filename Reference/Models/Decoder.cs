@@ -341,9 +341,7 @@ public sealed class Decoder
     {
         var ids = new int[B * T];
         for (int i = 0; i < ids.Length; i++) ids[i] = offset + i % T;
-        var t = tape.Temp(DType.I32, [B, T], "positions");
-        tape.Backend.Upload<int>(ids, t);
-        return t;
+        return tape.Ids(ids, [B, T], "positions");
     }
 
     // ---- initialisation --------------------------------------------------------------------------------------------
@@ -365,13 +363,14 @@ public sealed class Decoder
         foreach (var p in Parameters.All)
         {
             var role = _roles[p.Var];
+            var std = p.Decay ? StdOf(role, p.Value.Shape) : null;   // matrices only: norms and biases are 1 or 0
             var flat = p.Value.Reshape(p.Value.Length);
             for (int start = 0; start < flat.Length; start += host.Length)
             {
                 var chunk = host.AsSpan(0, Math.Min(host.Length, flat.Length - start));
                 if (role == ParameterRole.NormWeight) chunk.Fill(1.0);
                 else if (p.Decay)
-                    for (int i = 0; i < chunk.Length; i++) chunk[i] = Std(role, p.Value.Shape, start + i) * rng.NextGaussian();
+                    for (int i = 0; i < chunk.Length; i++) chunk[i] = std!(start + i) * rng.NextGaussian();
                 else chunk.Clear();
                 var target = flat.Slice(start, [chunk.Length]);
                 if (narrow is null) { Backend.Upload<double>(chunk, target); continue; }
@@ -381,18 +380,31 @@ public sealed class Decoder
         }
     }
 
-    /// <summary>The standard deviation of element <paramref name="index"/> of a matrix of <paramref name="role"/>.</summary>
-    private double Std(ParameterRole role, int[] shape, int index)
+    /// <summary>The standard deviation of each element (by its index) of a matrix of <paramref name="role"/>, worked out
+    /// once per parameter: only a DeepNorm model's fused q|k|v varies along the matrix.</summary>
+    private Func<int, double> StdOf(ParameterRole role, int[] shape)
     {
-        if (role is ParameterRole.Embedding or ParameterRole.Position or ParameterRole.Head) return 0.02;
-        if (!Config.DeepNorm) return role is ParameterRole.Out or ParameterRole.Down ? 0.02 / Math.Sqrt(2.0 * Config.Layers) : 0.02;
+        if (role is ParameterRole.Embedding or ParameterRole.Position or ParameterRole.Head) return _ => 0.02;
+        if (!Config.DeepNorm)
+        {
+            double std = role is ParameterRole.Out or ParameterRole.Down ? 0.02 / Math.Sqrt(2.0 * Config.Layers) : 0.02;
+            return _ => std;
+        }
         double beta = Config.DeepNormConstants().Beta, xavier = Math.Sqrt(2.0 / (shape[0] + shape[1]));
-        if (role != ParameterRole.Qkv) return xavier * (role is ParameterRole.Query or ParameterRole.Key ? 1 : beta);
-        // a fused q|k|v: only its v outputs take β
-        int hs = Config.HeadSize, outputs = Config.QkvWidth;
-        int output = WeightNames.For(Config).OutIn ? index / shape[1] : index % shape[1];
-        bool isValue = WeightNames.For(Config).PerHeadQkv ? output % (3 * hs) >= 2 * hs : output >= (Config.Heads + Config.KeyValueHeads) * hs;
-        xavier = Math.Sqrt(2.0 / (Config.Channels + outputs / 3.0));   // each of q, k, v as its own [C, ·] matrix
-        return xavier * (isValue ? beta : 1);
+        if (role != ParameterRole.Qkv)
+        {
+            double std = xavier * (role is ParameterRole.Query or ParameterRole.Key ? 1 : beta);
+            return _ => std;
+        }
+        // a fused q|k|v: only its v outputs take β, each of q, k, v Xavier-scaled as its own [C, ·] matrix
+        var names = WeightNames.For(Config);
+        int hs = Config.HeadSize, columns = shape[1], firstValue = (Config.Heads + Config.KeyValueHeads) * hs;
+        double fused = Math.Sqrt(2.0 / (Config.Channels + Config.QkvWidth / 3.0));
+        return index =>
+        {
+            int output = names.OutIn ? index / columns : index % columns;
+            bool isValue = names.PerHeadQkv ? output % (3 * hs) >= 2 * hs : output >= firstValue;
+            return fused * (isValue ? beta : 1);
+        };
     }
 }

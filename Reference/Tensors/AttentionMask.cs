@@ -94,7 +94,6 @@ public sealed record AttentionMask
             _ => Math.Min(Math.Max(p, prefix - 1), keys - 1),
         };
         int first = Window > 0 ? Math.Max(0, p - Window + 1) : 0;
-        if (Window > 0 && Visibility != Visibility.Causal) last = Math.Min(last, keys - 1);
         return (first, last);
     }
 

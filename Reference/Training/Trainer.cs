@@ -123,10 +123,8 @@ public sealed class Trainer
         if (inputs.Length != batch * time || targets.Length != batch * time)
             throw new ArgumentException($"a batch of B={batch}, T={time} needs {batch * time} inputs and targets, got {inputs.Length} and {targets.Length}");
         var backend = model.Backend;
-        var ids = tape.Temp(DType.I32, [batch, time], "inputs");        // [B, T]
-        var tgt = tape.Temp(DType.I32, [batch, time], "targets");       // [B, T]
-        backend.Upload<int>(inputs, ids);
-        backend.Upload<int>(targets, tgt);
+        var ids = tape.Ids(inputs, [batch, time], "inputs");            // [B, T]
+        var tgt = tape.Ids(targets, [batch, time], "targets");          // [B, T]
         var logits = model.Forward(tape, ids, dropout is null ? null : new DecoderInputs { Dropout = dropout });   // [B, T, V]
         var losses = tape.CrossEntropy(logits, tgt, IgnoreIndex);       // [B*T]
         hostLosses = new float[losses.Value.Length];
