@@ -145,11 +145,18 @@ public sealed class Tape(IBackend backend, bool recording = true) : IDisposable
     }
 
     /// <summary>Seeds d(loss)/d(losses) = <paramref name="dLosses"/> and runs every recorded backward in reverse.</summary>
-    public void Backward(Var losses, Tensor dLosses)
+    public void Backward(Var losses, Tensor dLosses) => Backward([(losses, dLosses)]);
+
+    /// <summary>Seeds several terms of one loss (cross-entropy plus auxiliary losses), each value with its gradient,
+    /// then runs every recorded backward once, in reverse.</summary>
+    public void Backward(IReadOnlyList<(Var Value, Tensor Gradient)> seeds)
     {
-        if (!losses.RequiresGrad)
-            throw new InvalidOperationException($"backward of {losses.Value.Describe()}, which needs no gradient: nothing it depends on is trainable (or the tape was not recording)");
-        Backend.Copy(dLosses, GradOf(losses)!);
+        foreach (var (value, gradient) in seeds)
+        {
+            if (!value.RequiresGrad)
+                throw new InvalidOperationException($"backward of {value.Value.Describe()}, which needs no gradient: nothing it depends on is trainable (or the tape was not recording)");
+            Backend.Accumulate(gradient, GradOf(value)!);
+        }
         for (int i = _backward.Count - 1; i >= 0; i--) _backward[i]();
         _backward.Clear();
     }

@@ -34,7 +34,7 @@ public static class Checkpoint
     /// <summary>Writes <c>runFolder/step_NNNNNN/</c> (model, config and, when given, the training state), then points
     /// <c>runFolder/latest</c> at it. Returns the step folder. A failure leaves neither a partial folder nor a
     /// changed <c>latest</c>.</summary>
-    public static string Save(string runFolder, long step, HfConfig config, ParameterSet parameters, TrainingState? state = null)
+    public static string Save(string runFolder, long step, IModelConfigFile config, ParameterSet parameters, TrainingState? state = null)
     {
         string name = StepFolderName(step);
         string run = Path.GetFullPath(runFolder);
@@ -105,7 +105,7 @@ public static class Checkpoint
 
     /// <summary>Writes model.safetensors and config.json into <paramref name="folder"/>: a folder that
     /// <c>GPT2LMHeadModel.from_pretrained</c> can load.</summary>
-    public static void SaveModel(string folder, HfConfig config, ParameterSet parameters)
+    public static void SaveModel(string folder, IModelConfigFile config, ParameterSet parameters)
     {
         Directory.CreateDirectory(folder);
         SaveWeights(Path.Combine(folder, ModelFile), parameters);

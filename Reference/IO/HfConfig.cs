@@ -11,7 +11,7 @@ namespace Llm.IO;
 /// choices the family's config cannot say, "llm_decoder" (see HfFamilies.cs). <see cref="Tokenizer"/> is null for a
 /// config that does not record one (a hub download).
 /// </summary>
-public sealed partial record HfConfig(DecoderConfig Model, string? Tokenizer)
+public sealed partial record HfConfig(DecoderConfig Model, string? Tokenizer) : IModelConfigFile
 {
     public const string TokenizerField = "llm_tokenizer";
     /// <summary>GPT-2's &lt;|endoftext|&gt;, its bos and eos token.</summary>

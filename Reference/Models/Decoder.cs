@@ -2,6 +2,7 @@ using Llm.Autograd;
 using Llm.Common;
 using Llm.Inference;
 using Llm.Tensors;
+using Llm.Text;
 
 namespace Llm.Models;
 
@@ -37,7 +38,7 @@ public readonly record struct DropoutStream(ulong Seed, long Draw)
 /// LLaMA, BLOOM, GPT-NeoX, PaLM and GLM are presets. Shapes: B batch, T time, C channels, V vocabulary, NH query heads,
 /// NKV key/value heads, hs head size, F FFN width.
 /// </summary>
-public sealed class Decoder
+public sealed class Decoder : ILanguageModel
 {
     public DecoderConfig Config { get; }
     public IBackend Backend { get; }
@@ -125,7 +126,28 @@ public sealed class Decoder
             Text.Tokenizers.ForFolder(loaded.Folder, loaded.Config.Tokenizer, loaded.Config.Model.Naming));
     }
 
+    public int VocabSize => Config.VocabSize;
+    public int ContextLength => Config.ContextLength;
+    public IO.IModelConfigFile ConfigFile(string? tokenizer) => new IO.HfConfig(Config, tokenizer);
+
     // ---- forward -------------------------------------------------------------------------------------------------------
+
+    /// <summary>The training forward of a batch: its inputs [B, T], with its prefix lengths for a prefix decoder.</summary>
+    public ModelOutput Forward(Tape tape, TokenBatch batch, DropoutStream? dropout = null)
+    {
+        if (batch.EncoderInputs is not null)
+            throw new ArgumentException("a decoder-only model takes no encoder inputs: the span objective needs an encoder-decoder (or --objective span on a prefix decoder builds GLM's blank infilling instead)");
+        var ids = tape.Ids(batch.Inputs, [batch.B, batch.T], "inputs");                             // [B, T]
+        Tensor? prefix = null;
+        if (batch.PrefixLengths is { } lengths)
+        {
+            if (Config.Visibility != Visibility.Prefix)
+                throw new ArgumentException($"the batch has prefix lengths but the model's visibility is {Config.Visibility}: a prefix objective needs a model with Visibility = Prefix");
+            prefix = tape.Ids(lengths, [batch.B], "prefix lengths");                                 // [B]
+        }
+        var inputs = prefix is null && dropout is null ? null : new DecoderInputs { PrefixLengths = prefix, Dropout = dropout };
+        return new ModelOutput(Forward(tape, ids, inputs));
+    }
 
     /// <summary>tokens [B, T] I32 → logits [B, T, V].</summary>
     public Var Forward(Tape tape, Tensor tokens, DecoderInputs? inputs = null)
@@ -253,7 +275,7 @@ public sealed class Decoder
     {
         Activation.Relu or Activation.ReGlu => tape.Relu(x),
         Activation.GeluExact or Activation.GeGlu => tape.GeluExact(x),
-        Activation.GeluTanh => tape.Gelu(x),
+        Activation.GeluTanh or Activation.GeGluTanh => tape.Gelu(x),
         Activation.Swish or Activation.SwiGlu => tape.Swish(x, Config.SwishBeta),
         Activation.Glu => tape.Sigmoid(x),
         _ => x,   // Bilinear: no activation

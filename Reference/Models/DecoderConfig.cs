@@ -16,7 +16,8 @@ public enum Activation
     Glu,        // σ(xW) ⊙ xV
     Bilinear,   // xW ⊙ xV
     ReGlu,      // relu(xW) ⊙ xV
-    GeGlu,      // gelu(xW) ⊙ xV
+    GeGlu,      // gelu(xW) ⊙ xV, exact erf GeLU
+    GeGluTanh,  // gelu_tanh(xW) ⊙ xV: T5 v1.1's "gated-gelu" (HF's gelu_new)
     SwiGlu,     // swish_β(xW) ⊙ xV (LLaMA, PaLM)
 }
 
@@ -85,7 +86,7 @@ public sealed record DecoderConfig
 
     public int HeadSize => Channels / Heads;
     public int KeyValueHeads => KvHeads ?? Heads;
-    public bool Gated => Activation is Activation.Glu or Activation.Bilinear or Activation.ReGlu or Activation.GeGlu or Activation.SwiGlu;
+    public bool Gated => Activation is Activation.Glu or Activation.Bilinear or Activation.ReGlu or Activation.GeGlu or Activation.GeGluTanh or Activation.SwiGlu;
     /// <summary>The FFN width: 4C, or LLaMA's 2/3·4C rounded up to MultipleOf for the gated forms (same parameter count).</summary>
     public int FfnWidth => Hidden ?? (Gated ? (8 * Channels / 3 + MultipleOf - 1) / MultipleOf * MultipleOf : 4 * Channels);
     /// <summary>Dimensions of each head that rotate: RotaryFraction·hs, even.</summary>

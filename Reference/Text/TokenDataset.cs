@@ -4,7 +4,16 @@ namespace Llm.Text;
 /// <summary>One training or validation batch: B rows of T inputs and the T tokens that follow each.</summary>
 /// <param name="Inputs">[B, T] row-major: Inputs[b*T + t] = tokens[start + b*T + t].</param>
 /// <param name="Targets">[B, T] row-major: the next token, Targets[b*T + t] = tokens[start + b*T + t + 1].</param>
-public sealed record TokenBatch(int[] Inputs, int[] Targets, int B, int T);
+/// Targets may hold <c>Trainer.IgnoreIndex</c> (−1) where an objective's loss mask leaves a position out.
+public sealed record TokenBatch(int[] Inputs, int[] Targets, int B, int T)
+{
+    /// <summary>[B]: the bidirectional prefix of each row (prefix LM, GLM's blank infilling); null: none.</summary>
+    public int[]? PrefixLengths { get; init; }
+    /// <summary>[B, EncoderLength]: an encoder-decoder's source ids; <see cref="Inputs"/> are then the decoder's.</summary>
+    public int[]? EncoderInputs { get; init; }
+    /// <summary>Te, the encoder's time (0 without encoder inputs).</summary>
+    public int EncoderLength { get; init; }
+}
 
 /// <summary>
 /// A token stream cut into a train split and a held-out validation split (the last <c>validationFraction</c> of the
