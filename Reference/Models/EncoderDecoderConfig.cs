@@ -70,6 +70,69 @@ public sealed record EncoderDecoderConfig
     public static EncoderDecoderConfig FromPreset(string name) => Presets.TryGetValue(name.ToLowerInvariant(), out var config) ? config
         : throw new ArgumentException($"unknown encoder-decoder preset '{name}'; known: {string.Join(", ", PresetNames)}");
 
+    // ---- parameters: T5ForConditionalGeneration's names and nn.Linear [out, in] layouts -------------------------------
+
+    /// <summary>Every parameter in checkpoint order. Attention: q, k, v [inner, C], o [C, inner]; the relative bias
+    /// [buckets, NH] lives in block 0 of each stack and is shared by its layers. FFN: wi [F, C] (gated: wi_0 is the
+    /// activated half, wi_1 the linear one), wo [C, F]. The tied head is shared.weight (no lm_head.weight).</summary>
+    public IEnumerable<NamedWeight> Weights()
+    {
+        int C = Channels, inner = InnerWidth, F = Hidden;
+        yield return new("shared.weight", [VocabSize, C], ParameterRole.Embedding);
+        foreach (var (stack, layers) in new[] { ("encoder", EncoderLayers), ("decoder", DecoderLayers) })
+        {
+            for (int l = 0; l < layers; l++)
+            {
+                string b = $"{stack}.block.{l}.layer";
+                IEnumerable<NamedWeight> Attention(string prefix)
+                {
+                    yield return new($"{prefix}.q.weight", [inner, C], ParameterRole.Query, OutIn: true);
+                    yield return new($"{prefix}.k.weight", [inner, C], ParameterRole.Key, OutIn: true);
+                    yield return new($"{prefix}.v.weight", [inner, C], ParameterRole.Value, OutIn: true);
+                    yield return new($"{prefix}.o.weight", [C, inner], ParameterRole.Out, OutIn: true);
+                    if (Bias)
+                        foreach (var (name, width) in new[] { ("q", inner), ("k", inner), ("v", inner), ("o", C) })
+                            yield return new($"{prefix}.{name}.bias", [width], ParameterRole.Bias);
+                }
+                foreach (var w in Attention($"{b}.0.SelfAttention")) yield return w;
+                if (l == 0) yield return new($"{b}.0.SelfAttention.relative_attention_bias.weight", [RelativeBuckets, Heads], ParameterRole.Position);
+                foreach (var w in NormWeights($"{b}.0.layer_norm")) yield return w;
+                int ffn = 1;
+                if (stack == "decoder")
+                {
+                    foreach (var w in Attention($"{b}.1.EncDecAttention")) yield return w;
+                    foreach (var w in NormWeights($"{b}.1.layer_norm")) yield return w;
+                    ffn = 2;
+                }
+                string d = $"{b}.{ffn}.DenseReluDense";
+                if (Gated)
+                {
+                    yield return new($"{d}.wi_0.weight", [F, C], ParameterRole.Gate, OutIn: true);
+                    yield return new($"{d}.wi_1.weight", [F, C], ParameterRole.Up, OutIn: true);
+                }
+                else yield return new($"{d}.wi.weight", [F, C], ParameterRole.Up, OutIn: true);
+                yield return new($"{d}.wo.weight", [C, F], ParameterRole.Down, OutIn: true);
+                if (Bias)
+                {
+                    foreach (var half in Gated ? new[] { "wi_0", "wi_1" } : ["wi"]) yield return new($"{d}.{half}.bias", [F], ParameterRole.Bias);
+                    yield return new($"{d}.wo.bias", [C], ParameterRole.Bias);
+                }
+                foreach (var w in NormWeights($"{b}.{ffn}.layer_norm")) yield return w;
+            }
+            foreach (var w in NormWeights($"{stack}.final_layer_norm")) yield return w;
+        }
+        if (!TiedEmbeddings) yield return new("lm_head.weight", [VocabSize, C], ParameterRole.Head, OutIn: true);
+    }
+
+    private IEnumerable<NamedWeight> NormWeights(string prefix)
+    {
+        yield return new($"{prefix}.weight", [Channels], ParameterRole.NormWeight);
+        if (Norm == NormKind.LayerNorm && Bias) yield return new($"{prefix}.bias", [Channels], ParameterRole.NormBias);
+    }
+
+    public IEnumerable<ParameterSpec> ParameterSpecs() => Weights().Select(w => new ParameterSpec(w.Name, w.Shape, w.Decay));
+    public long ParameterCount() => ParameterSpecs().Sum(s => (long)Tensor.ElementCount(s.Shape));
+
     /// <summary>Throws with the offending field when the numbers or choices cannot form a model.</summary>
     public EncoderDecoderConfig Validate()
     {
