@@ -246,7 +246,7 @@ public static class Checkpoint
     }
 
     /// <summary>Whether two tensors of one shape hold the same floats, bit for bit.</summary>
-    private static bool SameValues(CheckpointTensors tensors, string a, string b)
+    internal static bool SameValues(CheckpointTensors tensors, string a, string b)
     {
         var x = new float[tensors.Info(a).ElementCount];
         var y = new float[x.Length];

@@ -83,6 +83,7 @@ public sealed partial record HfConfig(DecoderConfig Model, string? Tokenizer) : 
                 "llama" or "mistral" => ParseLlama(root, source, mistral: modelType == "mistral"),
                 "bloom" => ParseBloom(root, source),
                 "gpt_neox" => ParseNeoX(root, source),
+                "t5" => throw new InvalidDataException($"{source}: model_type \"t5\" is an encoder-decoder (T5ForConditionalGeneration), not a decoder: T5HfConfig and T5Checkpoint read it"),
                 _ => throw new InvalidDataException($"{source}: model_type \"{modelType}\" is not supported (supported: gpt2, llama, mistral, bloom, gpt_neox)"),
             };
             model = ApplyExtension(root, model, source);
@@ -141,7 +142,7 @@ public sealed partial record HfConfig(DecoderConfig Model, string? Tokenizer) : 
         return model;
     }
 
-    private static int RequiredInt(JsonElement root, string field, string source, string? alias = null)
+    internal static int RequiredInt(JsonElement root, string field, string source, string? alias = null)
     {
         if (!root.TryGetProperty(field, out var e))
             throw new InvalidDataException($"{source}: missing required field \"{alias ?? field}\"");
@@ -151,7 +152,7 @@ public sealed partial record HfConfig(DecoderConfig Model, string? Tokenizer) : 
     }
 
     /// <summary>A finite JSON number, or null when the field is absent or null.</summary>
-    private static double? OptionalNumber(JsonElement root, string field, string source)
+    internal static double? OptionalNumber(JsonElement root, string field, string source)
     {
         if (!root.TryGetProperty(field, out var e) || e.ValueKind == JsonValueKind.Null) return null;
         return e.ValueKind == JsonValueKind.Number && e.TryGetDouble(out double value) && double.IsFinite(value) ? value
@@ -160,7 +161,7 @@ public sealed partial record HfConfig(DecoderConfig Model, string? Tokenizer) : 
 
     /// <summary>true or false, or null when the field is absent or null; a string "false" or a 0 is refused, since
     /// reading it either way could silently change the model.</summary>
-    private static bool? OptionalBool(JsonElement root, string field, string source)
+    internal static bool? OptionalBool(JsonElement root, string field, string source)
     {
         if (!root.TryGetProperty(field, out var e) || e.ValueKind == JsonValueKind.Null) return null;
         return e.ValueKind switch
@@ -171,7 +172,7 @@ public sealed partial record HfConfig(DecoderConfig Model, string? Tokenizer) : 
         };
     }
 
-    private static string? OptionalString(JsonElement root, string field, string source)
+    internal static string? OptionalString(JsonElement root, string field, string source)
     {
         if (!root.TryGetProperty(field, out var e) || e.ValueKind == JsonValueKind.Null) return null;
         if (e.ValueKind != JsonValueKind.String)

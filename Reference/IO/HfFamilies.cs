@@ -19,7 +19,7 @@ public sealed partial record HfConfig
     private static readonly CultureInfo Invariant = CultureInfo.InvariantCulture;
 
     /// <summary>The float's shortest decimal (1e-05, not 9.99999974737875E-06): parses back to the same float.</summary>
-    private static double Shortest(float value) => double.Parse(value.ToString("R", Invariant), Invariant);
+    internal static double Shortest(float value) => double.Parse(value.ToString("R", Invariant), Invariant);
 
     private delegate void FamilyWriter(Utf8JsonWriter w, DecoderConfig m);
 
@@ -304,7 +304,7 @@ public sealed partial record HfConfig
             throw new InvalidDataException($"{source}: {field} {p} is not a probability (0 to 1)");
     }
 
-    private static int? OptionalInt(JsonElement root, string field, string source) =>
+    internal static int? OptionalInt(JsonElement root, string field, string source) =>
         !root.TryGetProperty(field, out var e) || e.ValueKind == JsonValueKind.Null ? null : RequiredInt(root, field, source);
 
     private static string Lower(bool b) => b ? "true" : "false";

@@ -383,6 +383,9 @@ public sealed record TokenizerConfig(bool? AddBos, bool? AddEos, string? BosToke
 {
     public const string FileName = "tokenizer_config.json";
 
+    /// <summary>T5Tokenizer's extra_ids: how many &lt;extra_id_N&gt; sentinels follow the SentencePiece pieces; null when absent.</summary>
+    public int? ExtraIds { get; init; }
+
     public static TokenizerConfig Read(string folder)
     {
         string path = Path.Combine(folder, FileName);
@@ -406,6 +409,13 @@ public sealed record TokenizerConfig(bool? AddBos, bool? AddEos, string? BosToke
             JsonObject o when o["content"] is JsonValue c && c.GetValueKind() == JsonValueKind.String => c.GetValue<string>(),
             var other => throw new InvalidDataException($"{path}: {field} is neither a string nor an object with \"content\": {other.ToJsonString()}"),
         };
-        return new(Flag("add_bos_token"), Flag("add_eos_token"), Token("bos_token"), Token("eos_token"));
+        int? Count(string field) => obj[field] switch
+        {
+            null => null,
+            JsonValue v when v.GetValueKind() == JsonValueKind.Null => null,
+            JsonValue v when v.GetValueKind() == JsonValueKind.Number && v.TryGetValue(out int n) && n >= 0 => n,
+            var other => throw new InvalidDataException($"{path}: {field} is not a count (an integer ≥ 0): {other.ToJsonString()}"),
+        };
+        return new(Flag("add_bos_token"), Flag("add_eos_token"), Token("bos_token"), Token("eos_token")) { ExtraIds = Count("extra_ids") };
     }
 }

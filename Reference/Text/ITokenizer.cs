@@ -43,25 +43,29 @@ public static class Tokenizers
 
     public const string SentencePieceFile = "tokenizer.model";
     public const string HfJsonFile = "tokenizer.json";
+    /// <summary>T5's SentencePiece file (a Unigram model; its 100 &lt;extra_id_N&gt; sentinels are not pieces of it).</summary>
+    public const string T5SentencePieceFile = "spiece.model";
 
-    /// <summary>A name ("byte", "gpt2"), a folder (its tokenizer.model, else its tokenizer.json), or the path of a
-    /// tokenizer.model (SentencePiece) or tokenizer.json (Hugging Face) file.</summary>
+    /// <summary>A name ("byte", "gpt2"), a folder (its tokenizer.model, else spiece.model, else tokenizer.json), or the
+    /// path of a tokenizer.model or spiece.model (SentencePiece) or tokenizer.json (Hugging Face) file.</summary>
     public static ITokenizer Open(string nameOrPath)
     {
         ArgumentNullException.ThrowIfNull(nameOrPath);
         if (Names.Contains(nameOrPath.Trim().ToLowerInvariant())) return Create(nameOrPath);
         string path = nameOrPath;
         if (Directory.Exists(path))
-            path = InFolder(path) ?? throw new FileNotFoundException($"{nameOrPath}: the folder has neither {SentencePieceFile} nor {HfJsonFile}");
+            path = InFolder(path) ?? throw new FileNotFoundException($"{nameOrPath}: the folder has none of {SentencePieceFile}, {T5SentencePieceFile}, {HfJsonFile}");
         else if (!File.Exists(path))
             throw new ArgumentException($"unknown tokenizer '{nameOrPath}': neither a name ({string.Join(", ", Names)}) nor an existing file or folder");
         return path.EndsWith(".json", StringComparison.OrdinalIgnoreCase) ? HfJsonTokenizer.Load(path) : new SentencePieceFileTokenizer(path);
     }
 
-    /// <summary>The folder's tokenizer.model, else its tokenizer.json, else null.</summary>
+    /// <summary>The folder's tokenizer.model, else its spiece.model, else its tokenizer.json, else null. spiece.model
+    /// comes before tokenizer.json because a T5 folder has both and its tokenizer.json is a Unigram model, which
+    /// <see cref="HfJsonTokenizer"/> does not read.</summary>
     public static string? InFolder(string folder)
     {
-        foreach (string file in new[] { SentencePieceFile, HfJsonFile })
+        foreach (string file in new[] { SentencePieceFile, T5SentencePieceFile, HfJsonFile })
             if (File.Exists(Path.Combine(folder, file))) return Path.Combine(folder, file);
         return null;
     }
@@ -71,6 +75,10 @@ public static class Tokenizers
     /// and merges.txt, which are GPT-2's). Null for another family with none of these: no default is right there.</summary>
     public static string? ForFolder(string folder, string? configTokenizer, Models.WeightNaming family) =>
         InFolder(folder) ?? configTokenizer ?? (family == Models.WeightNaming.Gpt2 ? "gpt2" : null);
+
+    /// <summary>An encoder-decoder folder's tokenizer: its tokenizer file (<see cref="InFolder"/>; a T5 download's
+    /// spiece.model), else config.json's llm_tokenizer, else null.</summary>
+    public static string? ForFolder(string folder, string? configTokenizer) => InFolder(folder) ?? configTokenizer;
 
     /// <summary>The tokenizer for a model: <paramref name="requested"/> (--tokenizer) when given, else
     /// <paramref name="folderTokenizer"/> (from <see cref="ForFolder"/>). Throws naming the folder and the files looked
