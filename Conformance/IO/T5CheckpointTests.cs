@@ -64,6 +64,28 @@ public sealed class T5CheckpointTests : IDisposable
         });
     }
 
+    /// <summary>The hub's t5-small and google/t5-v1_1-small config.json files as served (older saves: no
+    /// feed_forward_proj or num_decoder_layers in t5-small's, output_past and task_specific_params tolerated).</summary>
+    [Fact]
+    public void The_hub_t5_small_configs_read_as_the_presets()
+    {
+        const string t5Small = """
+            {"architectures": ["T5WithLMHeadModel"], "d_ff": 2048, "d_kv": 64, "d_model": 512, "decoder_start_token_id": 0,
+             "dropout_rate": 0.1, "eos_token_id": 1, "initializer_factor": 1.0, "is_encoder_decoder": true, "layer_norm_epsilon": 1e-06,
+             "model_type": "t5", "n_positions": 512, "num_heads": 8, "num_layers": 6, "output_past": true, "pad_token_id": 0,
+             "relative_attention_num_buckets": 32, "task_specific_params": {"summarization": {"early_stopping": true, "prefix": "summarize: "}},
+             "vocab_size": 32128}
+            """;
+        Assert.Equal(EncoderDecoderConfig.T5Small with { Dropout = 0.1f }, T5HfConfig.Parse(t5Small, "t5-small").Model);
+        const string v11 = """
+            {"architectures": ["T5ForConditionalGeneration"], "d_ff": 1024, "d_kv": 64, "d_model": 512, "decoder_start_token_id": 0,
+             "dropout_rate": 0.1, "eos_token_id": 1, "feed_forward_proj": "gated-gelu", "initializer_factor": 1.0, "is_encoder_decoder": true,
+             "layer_norm_epsilon": 1e-06, "model_type": "t5", "num_decoder_layers": 8, "num_heads": 6, "num_layers": 8, "output_past": true,
+             "pad_token_id": 0, "relative_attention_num_buckets": 32, "tie_word_embeddings": false, "vocab_size": 32128}
+            """;
+        Assert.Equal(EncoderDecoderConfig.T5V11Small with { Dropout = 0.1f }, T5HfConfig.Parse(v11, "t5-v1_1-small").Model);
+    }
+
     public static TheoryData<string> Presets() => [.. EncoderDecoderConfig.PresetNames];
 
     [Theory]

@@ -86,5 +86,17 @@ public sealed class T5TokenizerTests : IDisposable
         string empty = FolderWith();
         Assert.Equal("byte", Tokenizers.ForFolder(empty, "byte"));
         Assert.Null(Tokenizers.ForFolder(empty, null));
+        var none = Assert.Throws<FileNotFoundException>(() => Tokenizers.ForModel(null, empty, null, 128));
+        Assert.Contains("spiece.model", none.Message);
+    }
+
+    [Fact]
+    public void An_encoder_decoder_takes_the_spiece_tokenizer_when_its_ids_fit_the_vocabulary()
+    {
+        string folder = FolderWith(Tokenizers.T5SentencePieceFile);
+        string? found = Tokenizers.ForFolder(folder, null);
+        Assert.Equal(118, Tokenizers.ForModel(null, folder, found, 128).VocabSize);   // padded rows above the sentinels, as t5's 32,128
+        var e = Assert.Throws<InvalidDataException>(() => Tokenizers.ForModel(null, folder, found, 100));
+        Assert.Contains("118 ids, more than the model's vocab_size 100", e.Message);
     }
 }

@@ -83,13 +83,18 @@ public static class Tokenizers
     /// <summary>The tokenizer for a model: <paramref name="requested"/> (--tokenizer) when given, else
     /// <paramref name="folderTokenizer"/> (from <see cref="ForFolder"/>). Throws naming the folder and the files looked
     /// for when there is none, and naming both sizes when the tokenizer has more ids than the model's vocab_size.</summary>
-    public static ITokenizer ForModel(string? requested, string folder, string? folderTokenizer, Models.DecoderConfig model)
+    public static ITokenizer ForModel(string? requested, string folder, string? folderTokenizer, Models.DecoderConfig model) =>
+        ForModel(requested, folder, folderTokenizer, model.VocabSize);
+
+    /// <summary><see cref="ForModel(string?, string, string?, Models.DecoderConfig)"/> for any model of
+    /// <paramref name="vocabSize"/> ids (an encoder-decoder's: T5's 32,128 rows hold its 32,100 ids).</summary>
+    public static ITokenizer ForModel(string? requested, string folder, string? folderTokenizer, int vocabSize)
     {
         string source = requested ?? folderTokenizer ?? throw new FileNotFoundException(
-            $"{folder}: no tokenizer: the folder has neither {SentencePieceFile} nor {HfJsonFile}, and its config.json names none ({IO.HfConfig.TokenizerField}); give --tokenizer");
+            $"{folder}: no tokenizer: the folder has none of {SentencePieceFile}, {T5SentencePieceFile}, {HfJsonFile}, and its config.json names none ({IO.HfConfig.TokenizerField}); give --tokenizer");
         var tokenizer = Open(source);
-        if (tokenizer.VocabSize > model.VocabSize)
-            throw new InvalidDataException($"tokenizer {tokenizer.Name} has {tokenizer.VocabSize} ids, more than the model's vocab_size {model.VocabSize} ({folder})");
+        if (tokenizer.VocabSize > vocabSize)
+            throw new InvalidDataException($"tokenizer {tokenizer.Name} has {tokenizer.VocabSize} ids, more than the model's vocab_size {vocabSize} ({folder})");
         return tokenizer;
     }
 
