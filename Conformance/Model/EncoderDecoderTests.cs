@@ -309,7 +309,7 @@ public sealed class EncoderDecoderTests
     /// shifted right behind the start token, as the span objective builds them) through the Trainer: the losses per step.</summary>
     internal static List<double> Train(IBackend backend, EncoderDecoderConfig config, int steps = 10)
     {
-        const int B = 4, Te = 8, T = 8;
+        const int B = 4, Te = 10, T = 8;   // Te ≠ T: cross-attention's Tq ≠ Tk
         var rng = new Rng(5);
         var pool = Enumerable.Range(0, 2).Select(_ =>
         {
