@@ -339,4 +339,60 @@ public sealed class EncoderDecoderTests
         var losses = Train(new CpuBackend(), EncoderDecoderConfig.T5Micro);
         Assert.True(Learned(losses, 0.5), $"10 steps should lower the loss: {string.Join(", ", losses.Select(l => l.ToString("F4")))}");
     }
+
+    // ---- against PyTorch ----------------------------------------------------------------------------------------------
+
+    /// <summary>Fixtures/torch/t5_{relu_tied, gated_untied}.safetensors (rerun: /usr/bin/python3 Tools/fixtures/torch_t5_fixture.py):
+    /// tiny random T5ForConditionalGeneration weights in Hugging Face's names, a (source [2, 11], decoder input [2, 9]) batch
+    /// and its logits from a float64 torch forward written from modeling_t5.py, rounded to f32 once. It holds T5's
+    /// definitions (no 1/√d, the bias shared across layers, float32 buckets with 5 per direction, cross-attention without
+    /// bias, the tied head's d^−½, wi_0 as the activated half) to an implementation outside the project.
+    /// Per element |a − b| ≤ tol·(|b| + RMS(b)). F64: only the file's f32 rounding, 2⁻²⁴ of |b|: 1e-6 (3.7e-8 seen, 27×
+    /// margin). F32: ~50 f32 ops from the embeddings to the logits, each dot product of ≤ 24 terms off by ~√K·2⁻²⁴, amplified
+    /// by the random weights' gains (1.5/√fan-in) through two stacks and the untied head's N(0, 1.5²/C) logits: 1e-4
+    /// (8.5e-6 seen on cpu-fast and lavapipe's three variants, 12× margin). Wrong definitions fail by 10⁴× and more:
+    /// 1/√hs-scaled encoder scores are off by 1.7 of (|b| + RMS), wi_0 and wi_1 swapped by 2.1 (both tried).</summary>
+    public static TheoryData<string, string> TorchCases()
+    {
+        var data = new TheoryData<string, string>();
+        foreach (var variant in new[] { "relu_tied", "gated_untied" })
+        {
+            data.Add(variant, "oracle");
+            foreach (var subject in Backends.Subjects) data.Add(variant, subject.Name);
+        }
+        return data;
+    }
+
+    [Theory, MemberData(nameof(TorchCases))]
+    public void LogitsMatchPyTorch(string variant, string subject)
+    {
+        using var file = Llm.IO.SafeTensorsFile.Read(Path.Combine(AppContext.BaseDirectory, "Fixtures", "torch", $"t5_{variant}.safetensors"));
+        bool gated = variant.StartsWith("gated");
+        var config = new EncoderDecoderConfig
+        {
+            VocabSize = 37, ContextLength = 16, Channels = 16, Heads = 2, HeadSize = 6, Hidden = 24, EncoderLayers = 2, DecoderLayers = 2,
+            RelativeBuckets = 10, RelativeMaxDistance = 9, LayerNormEpsilon = 1e-6f,
+            Activation = gated ? Activation.GeGluTanh : Activation.Relu, TiedEmbeddings = !gated,
+        };
+        var (backend, dtype) = subject == "oracle" ? (Oracle.Backend, DType.F64)
+            : (Backends.Subjects.Single(s => s.Name == subject).Backend, DType.F32);
+        var model = new EncoderDecoder(backend, config, dtype);
+        foreach (var p in model.Parameters.All)
+        {
+            var values = new float[p.Value.Length];
+            file.ReadFloat(p.Name, values);
+            OpCheck.UploadFloats(backend, p.Value, [.. values.Select(v => (double)v)]);
+        }
+        int[] Read(string name, int n) { var ids = new int[n]; file.ReadInt32(name, ids); return ids; }
+        const int B = 2, Te = 11, T = 9;
+        var expected = new float[B * T * config.VocabSize];
+        file.ReadFloat("logits", expected);
+        using var tape = new Tape(backend, recording: false);
+        var logits = OpCheck.Download(backend, model.Forward(tape, Ids(backend, Read("source", B * Te), B, Te), Ids(backend, Read("target", B * T), B, T)).Value);
+        var b = expected.Select(x => (double)x).ToArray();
+        double rms = Rms(b), worst = 0;
+        for (int i = 0; i < b.Length; i++) worst = Math.Max(worst, Math.Abs(logits[i] - b[i]) / (Math.Abs(b[i]) + rms));
+        double bound = dtype == DType.F64 ? 1e-6 : 1e-4;
+        Assert.True(worst <= bound, $"t5 {variant} on {subject}: the worst logit is off by {worst:E2} of (|b| + RMS), above {bound:E0}");
+    }
 }
