@@ -231,7 +231,8 @@ public sealed class EncoderDecoder : ILanguageModel
             throw new ArgumentException($"{stack} length {tokens.Shape[1]} exceeds the model's context length {Config.ContextLength}");
     }
 
-    /// <summary>Pre: x + drop(f(n(x))) (T5); post: n(x + drop(f(x))).</summary>
+    /// <summary>Pre: x + drop(f(n(x))) (T5); post: n(x + drop(f(x))). Each stack's final_layer_norm follows its blocks in
+    /// either placement (the config's weights have it either way).</summary>
     private Var SubLayer(Tape tape, Var x, Decoder.Norm norm, Func<Var, Var> f, DropoutStream? stream, int site) =>
         Config.Placement == NormPlacement.Pre
             ? tape.Add(x, Drop(tape, f(Normalize(tape, x, norm)), stream, site))
