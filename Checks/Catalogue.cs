@@ -25,6 +25,7 @@ public static class Catalogue
         .. CopyColumnsChecks.Properties,
         .. CrossEntropyChecks.Properties,
         .. AdamWChecks.Properties,
+        .. RelativePositionBiasChecks.Properties,
     ];
 
     /// <summary>The properties whose "Op.Name" matches <paramref name="pattern"/>: comma-separated globs

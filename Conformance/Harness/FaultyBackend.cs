@@ -124,4 +124,6 @@ public sealed class FaultyBackend(Fault fault) : IBackend
     public void CrossEntropy(Tensor logits, Tensor targets, Tensor probs, Tensor losses, int ignoreIndex = -1) => _cpu.CrossEntropy(logits, targets, probs, losses, ignoreIndex);
     public void CrossEntropyBackward(Tensor dLosses, Tensor probs, Tensor targets, Tensor dLogits, int ignoreIndex = -1) => _cpu.CrossEntropyBackward(dLosses, probs, targets, dLogits, ignoreIndex);
     public void AdamW(Tensor param, Tensor grad, Tensor m, Tensor v, AdamWParameters hyper) => _cpu.AdamW(param, grad, m, v, hyper);
+    public void RelativePositionBias(Tensor table, Tensor buckets, Tensor output) => _cpu.RelativePositionBias(table, buckets, output);
+    public void RelativePositionBiasBackward(Tensor dOutput, Tensor buckets, Tensor dTable) => _cpu.RelativePositionBiasBackward(dOutput, buckets, dTable);
 }

@@ -55,4 +55,6 @@ public sealed class ShapeOnlyBackend(int maxTensorElements = int.MaxValue) : IBa
     public void CrossEntropy(Tensor logits, Tensor targets, Tensor probs, Tensor losses, int ignoreIndex = -1) => throw NoData();
     public void CrossEntropyBackward(Tensor dLosses, Tensor probs, Tensor targets, Tensor dLogits, int ignoreIndex = -1) => throw NoData();
     public void AdamW(Tensor param, Tensor grad, Tensor m, Tensor v, AdamWParameters hyper) => throw NoData();
+    public void RelativePositionBias(Tensor table, Tensor buckets, Tensor output) => throw NoData();
+    public void RelativePositionBiasBackward(Tensor dOutput, Tensor buckets, Tensor dTable) => throw NoData();
 }

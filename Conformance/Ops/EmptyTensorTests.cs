@@ -171,4 +171,24 @@ public sealed class EmptyTensorTests
         Refused("[1, 2]", () => b.RopeBackward(F(b, [2, 1, 2, 6]), b.Allocate(DType.I32, [1, 2]), F(b, [2, 1, 2, 6]), rotaryDims: 6));
         Clean(b);
     }
+
+    [Theory, MemberData(nameof(Names))]
+    public void Relative_position_bias_of_no_positions_or_no_heads(string name)
+    {
+        var b = Get(name);
+        // no positions: nothing to gather or sum, even from a table of no buckets
+        b.RelativePositionBias(F(b, [0, 3]), b.Allocate(DType.I32, [0, 4]), F(b, [3, 0, 4]));
+        b.RelativePositionBiasBackward(F(b, [3, 4, 0]), b.Allocate(DType.I32, [4, 0]), F(b, [0, 3]));
+        // no heads: no output elements, but the bucket ids are still checked
+        var dTable = F(b, [5, 0]);
+        b.RelativePositionBias(dTable, I(b, 0, 4, 2).Reshape(1, 3), F(b, [0, 1, 3]));
+        b.RelativePositionBiasBackward(F(b, [0, 1, 3]), I(b, 0, 4, 2).Reshape(1, 3), dTable);
+        var error = Assert.Throws<ArgumentOutOfRangeException>(() =>
+        {
+            b.RelativePositionBias(F(b, [5, 0]), I(b, 0, 5, 2).Reshape(1, 3), F(b, [0, 1, 3]));
+            b.Synchronize();
+        });
+        Assert.Contains("bucket id 5 at position [0, 1] is outside [0, 5)", error.Message);
+        Clean(b);
+    }
 }

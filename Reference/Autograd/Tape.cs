@@ -368,4 +368,20 @@ public sealed class Tape(IBackend backend, bool recording = true) : IDisposable
         });
         return losses;
     }
+
+    /// <summary>T5's relative position bias: table [NB, NH] read at buckets [Tq, Tk] I32 → [NH, Tq, Tk], attention's score
+    /// bias; its backward sums each bucket's positions into the table's gradient.</summary>
+    public Var RelativePositionBias(Var table, Tensor buckets)
+    {
+        if (buckets.Rank != 2 || table.Shape.Length != 2)
+            throw new ArgumentException($"relative position bias: table {table.Value.Describe()} must be [NB, NH] and buckets {buckets.Describe()} [Tq, Tk]");
+        var output = NewVar(table.Value.DType, [table.Shape[1], buckets.Shape[0], buckets.Shape[1]], "relative bias", table);
+        Backend.RelativePositionBias(table.Value, buckets, output.Value);
+        Record(output, () =>
+        {
+            if (output.Grad is null) return;
+            Backend.RelativePositionBiasBackward(output.Grad, buckets, GradOf(table)!);
+        });
+        return output;
+    }
 }

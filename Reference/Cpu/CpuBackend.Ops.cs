@@ -469,6 +469,38 @@ public sealed partial class CpuBackend
             AdamWKernel.Update(Span<T>(param), Span<T>(grad), Span<T>(m), Span<T>(v), hyper);
     }
 
+    // ---- relative position bias ------------------------------------------------------------------------------------
+
+    public void RelativePositionBias(Tensor table, Tensor buckets, Tensor output)
+    {
+        const string op = "relative position bias";
+        RequireI32(op, buckets);
+        RequireFloat(op, table, output);
+        var (nb, heads, _, tk) = OpShapes.RelativePositionBias(table, buckets, output);
+        RelativePositionBiasKernel.CheckBuckets(Span<int>(buckets), tk, nb, $"{op}: {buckets.Describe()} into {table.Describe()}");
+        if (output.Length == 0) return;
+        Dispatch(table, Definition<double>, Definition<float>,
+            () => RelativePositionBiasKernel.ForwardFast(Span<float>(table), Span<int>(buckets), heads, Span<float>(output)));
+
+        void Definition<T>() where T : unmanaged, IFloatingPointIeee754<T> =>
+            RelativePositionBiasKernel.Forward(Span<T>(table), Span<int>(buckets), heads, Span<T>(output));
+    }
+
+    public void RelativePositionBiasBackward(Tensor dOutput, Tensor buckets, Tensor dTable)
+    {
+        const string op = "relative position bias backward";
+        RequireI32(op, buckets);
+        RequireFloat(op, dTable, dOutput);
+        var (nb, heads, _, tk) = OpShapes.RelativePositionBiasBackward(dOutput, buckets, dTable);
+        RelativePositionBiasKernel.CheckBuckets(Span<int>(buckets), tk, nb, $"{op}: {buckets.Describe()} into {dTable.Describe()}");
+        if (dOutput.Length == 0) return;
+        Dispatch(dTable, Definition<double>, Definition<float>,
+            () => RelativePositionBiasKernel.BackwardFast(Span<float>(dOutput), Span<int>(buckets), heads, Span<float>(dTable)));
+
+        void Definition<T>() where T : unmanaged, IFloatingPointIeee754<T> =>
+            RelativePositionBiasKernel.Backward(Span<T>(dOutput), Span<int>(buckets), heads, Span<T>(dTable));
+    }
+
     // ---- dispatch --------------------------------------------------------------------------------------------------
 
     /// <summary>The one dtype dispatch of every op; <paramref name="like"/> carries the op's float dtype (validated).</summary>

@@ -153,6 +153,12 @@ public interface IBackend : IDisposable
     /// param −= lr (m̂ / (√v̂ + ε) + weightDecay · param).
     /// </summary>
     void AdamW(Tensor param, Tensor grad, Tensor m, Tensor v, AdamWParameters hyper);
+
+    /// <summary>T5's relative position bias as attention's score bias: output[h, i, j] = table[buckets[i, j], h].
+    /// table [NB, NH], buckets [Tq, Tk] I32 each in [0, NB), output [NH, Tq, Tk].</summary>
+    void RelativePositionBias(Tensor table, Tensor buckets, Tensor output);
+    /// <summary>dTable[b, h] += Σ over (i, j) with buckets[i, j] = b of dOutput[h, i, j], in a fixed order (deterministic).</summary>
+    void RelativePositionBiasBackward(Tensor dOutput, Tensor buckets, Tensor dTable);
 }
 
 /// <summary>Hyper-parameters of one AdamW step; the defaults are GPT-2/3's.</summary>

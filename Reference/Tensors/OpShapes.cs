@@ -178,6 +178,25 @@ public static class OpShapes
         return length;
     }
 
+    /// <summary>table [NB, NH], buckets [Tq, Tk], output [NH, Tq, Tk]; NB ≥ 1 when there are positions to look up.</summary>
+    public static (int Buckets, int Heads, int Tq, int Tk) RelativePositionBias(Tensor table, Tensor buckets, Tensor output) =>
+        RelativePositionBiasShapes("relative position bias", table, buckets, output);
+
+    /// <summary>dOutput [NH, Tq, Tk], buckets [Tq, Tk], dTable [NB, NH].</summary>
+    public static (int Buckets, int Heads, int Tq, int Tk) RelativePositionBiasBackward(Tensor dOutput, Tensor buckets, Tensor dTable) =>
+        RelativePositionBiasShapes("relative position bias backward", dTable, buckets, dOutput);
+
+    private static (int Buckets, int Heads, int Tq, int Tk) RelativePositionBiasShapes(string op, Tensor table, Tensor buckets, Tensor output)
+    {
+        RequireRank(op, table, 2);
+        RequireRank(op, buckets, 2);
+        int nb = table.Dim(0), heads = table.Dim(1), tq = buckets.Dim(0), tk = buckets.Dim(1);
+        RequireShape(op, output, heads, tq, tk);
+        if (nb == 0 && buckets.Length > 0)
+            throw new ArgumentException($"{op}: {table.Describe()} has no buckets for the {tq}×{tk} positions of {buckets.Describe()}");
+        return (nb, heads, tq, tk);
+    }
+
     // ---- the generic checks ------------------------------------------------------------------------------------------
 
     public static void RequireRank(string op, Tensor t, int rank)

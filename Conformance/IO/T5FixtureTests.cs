@@ -1,5 +1,4 @@
-// NOT COMPILED until EncoderDecoder (Reference/Models/EncoderDecoder.cs) is merged: the integrator renames this file
-// to T5FixtureTests.cs. Everything it reads is on this branch: Fixtures/hf/t5-relu/, t5-gated/ (config.json,
+// The encoder-decoder against Hugging Face's T5 formulas. Fixtures/hf/t5-relu/, t5-gated/ (config.json,
 // model.safetensors, logits.safetensors with encoder_tokens [2, 7] I32, decoder_tokens [2, 5] I32 and logits [2, 5, 40]
 // computed by torch in float64 from modeling_t5.py's formulas and rounded to f32 once) and Fixtures/hf/t5-buckets.json
 // (T5Attention._relative_position_bucket over compute_bias's grid, in transformers' float32 arithmetic).
@@ -39,13 +38,23 @@ public sealed class T5FixtureTests(ITestOutputHelper output)
 
     public static TheoryData<string> Fixtures() => new() { "t5-relu", "t5-gated" };
 
+    /// <summary>Every fixture on every subject backend (the CPU fast paths, and Vulkan's variants unless skipped).</summary>
+    public static TheoryData<string, string> FixturesOnSubjects()
+    {
+        var data = new TheoryData<string, string>();
+        foreach (var fixture in new[] { "t5-relu", "t5-gated" })
+            foreach (var subject in Llm.Conformance.Harness.Backends.Subjects) data.Add(fixture, subject.Name);
+        return data;
+    }
+
     private static string FixtureFolder(string name) => Path.Combine(AppContext.BaseDirectory, "Fixtures", "hf", name);
 
     [Theory]
-    [MemberData(nameof(Fixtures))]
-    public void Logits_match_the_Hugging_Face_forward(string fixture)
+    [MemberData(nameof(FixturesOnSubjects))]
+    public void Logits_match_the_Hugging_Face_forward(string fixture, string subject)
     {
-        var (config, parameters, _, _) = T5Checkpoint.Load(FixtureFolder(fixture), _cpu);
+        var backend = Llm.Conformance.Harness.Backends.Subjects.Single(s => s.Name == subject).Backend;
+        var (config, parameters, _, _) = T5Checkpoint.Load(FixtureFolder(fixture), backend);
         AssertLogits(new EncoderDecoder(config, parameters), fixture, LogitTolerance);
     }
 
