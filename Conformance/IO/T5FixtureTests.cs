@@ -23,16 +23,16 @@ namespace Llm.Conformance.IO;
 public sealed class T5FixtureTests(ITestOutputHelper output)
 {
     /// <summary>
-    /// |a − b| ≤ 1e-5·(|b| + rms(b)) per logit for the f32 forward against torch's float64 one. Derivation: the deepest
+    /// |a − b| ≤ 1e-4·(|b| + rms(b)) per logit for the f32 forward against torch's float64 one. Derivation: the deepest
     /// path is 2 encoder + 3 decoder blocks, ~30 chained f32 ops, each a dot product of K ≤ 24 terms (d_ff 24, inner 24,
     /// d_model 16) with relative error ~√K·2⁻²⁴ ≈ 3e-7 of its scale; RMSNorm's 1/rms and the gated FFN's product of two
-    /// projections amplify it a few times, and T5's unscaled q·kᵀ (no 1/√d_kv) makes the softmax up to √8 ≈ 2.8× more
-    /// sensitive than the decoders' — together ≈ 30 · 3e-7 · 3 ≈ 3e-6, under the 1e-5 the decoder fixtures use (LLaMA
-    /// measured 5.5e-6 there). The F64 definition is held to 1e-7: only the fixture's own f32 rounding of the logits
-    /// (2⁻²⁴ ≈ 6e-8 of |b|) separates it from torch's float64. Worst seen, as a fraction of the bound: (to fill in
-    /// when run; the test prints it).
+    /// projections amplify it a few times, T5's unscaled q·kᵀ (no 1/√d_kv) makes the softmax up to √8 ≈ 2.8× more
+    /// sensitive than the decoders', and the random weights' gains (N(0, 1) embeddings, N(0, 1) untied head) carry it
+    /// through both stacks: ≈ 30 · 3e-7 · 3 · 3 ≈ 1e-5; measured 7.0e-6 (relu, the worst of cpu-fast and lavapipe's
+    /// variants) and 3.8e-6 (gated), so 1e-4 keeps a 14× margin. The F64 definition is held to 1e-7: only the fixture's
+    /// own f32 rounding of the logits (≤ 2⁻²⁴ ≈ 6e-8 of |b|) separates it from torch's float64; measured 0.31 of it.
     /// </summary>
-    private const double LogitTolerance = 1e-5;
+    private const double LogitTolerance = 1e-4;
 
     private readonly CpuBackend _cpu = new(fastPaths: true);
 
