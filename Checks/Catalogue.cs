@@ -25,6 +25,8 @@ public static class Catalogue
         .. CopyColumnsChecks.Properties,
         .. CrossEntropyChecks.Properties,
         .. AdamWChecks.Properties,
+        .. SoftmaxChecks.Properties,
+        .. MoeChecks.Properties,
     ];
 
     /// <summary>The properties whose "Op.Name" matches <paramref name="pattern"/>: comma-separated globs
