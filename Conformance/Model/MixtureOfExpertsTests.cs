@@ -107,3 +107,58 @@ public class MixtureOfExpertsTests
         Assert.Equal(Run(), Run());
     }
 }
+
+/// <summary>The layer alone in F64: the tape's gradient of Σ w⊙y with respect to x, the router and the experts against
+/// central differences (with the balance and z losses in the objective), for Switch (k = 1, raw gates) and GShard (k = 2, normalized), with drops (factor 0.5 and 1.25).</summary>
+public class MixtureOfExpertsGradientTests
+{
+    [Theory]
+    [InlineData(1, false, 1.25)]
+    [InlineData(1, false, 0.5)]
+    [InlineData(2, true, 1.25)]
+    [InlineData(2, false, 0.5)]
+    public void Layer_gradients_match_finite_differences(int k, bool normalize, double factor)
+    {
+        // the finite differences run with recording off, which takes the eval capacity: both factors are the same here
+        const int N = 9, C = 5, F = 7, E = 4;
+        var rng = new Rng(11);
+        var moe = new MoeConfig { Experts = E, TopK = k, CapacityFactor = factor, EvalCapacityFactor = factor, NormalizeGates = normalize, BalanceCoefficient = 0.3f, ZLossCoefficient = 0.2f };
+        Var P(params int[] shape) => new(Oracle.Tensor(Values.Normal(rng, Tensor.ElementCount(shape), 0.7), shape), requiresGrad: true);
+        var x = P(N, C);
+        var w = new MoeWeights(P(E, C), P(E, C, F), null, P(E, F, C));
+        var wy = Values.Normal(rng, N * C);
+        var dy = Oracle.Tensor(wy, N, C);
+        double[] weights = [];   // L = Σ wy⊙y + Σ_aux weight·Σ value: wy, then each auxiliary element's weight
+        (double[] Y, int[] Experts) Run(bool backward)
+        {
+            using var tape = new Tape(Oracle.Backend, recording: backward);
+            foreach (var v in new[] { x, w.Router, w.Up, w.Down }) v.Grad = null;
+            var slots = new List<Tensor>();
+            var aux = new List<AuxiliaryLoss>();
+            var y = MixtureOfExperts.Forward(tape, x, w, moe, tape.Gelu, aux, slots, 0);
+            var s = new int[N * k];
+            Oracle.Backend.Download<int>(slots[0], s);
+            Assert.Equal(2, aux.Count);   // balance and z
+            weights = [.. wy, .. aux.SelectMany(a => Enumerable.Repeat((double)a.Weight, a.Value.Value.Length))];
+            if (backward)
+                tape.Backward([(y, dy), .. aux.Select(a => { var g = Oracle.Zeros(a.Value.Shape); Oracle.Backend.Fill(g, a.Weight); return (a.Value, g); })]);
+            return ([.. Oracle.Read(y.Value), .. aux.SelectMany(a => Oracle.Read(a.Value.Value))], s);
+        }
+        var (_, routing) = Run(backward: false);
+        Run(backward: true);
+        var grads = new[] { x, w.Router, w.Up, w.Down }.Select(v => Oracle.Read(v.Grad!)).ToArray();
+        foreach (var (v, g, name) in new[] { (x, grads[0], "x"), (w.Router, grads[1], "router"), (w.Up, grads[2], "up"), (w.Down, grads[3], "down") })
+        {
+            var x0 = Oracle.Read(v.Value);
+            double[] Forward(double[] xs)
+            {
+                Oracle.Write(v.Value, xs);
+                var (y, s) = Run(backward: false);
+                Oracle.Write(v.Value, x0);
+                Assert.Equal(routing, s);   // no step flips a routing decision
+                return y;
+            }
+            FiniteDifferences.Check($"moe k={k}", name, $"k={k} normalize={normalize} factor={factor}", x0, Forward, weights, g, rng, maxCoords: 25);
+        }
+    }
+}
