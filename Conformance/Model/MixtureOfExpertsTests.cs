@@ -73,6 +73,28 @@ public class MixtureOfExpertsTests
         Assert.Equal(config, HfConfig.Parse(json, "config.json").Model);
     }
 
+    /// <summary>A switch-micro checkpoint (config.json with llm_decoder.Moe, the router and experts' tensors) loads back
+    /// as the same model with the same weights.</summary>
+    [Fact]
+    public void Switch_checkpoint_loads_back_as_the_same_model()
+    {
+        var backend = new Llm.Cpu.CpuBackend();
+        var config = DecoderConfig.FromPreset("switch-micro");
+        var model = new Decoder(backend, config);
+        model.InitializeWeights(8);
+        string run = Path.Combine(Path.GetTempPath(), "llm-moe-" + Guid.NewGuid().ToString("N"));
+        try
+        {
+            Checkpoint.Save(run, 5, model.ConfigFile("byte"), model.Parameters);
+            var (loaded, _) = Decoder.Load(run, backend);
+            Assert.Equal(config, loaded.Config);
+            Assert.Contains(loaded.Parameters.All, p => p.Name == "h.1.mlp.router.weight");
+            Assert.Contains(loaded.Parameters.All, p => p.Name == "h.1.mlp.experts.c_fc.weight" && p.Value.Shape.SequenceEqual([4, 16, 64]));
+            Assert.Equal(model.Parameters.DownloadValues(), loaded.Parameters.DownloadValues());
+        }
+        finally { if (Directory.Exists(run)) Directory.Delete(run, true); }
+    }
+
     [Fact]
     public void Moe_config_fields_are_validated_by_name()
     {
