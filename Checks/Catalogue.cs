@@ -26,6 +26,8 @@ public static class Catalogue
         .. CrossEntropyChecks.Properties,
         .. AdamWChecks.Properties,
         .. RelativePositionBiasChecks.Properties,
+        .. SoftmaxChecks.Properties,
+        .. MoeChecks.Properties,
     ];
 
     /// <summary>The properties whose "Op.Name" matches <paramref name="pattern"/>: comma-separated globs

@@ -19,7 +19,7 @@ public static class Bench
     /// <param name="AttentionSeq">T of the attention forward+backward benchmark; 0 skips it.</param>
     public sealed record Options(string Preset = "gpt2", int Batch = 4, int Seq = 64, int Steps = 3, int MatMulSize = 1024, bool SkipNaive = false, bool Json = false,
         int BandwidthMiB = 512, string? DecodePreset = null, int DecodePrompt = 64, int DecodeTokens = 64,
-        int AttentionSeq = 2048, int AttentionBatch = 1, int AttentionHeads = 12, int AttentionHeadSize = 64)
+        int AttentionSeq = 2048, int AttentionBatch = 1, int AttentionHeads = 12, int AttentionHeadSize = 64, string? MoePreset = null)
     {
         public string DecodeModel => DecodePreset ?? Preset;
 
@@ -49,6 +49,8 @@ public static class Bench
             }
             if (AttentionSeq is < 0 or > 1 << 16) throw new ArgumentException($"--attention-seq must be in [0, 65536] (0 skips the attention benchmark), got {AttentionSeq}");
             if (AttentionBatch < 1) throw new ArgumentException($"--attention-batch must be ≥ 1, got {AttentionBatch}");
+            if (MoePreset is { } moe && DecoderConfig.FromPreset(moe).Moe is null)
+                throw new ArgumentException($"--moe-preset '{moe}' has no mixture of experts (try switch-tiny or gshard-tiny)");
             if (AttentionHeads < 1) throw new ArgumentException($"--attention-heads must be ≥ 1, got {AttentionHeads}");
             if (AttentionHeadSize < 1) throw new ArgumentException($"--attention-head-size must be ≥ 1, got {AttentionHeadSize}");
             if ((long)AttentionBatch * AttentionSeq * AttentionHeads * AttentionHeadSize > int.MaxValue)
@@ -66,7 +68,7 @@ public static class Bench
         double MatMulFractionOfPeak, string Preset, long Parameters, int Batch, int Seq, double ForwardMs, double BackwardMs,
         double AdamWMs, double StepMs, double TokensPerSecond, double StepGflops, double StepFractionOfPeak, double AdamWGBps,
         double AdamWFractionOfBandwidth, double PeakMemoryMiB, MemoryBreakdown Memory, long BytesMovedPerStep, string? Device,
-        Vulkan.VulkanCounters? PerStep = null, DecodeResult? Decode = null, AttentionResult? Attention = null);
+        Vulkan.VulkanCounters? PerStep = null, DecodeResult? Decode = null, AttentionResult? Attention = null, BenchMoe.MoeResult? Moe = null);
 
     /// <summary>Greedy decoding at batch 1: a prompt of <paramref name="PromptTokens"/>, then <paramref name="NewTokens"/>.</summary>
     /// <param name="CachedTokensPerSecond">Generator.Generate (KV cache): tokens after the first over the time after the
@@ -182,9 +184,10 @@ public static class Bench
         GC.Collect();
         var decode = o.DecodeTokens > 0 ? RunDecode(backend, o, machine, log) : null;
         var attention = o.AttentionSeq > 0 ? RunAttention(backend, o, log) : null;
+        var moe = o.MoePreset is { } moePreset ? BenchMoe.Run(backend, moePreset, o.Batch, o.Seq, o.Steps, log) : null;
         return new Result(backend.Name, machine, n, naive, fast, fast / machine.FmaGflops, o.Preset, p, o.Batch, o.Seq, f, b, a, step,
             bt / (step / 1000), stepGflops, stepGflops / machine.FmaGflops, adamGBps, adamGBps / machine.ReadGBps, peak, mem, moved,
-            backend is Vulkan.VulkanBackend vd ? $"{vd.Info.Name} ({vd.Info.Type}, {vd.Info.DriverName})" : null, perStep, decode, attention);
+            backend is Vulkan.VulkanBackend vd ? $"{vd.Info.Name} ({vd.Info.Type}, {vd.Info.DriverName})" : null, perStep, decode, attention, moe);
     }
 
     /// <summary>Greedy decoding of a random prompt with and without the KV cache; a short untimed run first (JIT, pools).</summary>

@@ -23,15 +23,16 @@ internal static class BenchCommand
         var decodeTokens = Cli.Opt("--decode-tokens", "new tokens of the decode benchmark, with and without the KV cache (0 skips it)", 64);
         var attentionSeq = Cli.Opt("--attention-seq", "T of the attention forward+backward benchmark (0 skips it)", 2048);
         var attentionBatch = Cli.Opt("--attention-batch", "B of the attention benchmark", 1);
+        var moePreset = Cli.Opt<string?>("--moe-preset", "an MoE preset (switch-tiny) to train against its dense twin of the same active parameters: tokens/s, memory, dropped slots (default: skipped)");
         var table = Cli.Opt<string?>("--write-table", "replace the table between <!-- bench:BACKEND:start --> and <!-- bench:BACKEND:end --> in this file (the README)");
         var cmd = new Command("bench", "Measure matmul GFLOP/s, a GPT-2 training step and peak memory.")
-        { preset, batch, seq, steps, size, skipNaive, torch, json, table, bandwidth, decodePreset, decodePrompt, decodeTokens, attentionSeq, attentionBatch };
+        { preset, batch, seq, steps, size, skipNaive, torch, json, table, bandwidth, decodePreset, decodePrompt, decodeTokens, attentionSeq, attentionBatch, moePreset };
         cmd.SetAction(p =>
         {
             // checked before a device opens: a value that cannot run is refused at once, not after minutes of measuring
             var o = new Bench.Options(p.GetValue(preset)!, p.GetValue(batch), p.GetValue(seq), p.GetValue(steps), p.GetValue(size), p.GetValue(skipNaive),
                 BandwidthMiB: p.GetValue(bandwidth), DecodePreset: p.GetValue(decodePreset), DecodePrompt: p.GetValue(decodePrompt),
-                DecodeTokens: p.GetValue(decodeTokens), AttentionSeq: p.GetValue(attentionSeq), AttentionBatch: p.GetValue(attentionBatch)).Validate();
+                DecodeTokens: p.GetValue(decodeTokens), AttentionSeq: p.GetValue(attentionSeq), AttentionBatch: p.GetValue(attentionBatch), MoePreset: p.GetValue(moePreset)).Validate();
             bool asJson = p.GetValue(json);
             var log = asJson ? TextWriter.Null : stdout;
             using var backend = Cli.CreateBackend(p, log);

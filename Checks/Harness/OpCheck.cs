@@ -49,6 +49,7 @@ internal sealed class Guarded
 {
     public const float OutputGuard = -31337.25f;  // finite, so accumulating into it (x += g) is visible
     public const int IdGuard = -1234567;          // an id no kernel may use
+    public const int IdPoison = -7654321;         // an I32 output's contents before the op writes it
 
     public required IBackend Backend { get; init; }
     public required Tensor Whole { get; init; }
@@ -102,6 +103,15 @@ public sealed class OpCheck
         Array.Fill(nan, double.NaN);
         return Add(new(name, shape, DType.F32, Role.Output, tolerance, nan, null) { Scale = scale });
     }
+    /// <summary>An I32 output (routing decisions): pre-filled with a poison id, so every element must be written; it must
+    /// equal the oracle's exactly.</summary>
+    public Buf IdsOutput(string name, int[] shape)
+    {
+        var poison = new int[Tensor.ElementCount(shape)];
+        Array.Fill(poison, Guarded.IdPoison);
+        return Add(new(name, shape, DType.I32, Role.Output, Tolerance.Exact, null, poison));
+    }
+
     /// <summary>A buffer the op reads and updates: an accumulating gradient (pre-fill nonzero) or in-place state.</summary>
     public Buf InOut(string name, int[] shape, double[] initial, Tolerance tolerance, double scale = 0) =>
         Add(new(name, shape, DType.F32, Role.InOut, tolerance, initial, null) { Scale = scale });
@@ -164,7 +174,21 @@ public sealed class OpCheck
         // what each subject is held to, computed once: an output's values, or an in-out buffer's increment and the f32
         // roundings at the size of the result that no subject avoids
         var expected = new Dictionary<Buf, (double[] Values, double[]? Slack)>();
-        foreach (var buf in _bufs.Where(b => b.Role != Role.Input))
+        foreach (var buf in _bufs.Where(b => b.Role != Role.Input && b.Kind == DType.I32))
+        {
+            int[] Ints(int side) { var v = new int[buf.Length]; buf.Sides[side].Backend.Download<int>(buf.Sides[side].View, v); return v; }
+            var oracle = Ints(0);
+            if (Array.IndexOf(oracle, Guarded.IdPoison) is int unwritten and >= 0)
+                throw new OpCheckException($"{_op} oracle: element {unwritten} of {buf} was not written\n  case: {_case}");
+            for (int s = 1; s < _sides.Count; s++)
+            {
+                var actual = Ints(s);
+                for (int i = 0; i < actual.Length; i++)
+                    if (actual[i] != oracle[i])
+                        throw new OpCheckException($"{_op} on {_sides[s].Name}: {buf}[{i}] = {actual[i]}, the oracle's is {oracle[i]} (integer outputs must agree exactly)\n  case: {_case}");
+            }
+        }
+        foreach (var buf in _bufs.Where(b => b.Role != Role.Input && b.Kind != DType.I32))
         {
             var after = OracleValues(buf);
             Compare.RequireFinite($"{_op} oracle", buf.Name, after, _case);
@@ -217,6 +241,7 @@ public sealed class OpCheck
                 for (int i = 0; i < all.Length; i++)
                 {
                     bool guard = i < g.Before || i >= g.Before + buf.Length;
+                    if (!guard && buf.Role != Role.Input) continue;   // an I32 output: compared below
                     int expected = guard ? Guarded.IdGuard : buf.Ints![i - g.Before];
                     if (all[i] != expected)
                         throw new OpCheckException($"{who}: {(guard ? "guard" : "input")} element {i - g.Before} of {buf} changed from {expected} to {all[i]}\n  case: {_case}");

@@ -126,4 +126,12 @@ public sealed class FaultyBackend(Fault fault) : IBackend
     public void AdamW(Tensor param, Tensor grad, Tensor m, Tensor v, AdamWParameters hyper) => _cpu.AdamW(param, grad, m, v, hyper);
     public void RelativePositionBias(Tensor table, Tensor buckets, Tensor output) => _cpu.RelativePositionBias(table, buckets, output);
     public void RelativePositionBiasBackward(Tensor dOutput, Tensor buckets, Tensor dTable) => _cpu.RelativePositionBiasBackward(dOutput, buckets, dTable);
+    public void Softmax(Tensor logits, Tensor probs, Tensor logSumExp) => _cpu.Softmax(logits, probs, logSumExp);
+    public void SoftmaxBackward(Tensor? dProbs, Tensor? dLogSumExp, Tensor probs, Tensor dLogits) => _cpu.SoftmaxBackward(dProbs, dLogSumExp, probs, dLogits);
+    public void MoeRoute(Tensor probs, int capacity, bool normalize, Tensor experts, Tensor slots, Tensor gates, Tensor load) => _cpu.MoeRoute(probs, capacity, normalize, experts, slots, gates, load);
+    public void MoeRouteBackward(Tensor dGates, Tensor probs, Tensor experts, bool normalize, Tensor dProbs) => _cpu.MoeRouteBackward(dGates, probs, experts, normalize, dProbs);
+    public void MoeDispatch(Tensor input, Tensor slots, Tensor output) => _cpu.MoeDispatch(input, slots, output);
+    public void MoeDispatchBackward(Tensor dOutput, Tensor slots, Tensor dInput) => _cpu.MoeDispatchBackward(dOutput, slots, dInput);
+    public void MoeCombine(Tensor expertOutput, Tensor slots, Tensor gates, Tensor output) => _cpu.MoeCombine(expertOutput, slots, gates, output);
+    public void MoeCombineBackward(Tensor dOutput, Tensor expertOutput, Tensor slots, Tensor gates, Tensor? dExpertOutput, Tensor? dGates) => _cpu.MoeCombineBackward(dOutput, expertOutput, slots, gates, dExpertOutput, dGates);
 }

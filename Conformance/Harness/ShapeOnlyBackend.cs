@@ -57,4 +57,12 @@ public sealed class ShapeOnlyBackend(int maxTensorElements = int.MaxValue) : IBa
     public void AdamW(Tensor param, Tensor grad, Tensor m, Tensor v, AdamWParameters hyper) => throw NoData();
     public void RelativePositionBias(Tensor table, Tensor buckets, Tensor output) => throw NoData();
     public void RelativePositionBiasBackward(Tensor dOutput, Tensor buckets, Tensor dTable) => throw NoData();
+    public void Softmax(Tensor logits, Tensor probs, Tensor logSumExp) => throw NoData();
+    public void SoftmaxBackward(Tensor? dProbs, Tensor? dLogSumExp, Tensor probs, Tensor dLogits) => throw NoData();
+    public void MoeRoute(Tensor probs, int capacity, bool normalize, Tensor experts, Tensor slots, Tensor gates, Tensor load) => throw NoData();
+    public void MoeRouteBackward(Tensor dGates, Tensor probs, Tensor experts, bool normalize, Tensor dProbs) => throw NoData();
+    public void MoeDispatch(Tensor input, Tensor slots, Tensor output) => throw NoData();
+    public void MoeDispatchBackward(Tensor dOutput, Tensor slots, Tensor dInput) => throw NoData();
+    public void MoeCombine(Tensor expertOutput, Tensor slots, Tensor gates, Tensor output) => throw NoData();
+    public void MoeCombineBackward(Tensor dOutput, Tensor expertOutput, Tensor slots, Tensor gates, Tensor? dExpertOutput, Tensor? dGates) => throw NoData();
 }

@@ -38,6 +38,10 @@ public sealed record ModelCase(string Preset, int B, int T, int Seed)
         ["bilinear-swish-strided"] = Micro(DecoderConfig.Gpt2) with
             { Activation = Activation.Bilinear, Norm = NormKind.RmsNorm, Sparse = SparsePattern.Strided, SparseStride = 2 },
         ["swish-alibi"] = Micro(DecoderConfig.Gpt2) with { Activation = Activation.Swish, SwishBeta = 1.702f, Positions = PositionKind.Alibi, ParallelBlock = true },
+        // mixtures of experts in layer 1 (switch-micro / gshard-micro's choices): the CE's gradient flows through the gates into the router
+        // (the finite differences' forwards do not record, which takes the eval capacity: here it is the training one)
+        ["switch-micro"] = Micro(DecoderConfig.Gpt2) with { Moe = DecoderConfig.FromPreset("switch-micro").Moe! with { EvalCapacityFactor = 1.25 } },
+        ["gshard-micro"] = Micro(DecoderConfig.Llama7B) with { Moe = DecoderConfig.FromPreset("gshard-micro").Moe! with { EvalCapacityFactor = 1.25 } },
     };
 
     public DecoderConfig Config => Configs[Preset];

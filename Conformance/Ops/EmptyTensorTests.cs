@@ -191,4 +191,29 @@ public sealed class EmptyTensorTests
         Assert.Contains("bucket id 5 at position [0, 1] is outside [0, 5)", error.Message);
         Clean(b);
     }
+
+    [Theory, MemberData(nameof(Names))]
+    public void Empty_mixture_of_experts_tensors_are_no_work(string name)
+    {
+        var b = Get(name);
+        Tensor Ints(params int[] shape) => b.Allocate(DType.I32, shape);
+        // no tokens: the router, routing, dispatch (expert rows all 0) and combine have nothing to do
+        b.Softmax(F(b, [0, 4]), F(b, [0, 4]), F(b, [0]));
+        b.SoftmaxBackward(F(b, [0, 4]), F(b, [0]), F(b, [0, 4]), F(b, [0, 4]));
+        var load = F(b, [4], 7);
+        b.MoeRoute(F(b, [0, 4]), 3, true, Ints(0, 2), Ints(0, 2), F(b, [0, 2]), load);
+        Assert.All(Host(b, load), x => Assert.Equal(0f, x));   // no tokens: no expert's load
+        b.MoeRouteBackward(F(b, [0, 2]), F(b, [0, 4]), Ints(0, 2), true, F(b, [0, 4]));
+        var expertRows = F(b, [12, 5], 7);
+        b.MoeDispatch(F(b, [0, 5]), Ints(0, 2), expertRows);
+        Assert.All(Host(b, expertRows), x => Assert.Equal(0f, x));   // rows no token took are 0
+        b.MoeDispatchBackward(F(b, [12, 5]), Ints(0, 2), F(b, [0, 5]));
+        b.MoeCombine(F(b, [12, 5]), Ints(0, 2), F(b, [0, 2]), F(b, [0, 5]));
+        b.MoeCombineBackward(F(b, [0, 5]), F(b, [12, 5]), Ints(0, 2), F(b, [0, 2]), F(b, [12, 5]), F(b, [0, 2]));
+        // no expert rows (capacity 0) and rows of no channels
+        var dropped = I(b, -1, -1, -1).Reshape(3, 1);
+        b.MoeDispatch(F(b, [3, 0]), dropped, F(b, [0, 0]));
+        b.MoeCombine(F(b, [0, 0]), dropped, F(b, [3, 1]), F(b, [3, 0]));
+        Clean(b);
+    }
 }

@@ -72,6 +72,7 @@ public sealed class BenchJsonTests
     [InlineData("--decode-preset", "nonesuch", "--decode-preset")]
     [InlineData("--attention-seq", "-2", "--attention-seq")]
     [InlineData("--attention-batch", "0", "--attention-batch")]
+    [InlineData("--moe-preset", "micro", "--moe-preset")]
     public void Bench_refuses_a_decode_or_attention_option_that_cannot_run_naming_it(string option, string value, string named)
     {
         // the other decode option at a size that fits micro's context of 16, so only the one under test is wrong
@@ -92,5 +93,33 @@ public sealed class BenchJsonTests
         var r = Run("bench", "--backend", "cpu", "--preset", "micro", "--seq", "8", "--decode-prompt", "10", "--decode-tokens", "10");
         Assert.NotEqual(0, r.Code);
         Assert.Contains("--decode-prompt 10 plus --decode-tokens 10 exceeds the context length 16", r.Err + r.Out);
+    }
+
+    /// <summary>`bench --moe-preset`: the MoE preset and its dense twin, the same active parameters but for the router and biases, memory
+    /// as the sum of its parts (parameters = gradients, AdamW twice that), a dropped fraction in [0, 1) and none for the dense.</summary>
+    [Fact]
+    public void Bench_json_has_the_moe_row_against_its_dense_twin()
+    {
+        var r = Run("bench", "--backend", "cpu", "--preset", "micro", "--batch", "2", "--seq", "8", "--steps", "1", "--matmul-size", "16",
+            "--skip-naive", "--bandwidth-mib", "8", "--decode-tokens", "0", "--attention-seq", "0", "--moe-preset", "switch-micro", "--json");
+        Assert.True(r.Code == 0, $"exit {r.Code}: {r.Err}");
+        var moe = JsonDocument.Parse(Lines(r.Out)[^1]).RootElement.GetProperty("llm").GetProperty("Moe");
+        double D(JsonElement e, string name) => e.GetProperty(name).GetDouble();
+        var (sparse, dense) = (moe.GetProperty("Moe"), moe.GetProperty("Dense"));
+        var config = Models.DecoderConfig.FromPreset("switch-micro");
+        // one MoE layer: a router the dense model lacks, and no FFN biases (experts have none) that the dense GPT-2 FFN has
+        long router = (long)config.Moe!.Experts * config.Channels, ffnBiases = config.FfnWidth + config.Channels;
+        Assert.Equal(dense.GetProperty("Parameters").GetInt64() + router - ffnBiases, sparse.GetProperty("ActiveParameters").GetInt64());
+        Assert.Equal(config.ParameterCount(), sparse.GetProperty("Parameters").GetInt64());
+        foreach (var row in new[] { sparse, dense })
+        {
+            Assert.Equal(4.0 * row.GetProperty("Parameters").GetInt64() / (1 << 20), D(row, "ParametersMiB"), 6);
+            Assert.Equal(D(row, "ParametersMiB"), D(row, "GradientsMiB"));
+            Assert.Equal(2 * D(row, "ParametersMiB"), D(row, "AdamWMiB"), 6);
+            Assert.Equal(D(row, "ParametersMiB") + D(row, "GradientsMiB") + D(row, "AdamWMiB") + D(row, "ActivationsMiB"), D(row, "MemoryMiB"), 6);
+            Assert.True(D(row, "TokensPerSecond") > 0);
+        }
+        Assert.InRange(D(sparse, "DroppedFraction"), 0, 0.999);
+        Assert.Equal(0, D(dense, "DroppedFraction"));
     }
 }

@@ -48,7 +48,7 @@ public sealed class VulkanTrainingTests
             reference.Weights.Select(x => (double)x).ToArray(), weightsTolerance, "tiny GPT-2, B=4, T=64, seed 42");
     }
 
-    public static Xunit.TheoryData<string> Presets() => ["llama-tiny", "bloom-tiny", "neox-tiny", "palm-tiny", "glm-tiny", "gpt2-tiny+dropout"];
+    public static Xunit.TheoryData<string> Presets() => ["llama-tiny", "bloom-tiny", "neox-tiny", "palm-tiny", "glm-tiny", "gpt2-tiny+dropout", "switch-tiny", "gshard-tiny"];
 
     /// <summary>Every preset's CPU-sized form (two of its four layers, to keep lavapipe quick) trains on Vulkan as on the
     /// Reference: the same losses to 1e-4 relative for 12 steps, and it learns.</summary>

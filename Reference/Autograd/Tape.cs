@@ -384,4 +384,71 @@ public sealed class Tape(IBackend backend, bool recording = true) : IDisposable
         });
         return output;
     }
+
+    // ---- mixture of experts ----------------------------------------------------------------------------------------
+
+    /// <summary>The router's softmax over the last axis of logits [N, E]: probs [N, E] and logSumExp [N] (the z-loss's input).</summary>
+    public (Var Probs, Var LogSumExp) Softmax(Var logits)
+    {
+        int rows = logits.Value.Rows;
+        var probs = NewVar(logits.Value.DType, logits.Shape, "probs", logits);
+        var lse = NewVar(logits.Value.DType, [rows], "logsumexp", logits);
+        Backend.Softmax(logits.Value, probs.Value, lse.Value);
+        Record(probs, () =>   // after every consumer of either output: the closure sees both gradients
+        {
+            if (probs.Grad is null && lse.Grad is null) return;
+            Backend.SoftmaxBackward(probs.Grad, lse.Grad, probs.Value, GradOf(logits)!);
+        });
+        return (probs, lse);
+    }
+
+    /// <summary>Top-k routing of probs [N, E] with a capacity (see <see cref="IBackend.MoeRoute"/>): the experts, slots and
+    /// load are integer/constant routing decisions; the gates [N, k] carry the gradient back to probs.</summary>
+    public MoeRouting MoeRoute(Var probs, int k, int capacity, bool normalize)
+    {
+        int n = probs.Shape[0], e = probs.Shape[1];
+        var experts = Temp(DType.I32, [n, k], "experts");   // [N, k]
+        var slots = Temp(DType.I32, [n, k], "slots");       // [N, k]
+        var load = Temp(probs.Value.DType, [e], "load");    // [E], constant: Switch's f_e carries no gradient
+        var gates = NewVar(probs.Value.DType, [n, k], "gates", probs);
+        Backend.MoeRoute(probs.Value, capacity, normalize, experts, slots, gates.Value, load);
+        Record(gates, () =>
+        {
+            if (gates.Grad is null) return;
+            Backend.MoeRouteBackward(gates.Grad, probs.Value, experts, normalize, GradOf(probs)!);
+        });
+        return new MoeRouting(experts, slots, gates, load);
+    }
+
+    /// <summary>Gathers each kept choice's row of x [N, C] into its slot of [expertRows, C] (other rows 0).</summary>
+    public Var MoeDispatch(Var x, Tensor slots, int expertRows)
+    {
+        int c = x.Shape[^1];
+        var output = NewVar(x.Value.DType, [expertRows, c], "dispatched", x);
+        Backend.MoeDispatch(x.Value, slots, output.Value);
+        Record(output, () =>
+        {
+            if (output.Grad is null) return;
+            Backend.MoeDispatchBackward(output.Grad, slots, GradOf(x)!);
+        });
+        return output;
+    }
+
+    /// <summary>output [N, C] = Σ_j gates[n, j]·expertOutput[slots[n, j]] over kept choices; expertOutput [R, C].</summary>
+    public Var MoeCombine(Var expertOutput, Tensor slots, Var gates)
+    {
+        int n = slots.Shape[0], c = expertOutput.Shape[^1];
+        var output = NewVar(expertOutput.Value.DType, [n, c], "combined", expertOutput, gates);
+        Backend.MoeCombine(expertOutput.Value, slots, gates.Value, output.Value);
+        Record(output, () =>
+        {
+            if (output.Grad is null) return;
+            Backend.MoeCombineBackward(output.Grad, expertOutput.Value, slots, gates.Value, GradOf(expertOutput), GradOf(gates));
+        });
+        return output;
+    }
 }
+
+/// <summary>One MoE layer's routing: experts and slots [N, k] I32, gates [N, k] (differentiable), load [E] (the fraction of
+/// tokens whose first choice is each expert, a constant).</summary>
+public sealed record MoeRouting(Tensor Experts, Tensor Slots, Var Gates, Tensor Load);

@@ -501,6 +501,124 @@ public sealed partial class CpuBackend
             RelativePositionBiasKernel.Backward(Span<T>(dOutput), Span<int>(buckets), heads, Span<T>(dTable));
     }
 
+    // ---- mixture of experts -----------------------------------------------------------------------------------------
+
+    public void Softmax(Tensor logits, Tensor probs, Tensor logSumExp)
+    {
+        const string op = "softmax";
+        RequireFloat(op, logits, probs, logSumExp);
+        var (rows, _) = OpShapes.Softmax(logits, probs, logSumExp);
+        if (rows == 0) return;
+        Dispatch(logits, Definition<double>, Definition<float>,
+            () => SoftmaxKernel.ForwardFast(Span<float>(logits), Span<float>(probs), Span<float>(logSumExp)));
+
+        void Definition<T>() where T : unmanaged, IFloatingPointIeee754<T> =>
+            SoftmaxKernel.Forward(Span<T>(logits), Span<T>(probs), Span<T>(logSumExp));
+    }
+
+    public void SoftmaxBackward(Tensor? dProbs, Tensor? dLogSumExp, Tensor probs, Tensor dLogits)
+    {
+        const string op = "softmax backward";
+        RequireFloat(op, probs, [dLogits, .. new[] { dProbs, dLogSumExp }.OfType<Tensor>()]);
+        var (rows, width) = OpShapes.SoftmaxBackward(dProbs, dLogSumExp, probs, dLogits);
+        if (rows == 0 || dProbs is null && dLogSumExp is null) return;
+        Dispatch(probs, Definition<double>, Definition<float>,
+            () => SoftmaxKernel.BackwardFast(SpanOrEmpty<float>(dProbs), SpanOrEmpty<float>(dLogSumExp), Span<float>(probs), width, Span<float>(dLogits)));
+
+        void Definition<T>() where T : unmanaged, IFloatingPointIeee754<T> =>
+            SoftmaxKernel.Backward(SpanOrEmpty<T>(dProbs), SpanOrEmpty<T>(dLogSumExp), Span<T>(probs), width, Span<T>(dLogits));
+    }
+
+    public void MoeRoute(Tensor probs, int capacity, bool normalize, Tensor experts, Tensor slots, Tensor gates, Tensor load)
+    {
+        const string op = "moe route";
+        RequireFloat(op, probs, gates, load);
+        RequireI32(op, experts);
+        RequireI32(op, slots);
+        var (_, e, _) = OpShapes.MoeRoute(probs, capacity, experts, slots, gates, load);
+        // selection and counting over N·E·k elements: the definition serves F32 too (no fast path)
+        Dispatch(probs, Definition<double>, Definition<float>, null);
+
+        void Definition<T>() where T : unmanaged, IFloatingPointIeee754<T> =>
+            MoeKernel.Route(Span<T>(probs), e, capacity, normalize, Span<int>(experts), Span<int>(slots), Span<T>(gates), Span<T>(load));
+    }
+
+    public void MoeRouteBackward(Tensor dGates, Tensor probs, Tensor experts, bool normalize, Tensor dProbs)
+    {
+        const string op = "moe route backward";
+        RequireFloat(op, probs, dGates, dProbs);
+        RequireI32(op, experts);
+        var (n, e, k) = OpShapes.MoeRouteBackward(dGates, probs, experts, dProbs);
+        MoeKernel.CheckExperts(Span<int>(experts), k, e, $"{op}: {experts.Describe()}");
+        if (n == 0) return;
+        Dispatch(probs, Definition<double>, Definition<float>, null);  // N·k updates: the definition is the fast path
+
+        void Definition<T>() where T : unmanaged, IFloatingPointIeee754<T> =>
+            MoeKernel.RouteBackward(Span<T>(dGates), Span<T>(probs), Span<int>(experts), e, normalize, Span<T>(dProbs));
+    }
+
+    public void MoeDispatch(Tensor input, Tensor slots, Tensor output)
+    {
+        const string op = "moe dispatch";
+        RequireFloat(op, input, output);
+        RequireI32(op, slots);
+        var (_, _, r, c) = OpShapes.MoeDispatch(input, slots, output);
+        MoeKernel.CheckSlots(Span<int>(slots), r, $"{op}: {slots.Describe()} into {output.Describe()}");
+        if (output.Length == 0) return;
+        Dispatch(input, Definition<double>, Definition<float>,
+            () => MoeKernel.DispatchFast(Span<float>(input), Span<int>(slots), c, Span<float>(output)));
+
+        void Definition<T>() where T : unmanaged, IFloatingPointIeee754<T> =>
+            MoeKernel.Dispatch(Span<T>(input), Span<int>(slots), c, Span<T>(output));
+    }
+
+    public void MoeDispatchBackward(Tensor dOutput, Tensor slots, Tensor dInput)
+    {
+        const string op = "moe dispatch backward";
+        RequireFloat(op, dOutput, dInput);
+        RequireI32(op, slots);
+        var (_, _, r, c) = OpShapes.MoeDispatchBackward(dOutput, slots, dInput);
+        MoeKernel.CheckSlots(Span<int>(slots), r, $"{op}: {slots.Describe()} from {dOutput.Describe()}");
+        if (dInput.Length == 0) return;
+        Dispatch(dOutput, Definition<double>, Definition<float>,
+            () => MoeKernel.DispatchBackwardFast(Span<float>(dOutput), Span<int>(slots), c, Span<float>(dInput)));
+
+        void Definition<T>() where T : unmanaged, IFloatingPointIeee754<T> =>
+            MoeKernel.DispatchBackward(Span<T>(dOutput), Span<int>(slots), c, Span<T>(dInput));
+    }
+
+    public void MoeCombine(Tensor expertOutput, Tensor slots, Tensor gates, Tensor output)
+    {
+        const string op = "moe combine";
+        RequireFloat(op, expertOutput, gates, output);
+        RequireI32(op, slots);
+        var (_, _, r, c) = OpShapes.MoeCombine(expertOutput, slots, gates, output);
+        MoeKernel.CheckSlots(Span<int>(slots), r, $"{op}: {slots.Describe()} from {expertOutput.Describe()}");
+        if (output.Length == 0) return;
+        Dispatch(expertOutput, Definition<double>, Definition<float>,
+            () => MoeKernel.CombineFast(Span<float>(expertOutput), Span<int>(slots), Span<float>(gates), c, Span<float>(output)));
+
+        void Definition<T>() where T : unmanaged, IFloatingPointIeee754<T> =>
+            MoeKernel.Combine(Span<T>(expertOutput), Span<int>(slots), Span<T>(gates), c, Span<T>(output));
+    }
+
+    public void MoeCombineBackward(Tensor dOutput, Tensor expertOutput, Tensor slots, Tensor gates, Tensor? dExpertOutput, Tensor? dGates)
+    {
+        const string op = "moe combine backward";
+        RequireFloat(op, dOutput, [expertOutput, gates, .. new[] { dExpertOutput, dGates }.OfType<Tensor>()]);
+        RequireI32(op, slots);
+        var (n, _, r, c) = OpShapes.MoeCombineBackward(dOutput, expertOutput, slots, gates, dExpertOutput, dGates);
+        MoeKernel.CheckSlots(Span<int>(slots), r, $"{op}: {slots.Describe()} from {expertOutput.Describe()}");
+        if (n == 0 || dExpertOutput is null && dGates is null) return;
+        Dispatch(dOutput, Definition<double>, Definition<float>,
+            () => MoeKernel.CombineBackwardFast(Span<float>(dOutput), Span<float>(expertOutput), Span<int>(slots), Span<float>(gates), c,
+                SpanOrEmpty<float>(dExpertOutput), SpanOrEmpty<float>(dGates)));
+
+        void Definition<T>() where T : unmanaged, IFloatingPointIeee754<T> =>
+            MoeKernel.CombineBackward(Span<T>(dOutput), Span<T>(expertOutput), Span<int>(slots), Span<T>(gates), c,
+                SpanOrEmpty<T>(dExpertOutput), SpanOrEmpty<T>(dGates));
+    }
+
     // ---- dispatch --------------------------------------------------------------------------------------------------
 
     /// <summary>The one dtype dispatch of every op; <paramref name="like"/> carries the op's float dtype (validated).</summary>

@@ -316,7 +316,7 @@ public sealed partial record HfConfig
         .GetProperties(BindingFlags.Public | BindingFlags.Instance)
         .Where(p => p.CanWrite && p.Name != nameof(DecoderConfig.Naming)
             && (p.PropertyType == typeof(int) || p.PropertyType == typeof(int?) || p.PropertyType == typeof(float) || p.PropertyType == typeof(double?)
-                || p.PropertyType == typeof(bool) || p.PropertyType.IsEnum))
+                || p.PropertyType == typeof(bool) || p.PropertyType.IsEnum || p.PropertyType == typeof(MoeConfig)))
         .ToList();
 
     private static void WriteValue(Utf8JsonWriter w, string name, object? value)
@@ -328,6 +328,7 @@ public sealed partial record HfConfig
             case float f: w.WriteNumber(name, Shortest(f)); break;
             case double d: w.WriteNumber(name, d); break;
             case bool b: w.WriteBoolean(name, b); break;
+            case MoeConfig moe: WriteMoe(w, name, moe); break;
             default: w.WriteString(name, value.ToString()); break;   // an enum by name
         }
     }
@@ -346,7 +347,8 @@ public sealed partial record HfConfig
             string where = $"{source}: {DecoderField}.{field.Name} is {v.GetRawText()}";
             object? value = p.PropertyType switch
             {
-                var t when (t == typeof(int?) || t == typeof(double?)) && v.ValueKind == JsonValueKind.Null => null,
+                var t when (t == typeof(int?) || t == typeof(double?) || t == typeof(MoeConfig)) && v.ValueKind == JsonValueKind.Null => null,
+                var t when t == typeof(MoeConfig) => ReadMoe(v, where),
                 var t when t == typeof(double?) => v.ValueKind == JsonValueKind.Number && double.IsFinite(v.GetDouble()) ? v.GetDouble()
                     : throw new InvalidDataException($"{where}, not a number"),
                 var t when t == typeof(int) || t == typeof(int?) => v.ValueKind == JsonValueKind.Number && v.TryGetInt32(out int i) ? i
@@ -361,5 +363,55 @@ public sealed partial record HfConfig
             p.SetValue(model, value);
         }
         return model;
+    }
+
+    /// <summary>llm_decoder.Moe: every MoeConfig field by its property name (NormalizeGates may be null: k ≥ 2 decides).</summary>
+    private static void WriteMoe(Utf8JsonWriter w, string name, MoeConfig moe)
+    {
+        w.WriteStartObject(name);
+        w.WriteNumber(nameof(MoeConfig.Experts), moe.Experts);
+        w.WriteNumber(nameof(MoeConfig.TopK), moe.TopK);
+        w.WriteNumber(nameof(MoeConfig.CapacityFactor), moe.CapacityFactor);
+        w.WriteNumber(nameof(MoeConfig.EvalCapacityFactor), moe.EvalCapacityFactor);
+        w.WriteNumber(nameof(MoeConfig.Every), moe.Every);
+        w.WriteNumber(nameof(MoeConfig.BalanceCoefficient), Shortest(moe.BalanceCoefficient));
+        w.WriteNumber(nameof(MoeConfig.ZLossCoefficient), Shortest(moe.ZLossCoefficient));
+        if (moe.NormalizeGates is bool normalize) w.WriteBoolean(nameof(MoeConfig.NormalizeGates), normalize);
+        else w.WriteNull(nameof(MoeConfig.NormalizeGates));
+        w.WriteEndObject();
+    }
+
+    private static MoeConfig ReadMoe(JsonElement v, string where)
+    {
+        if (v.ValueKind != JsonValueKind.Object) throw new InvalidDataException($"{where}, not an object of MoE fields");
+        var moe = new MoeConfig();
+        foreach (var f in v.EnumerateObject())
+        {
+            var x = f.Value;
+            string at = $"{where}: {f.Name} = {x.GetRawText()}";
+            int Int() => x.ValueKind == JsonValueKind.Number && x.TryGetInt32(out int i) ? i : throw new InvalidDataException($"{at}, not an integer");
+            double Number() => x.ValueKind == JsonValueKind.Number && double.IsFinite(x.GetDouble()) ? x.GetDouble() : throw new InvalidDataException($"{at}, not a number");
+            moe = f.Name switch
+            {
+                nameof(MoeConfig.Experts) => moe with { Experts = Int() },
+                nameof(MoeConfig.TopK) => moe with { TopK = Int() },
+                nameof(MoeConfig.CapacityFactor) => moe with { CapacityFactor = Number() },
+                nameof(MoeConfig.EvalCapacityFactor) => moe with { EvalCapacityFactor = Number() },
+                nameof(MoeConfig.Every) => moe with { Every = Int() },
+                nameof(MoeConfig.BalanceCoefficient) => moe with { BalanceCoefficient = (float)Number() },
+                nameof(MoeConfig.ZLossCoefficient) => moe with { ZLossCoefficient = (float)Number() },
+                nameof(MoeConfig.NormalizeGates) => moe with
+                {
+                    NormalizeGates = x.ValueKind switch
+                    {
+                        JsonValueKind.Null => null,
+                        JsonValueKind.True or JsonValueKind.False => x.GetBoolean(),
+                        _ => throw new InvalidDataException($"{at}, not true, false or null"),
+                    },
+                },
+                _ => throw new InvalidDataException($"{at}: not an MoE field (known: Experts, TopK, CapacityFactor, EvalCapacityFactor, Every, BalanceCoefficient, ZLossCoefficient, NormalizeGates)"),
+            };
+        }
+        return moe;
     }
 }

@@ -52,8 +52,12 @@ public sealed class Decoder : ILanguageModel
     public sealed record AttentionWeights(Linear? Qkv, bool PerHead, Linear? Query, Linear? Key, Linear? Value, Linear Out);
     /// <summary>act(x·Up) · Down, or gated act(x·Gate) ⊙ (x·Up) · Down.</summary>
     public sealed record FfnWeights(Linear Up, Linear? Gate, Linear Down);
-    /// <summary>One block: its two norms (placed as the config says), PostNorm1/2 for sandwich norms, attention and FFN.</summary>
-    public sealed record Block(Norm Norm1, Norm Norm2, Norm? PostNorm1, Norm? PostNorm2, AttentionWeights Attention, FfnWeights Ffn);
+    /// <summary>One block: its two norms (placed as the config says), PostNorm1/2 for sandwich norms, attention and FFN
+    /// (dense, or for an MoE layer <see cref="Moe"/> and no dense Ffn).</summary>
+    public sealed record Block(Norm Norm1, Norm Norm2, Norm? PostNorm1, Norm? PostNorm2, AttentionWeights Attention, FfnWeights? Ffn)
+    {
+        public MoeWeights? Moe { get; init; }
+    }
 
     /// <summary>[V, C]: the token embedding (and the output projection when tied).</summary>
     public Var TokenEmbedding { get; }
@@ -71,6 +75,8 @@ public sealed class Decoder : ILanguageModel
     private Tensor? _alibiSlopes;          // [NH] F32 (ALiBi)
     private Tensor? _sinusoids;            // [ctx, C] the fixed sinusoidal table
     private Tensor? _positions;            // [B, T] I32: 0..T−1 in every row
+    private readonly List<AuxiliaryLoss> _auxiliary = [];   // the last forward's MoE losses (balance, z) per MoE layer
+    private readonly List<Tensor> _routingSlots = [];       // the last forward's [N, k] slots per MoE layer
 
     /// <param name="frozen">Names the parameters not to train (fine-tuning: e.g. name => !name.Contains("lora")); they
     /// get no gradient, no optimizer state and no backward work. Default: every parameter is trained.</param>
@@ -105,8 +111,13 @@ public sealed class Decoder : ILanguageModel
         EmbeddingNorm = N(names.EmbeddingNorm(Config));
         Blocks = [.. Enumerable.Range(0, Config.Layers).Select(l =>
         {
-            var b = names.Block(Config, l);
+            var b = names.BlockOf(Config, l);
             var attention = new AttentionWeights(L(b.Qkv), names.PerHeadQkv, L(b.Query), L(b.Key), L(b.Value), L(b.Out)!);
+            if (b.Router is { } router)   // an MoE layer: the router and the experts' stacked matrices, no biases
+                return new Block(N(b.Norm1)!, N(b.Norm2)!, N(b.PostNorm1), N(b.PostNorm2), attention, null)
+                {
+                    Moe = new MoeWeights(P(router + ".weight"), P(b.Up + ".weight"), b.Gate is null ? null : P(b.Gate + ".weight"), P(b.Down + ".weight")),
+                };
             return new Block(N(b.Norm1)!, N(b.Norm2)!, N(b.PostNorm1), N(b.PostNorm2), attention, new FfnWeights(L(b.Up)!, L(b.Gate), L(b.Down)!));
         })];
         FinalNorm = N(names.FinalNorm);
@@ -146,7 +157,8 @@ public sealed class Decoder : ILanguageModel
             prefix = tape.Ids(lengths, [batch.B], "prefix lengths");                                 // [B]
         }
         var inputs = prefix is null && dropout is null ? null : new DecoderInputs { PrefixLengths = prefix, Dropout = dropout };
-        return new ModelOutput(Forward(tape, ids, inputs));
+        var logits = Forward(tape, ids, inputs);
+        return new ModelOutput(logits) { Auxiliary = [.. _auxiliary], RoutingSlots = [.. _routingSlots] };
     }
 
     /// <summary>tokens [B, T] I32 → logits [B, T, V].</summary>
@@ -169,6 +181,8 @@ public sealed class Decoder : ILanguageModel
         var mask = Mask(inputs, offset);
 
         var dropout = tape.Recording ? inputs?.Dropout : null;                                      // dropout acts in training only
+        _auxiliary.Clear();
+        _routingSlots.Clear();
         var x = tape.Embedding(TokenEmbedding, tokens);                                             // [B, T, C]
         if (PositionEmbedding is { } wpe) x = tape.Add(x, tape.Embedding(wpe, positions));
         if (Config.Positions == PositionKind.Sinusoidal) x = tape.Add(x, tape.Embedding(Sinusoids(), positions));
@@ -188,7 +202,8 @@ public sealed class Decoder : ILanguageModel
         if (dropout is { } stream && Config.AttentionDropout > 0)   // the probabilities' own counter range, after every other site's
             mask = mask with { Dropout = Config.AttentionDropout, DropoutSeed = stream.Key, DropoutOffset = DropoutStream.Offset(1 << 20 | layer) };
         Var Attn(Var h) => Drop(tape, Attention(tape, h, block.Attention, positions, mask, cache), Config.ResidualDropout, dropout, 1 + 2 * layer);
-        Var Ffn(Var h) => Drop(tape, FeedForward(tape, h, block.Ffn), Config.ResidualDropout, dropout, 2 + 2 * layer);
+        Var Ffn(Var h) => Drop(tape, block.Moe is { } moe ? MoeFeedForward(tape, h, moe, layer) : FeedForward(tape, h, block.Ffn!),
+            Config.ResidualDropout, dropout, 2 + 2 * layer);
         Var N(Var h, Norm norm) => Normalize(tape, h, norm);
 
         if (Config.ParallelBlock)                                                                   // x + attn(n₁(x)) + ffn(n₂(x))
@@ -269,6 +284,14 @@ public sealed class Decoder : ILanguageModel
         if (w.Gate is not { } gate) return Apply(tape, Activate(tape, Apply(tape, x, w.Up)), w.Down);     // [B, T, F] → [B, T, C]
         var gated = tape.Multiply(Activate(tape, Apply(tape, x, gate)), Apply(tape, x, w.Up));         // [B, T, F]
         return Apply(tape, gated, w.Down);
+    }
+
+    /// <summary>The MoE FFN on the rows of h [B, T, C] (MixtureOfExperts.cs), collecting its losses and slots.</summary>
+    private Var MoeFeedForward(Tape tape, Var h, MoeWeights w, int layer)
+    {
+        var rows = tape.Reshape(h, h.Value.Rows, Config.Channels);                                // [N, C]
+        var y = MixtureOfExperts.Forward(tape, rows, w, Config.Moe!, v => Activate(tape, v), _auxiliary, _routingSlots, layer);
+        return tape.Reshape(y, h.Shape);                                                          // [B, T, C]
     }
 
     private Var Activate(Tape tape, Var x) => Config.Activation switch

@@ -81,6 +81,7 @@ public sealed record DecoderConfig
 
     public bool TiedEmbeddings { get; init; } = true; // the output projection is the token embedding's transpose
     public WeightNaming Naming { get; init; } = WeightNaming.Gpt2;
+    public MoeConfig? Moe { get; init; }             // null = dense; else every Moe.Every-th FFN is a mixture of experts
 
     // ---- derived ---------------------------------------------------------------------------------------------------
 
@@ -163,6 +164,11 @@ public sealed record DecoderConfig
         ["neox"] = Pythia160M, ["neox-tiny"] = TinyOf(Pythia160M),
         ["palm"] = Palm8B, ["palm-tiny"] = TinyOf(Palm8B, kvHeads: 1),
         ["glm"] = Glm10B, ["glm-tiny"] = TinyOf(Glm10B),
+        // Switch (top-1) and GShard (top-2) at the tiny shape: 8 experts in every other layer; micro ones for gradient checks
+        ["switch-tiny"] = Tiny with { Moe = new MoeConfig() },
+        ["gshard-tiny"] = Tiny with { Moe = new MoeConfig { TopK = 2 } },
+        ["switch-micro"] = Micro with { Moe = new MoeConfig { Experts = 4 } },
+        ["gshard-micro"] = Micro with { Moe = new MoeConfig { Experts = 4, TopK = 2 } },
     };
 
     public static IReadOnlyList<string> PresetNames { get; } = [.. Presets.Keys];
@@ -195,6 +201,7 @@ public sealed record DecoderConfig
         foreach (var (name, p) in new[] { ("embd_pdrop", EmbeddingDropout), ("resid_pdrop", ResidualDropout), ("attn_pdrop", AttentionDropout) })
             if (!(p >= 0 && p < 1)) throw new ArgumentException($"{name} must lie in [0, 1), got {p}");
         if (SwishBeta <= 0 || !float.IsFinite(SwishBeta)) throw new ArgumentException($"the Swish β must be positive, got {SwishBeta}");
+        Moe?.Validate(this);
         WeightNames.For(this).Check(this);
         return this;
     }

@@ -3,7 +3,7 @@ namespace Llm.Models;
 // Shapes: V vocab, C channels, F FFN width, W = (NH + 2·NKV)·hs the fused q|k|v width, ctx context length.
 
 /// <summary>A parameter's role, which decides its initialisation and where the forward uses it.</summary>
-public enum ParameterRole { Embedding, Position, Head, Query, Key, Value, Qkv, Out, Up, Gate, Down, NormWeight, NormBias, Bias }
+public enum ParameterRole { Embedding, Position, Head, Query, Key, Value, Qkv, Out, Up, Gate, Down, NormWeight, NormBias, Bias, Router }
 
 /// <summary>One parameter of a family's naming: its name, shape, role and whether its matrix is stored [out, in]
 /// (nn.Linear, used as xWᵀ) or [in, out] (GPT-2's Conv1D, used as xW).</summary>
@@ -15,7 +15,11 @@ public sealed record NamedWeight(string Name, int[] Shape, ParameterRole Role, b
 
 /// <summary>Where the parameters of one block are, by role; null where the config has no such tensor.</summary>
 public sealed record BlockNames(string Norm1, string? Norm2, string? PostNorm1, string? PostNorm2,
-    string? Qkv, string? Query, string? Key, string? Value, string Out, string Up, string? Gate, string Down);
+    string? Qkv, string? Query, string? Key, string? Value, string Out, string Up, string? Gate, string Down)
+{
+    /// <summary>The router of an MoE layer (then Up, Gate and Down name the experts' stacked matrices); null for a dense FFN.</summary>
+    public string? Router { get; init; }
+}
 
 /// <summary>
 /// How one checkpoint family names and lays out a decoder's parameters, so that a Hugging Face folder of that family
@@ -69,7 +73,7 @@ public abstract class WeightNames
         foreach (var w in Norm(EmbeddingNorm(c))) yield return w;
         for (int l = 0; l < c.Layers; l++)
         {
-            var b = Block(c, l);
+            var b = BlockOf(c, l);
             foreach (var w in BlockOrder(c, b, Norm, Linear, C, F, hs)) yield return w;
         }
         foreach (var w in Norm(c.Placement == NormPlacement.Post ? null : FinalNorm)) yield return w;
@@ -88,10 +92,38 @@ public abstract class WeightNames
         foreach (var w in linear(b.Out, C, C, ParameterRole.Out)) yield return w;
         foreach (var w in norm(b.PostNorm1)) yield return w;
         foreach (var w in norm(b.Norm2)) yield return w;
+        foreach (var w in Ffn(c, b, linear, C, F)) yield return w;
+        foreach (var w in norm(b.PostNorm2)) yield return w;
+    }
+
+    /// <summary>A block's FFN: dense (gate, up, down), or for an MoE layer the router [E, C] and the experts' stacked,
+    /// bias-free matrices [E, C, F] (gate, up) and [E, F, C] (down), in every family's [in, out] per expert.</summary>
+    protected static IEnumerable<NamedWeight> Ffn(DecoderConfig c, BlockNames b, Func<string?, int, int, ParameterRole, IEnumerable<NamedWeight>> linear, int C, int F)
+    {
+        if (b.Router is { } router)
+        {
+            int E = c.Moe!.Experts;
+            yield return new(router + ".weight", [E, C], ParameterRole.Router, OutIn: true);
+            if (b.Gate is { } gate) yield return new(gate + ".weight", [E, C, F], ParameterRole.Gate);
+            yield return new(b.Up + ".weight", [E, C, F], ParameterRole.Up);
+            yield return new(b.Down + ".weight", [E, F, C], ParameterRole.Down);
+            yield break;
+        }
         foreach (var w in linear(b.Gate, C, F, ParameterRole.Gate)) yield return w;
         foreach (var w in linear(b.Up, C, F, ParameterRole.Up)) yield return w;
         foreach (var w in linear(b.Down, F, C, ParameterRole.Down)) yield return w;
-        foreach (var w in norm(b.PostNorm2)) yield return w;
+    }
+
+    /// <summary>The block's names with its FFN made MoE where the config says: "….mlp.router", and the experts' matrices
+    /// under "….mlp.experts." (h.{l}.mlp.experts.c_fc for GPT-2, model.layers.{l}.mlp.experts.up_proj for LLaMA).</summary>
+    public BlockNames BlockOf(DecoderConfig c, int layer)
+    {
+        var b = Block(c, layer);
+        if (c.Moe is not { } moe || !moe.IsMoeLayer(layer)) return b;
+        static string Expert(string name) => name.Replace(".mlp.", ".mlp.experts.");
+        int mlp = b.Up.IndexOf(".mlp.", StringComparison.Ordinal);
+        if (mlp < 0) throw new ArgumentException($"moe: the FFN '{b.Up}' of this naming has no '.mlp.' module to hold experts");
+        return b with { Router = b.Up[..mlp] + ".mlp.router", Up = Expert(b.Up), Gate = b.Gate is null ? null : Expert(b.Gate), Down = Expert(b.Down) };
     }
 
     public IEnumerable<ParameterSpec> Specs(DecoderConfig c) => Weights(c).Select(w => new ParameterSpec(w.Name, w.Shape, w.Decay));

@@ -159,6 +159,34 @@ public interface IBackend : IDisposable
     void RelativePositionBias(Tensor table, Tensor buckets, Tensor output);
     /// <summary>dTable[b, h] += Σ over (i, j) with buckets[i, j] = b of dOutput[h, i, j], in a fixed order (deterministic).</summary>
     void RelativePositionBiasBackward(Tensor dOutput, Tensor buckets, Tensor dTable);
+
+    // ---- mixture of experts (Switch Transformer, GShard): router softmax, top-k routing, gather and scatter -------
+
+    /// <summary>probs [N, E] = softmax(logits) over the last axis (row maximum subtracted), logSumExp [N] = log Σ_e e^logits
+    /// (saved: ST-MoE's router z-loss is mean lse²).</summary>
+    void Softmax(Tensor logits, Tensor probs, Tensor logSumExp);
+    /// <summary>dLogits += probs ⊙ (dProbs − Σ_e dProbs⊙probs) + dLogSumExp·probs; either incoming gradient may be null.</summary>
+    void SoftmaxBackward(Tensor? dProbs, Tensor? dLogSumExp, Tensor probs, Tensor dLogits);
+    /// <summary>
+    /// Top-k routing with a capacity (Switch k = 1, GShard k = 2). probs [N, E]; experts [N, k] I32: the k largest probs in
+    /// decreasing order, ties to the lower expert; slots [N, k] I32 = e·capacity + position, or −1 when expert e already holds
+    /// capacity tokens: positions go first to every token's first choice in token order, then to the second choices (GShard);
+    /// gates [N, k] = the chosen probs (dropped choices too), divided by their sum over the k when normalize;
+    /// load [E] = fraction of the N tokens whose first choice is e (dropped ones included). 1 ≤ k ≤ E, capacity ≥ 0.
+    /// </summary>
+    void MoeRoute(Tensor probs, int capacity, bool normalize, Tensor experts, Tensor slots, Tensor gates, Tensor load);
+    /// <summary>dProbs += (∂gates/∂probs)ᵀ·dGates: dg_j at expert e_j, or (dg_j − Σ_i dg_i·g_i)/Σ_i p_{e_i} when normalize.</summary>
+    void MoeRouteBackward(Tensor dGates, Tensor probs, Tensor experts, bool normalize, Tensor dProbs);
+    /// <summary>Gather: output[slots[n, j]] = input[n] for every kept choice; rows no token took are 0. input [N, C], slots [N, k]
+    /// I32 (−1 = dropped; a kept slot appears once, as MoeRoute writes them), output [R, C] (R = E·capacity, e.g. [E, capacity, C]).</summary>
+    void MoeDispatch(Tensor input, Tensor slots, Tensor output);
+    /// <summary>dInput[n] += Σ_j dOutput[slots[n, j]] over kept choices (each token sums its own k rows: no races).</summary>
+    void MoeDispatchBackward(Tensor dOutput, Tensor slots, Tensor dInput);
+    /// <summary>Scatter back: output[n] = Σ_j gates[n, j]·expertOutput[slots[n, j]] over kept choices (0 when every choice was dropped).</summary>
+    void MoeCombine(Tensor expertOutput, Tensor slots, Tensor gates, Tensor output);
+    /// <summary>dExpertOutput[slots[n, j]] += gates[n, j]·dOutput[n]; dGates[n, j] += expertOutput[slots[n, j]]·dOutput[n]
+    /// (nothing when dropped); either gradient may be null.</summary>
+    void MoeCombineBackward(Tensor dOutput, Tensor expertOutput, Tensor slots, Tensor gates, Tensor? dExpertOutput, Tensor? dGates);
 }
 
 /// <summary>Hyper-parameters of one AdamW step; the defaults are GPT-2/3's.</summary>

@@ -257,6 +257,103 @@ public static class OpShapes
         foreach (var t in others) RequireSameLength(op, reference, t);
         return reference.Length;
     }
+
+    // ---- softmax and mixture of experts --------------------------------------------------------------------------
+
+    /// <summary>logits [N, E] (any leading axes), probs like logits, logSumExp [N]; E ≥ 1.</summary>
+    public static (int Rows, int Width) Softmax(Tensor logits, Tensor probs, Tensor logSumExp)
+    {
+        const string op = "softmax";
+        int width = logits.Rank == 0 ? 0 : logits.Dim(-1), rows = logits.Rows;
+        if (logits.Rank == 0 || width == 0) throw new ArgumentException($"{op}: {logits.Describe()} has no classes on its last axis: a softmax over none is undefined");
+        RequireSameShape(op, logits, probs);
+        RequireLength(op, logSumExp, rows);
+        return (rows, width);
+    }
+
+    /// <summary>dProbs like probs (or null), dLogSumExp [N] (or null), probs [N, E], dLogits like probs.</summary>
+    public static (int Rows, int Width) SoftmaxBackward(Tensor? dProbs, Tensor? dLogSumExp, Tensor probs, Tensor dLogits)
+    {
+        const string op = "softmax backward";
+        int width = probs.Rank == 0 ? 0 : probs.Dim(-1), rows = probs.Rows;
+        if (probs.Rank == 0 || width == 0) throw new ArgumentException($"{op}: {probs.Describe()} has no classes on its last axis");
+        RequireSameShape(op, probs, dLogits);
+        if (dProbs is not null) RequireSameShape(op, probs, dProbs);
+        if (dLogSumExp is not null) RequireLength(op, dLogSumExp, rows);
+        return (rows, width);
+    }
+
+    /// <summary>probs [N, E]; experts, slots, gates [N, k] with 1 ≤ k ≤ E; load [E]; capacity ≥ 0 with E·capacity an int.</summary>
+    public static (int Tokens, int Experts, int K) MoeRoute(Tensor probs, int capacity, Tensor experts, Tensor slots, Tensor gates, Tensor load)
+    {
+        const string op = "moe route";
+        var (n, e, k) = RoutedShapes(op, probs, experts, gates);
+        RequireShape(op, slots, n, k);
+        RequireShape(op, load, e);
+        if (capacity < 0 || (long)capacity * e > int.MaxValue)
+            throw new ArgumentOutOfRangeException(nameof(capacity), $"{op}: capacity {capacity} for {e} experts must be ≥ 0 with E·capacity ≤ {int.MaxValue}");
+        return (n, e, k);
+    }
+
+    /// <summary>dGates [N, k], probs [N, E], experts [N, k], dProbs like probs.</summary>
+    public static (int Tokens, int Experts, int K) MoeRouteBackward(Tensor dGates, Tensor probs, Tensor experts, Tensor dProbs)
+    {
+        const string op = "moe route backward";
+        var shapes = RoutedShapes(op, probs, experts, dGates);
+        RequireSameShape(op, probs, dProbs);
+        return shapes;
+    }
+
+    private static (int Tokens, int Experts, int K) RoutedShapes(string op, Tensor probs, Tensor experts, Tensor perChoice)
+    {
+        RequireRank(op, probs, 2);
+        RequireRank(op, experts, 2);
+        int n = probs.Dim(0), e = probs.Dim(1), k = experts.Dim(1);
+        if (e == 0) throw new ArgumentException($"{op}: {probs.Describe()} has no experts");
+        if (k < 1 || k > e) throw new ArgumentException($"{op}: {experts.Describe()} chooses k = {k} of {e} experts; k must lie in [1, E]");
+        RequireShape(op, experts, n, k);
+        RequireShape(op, perChoice, n, k);
+        return (n, e, k);
+    }
+
+    /// <summary>input [N, C] (any leading axes), slots [N, k], output [R, C] (e.g. [E, capacity, C]).</summary>
+    /// <returns>N, k, R, C.</returns>
+    public static (int Tokens, int K, int ExpertRows, int Channels) MoeDispatch(Tensor input, Tensor slots, Tensor output) =>
+        TokensAndRows("moe dispatch", input, slots, output);
+
+    /// <summary>dOutput [R, C], slots [N, k], dInput [N, C].</summary>
+    public static (int Tokens, int K, int ExpertRows, int Channels) MoeDispatchBackward(Tensor dOutput, Tensor slots, Tensor dInput) =>
+        TokensAndRows("moe dispatch backward", dInput, slots, dOutput);
+
+    /// <summary>expertOutput [R, C], slots and gates [N, k], output [N, C].</summary>
+    public static (int Tokens, int K, int ExpertRows, int Channels) MoeCombine(Tensor expertOutput, Tensor slots, Tensor gates, Tensor output)
+    {
+        var shapes = TokensAndRows("moe combine", output, slots, expertOutput);
+        RequireSameShape("moe combine", slots, gates);
+        return shapes;
+    }
+
+    /// <summary>dOutput [N, C], expertOutput [R, C], slots and gates [N, k], dExpertOutput like expertOutput, dGates like gates (either null).</summary>
+    public static (int Tokens, int K, int ExpertRows, int Channels) MoeCombineBackward(Tensor dOutput, Tensor expertOutput, Tensor slots, Tensor gates,
+        Tensor? dExpertOutput, Tensor? dGates)
+    {
+        const string op = "moe combine backward";
+        var shapes = TokensAndRows(op, dOutput, slots, expertOutput);
+        RequireSameShape(op, slots, gates);
+        if (dExpertOutput is not null) RequireSameShape(op, expertOutput, dExpertOutput);
+        if (dGates is not null) RequireSameShape(op, gates, dGates);
+        return shapes;
+    }
+
+    private static (int Tokens, int K, int ExpertRows, int Channels) TokensAndRows(string op, Tensor tokens, Tensor slots, Tensor expertRows)
+    {
+        if (tokens.Rank < 1 || expertRows.Rank < 1) throw new ArgumentException($"{op}: {tokens.Describe()} and {expertRows.Describe()} need a channel axis");
+        RequireRank(op, slots, 2);
+        int c = tokens.Dim(-1), n = tokens.Rows, k = slots.Dim(1);
+        if (slots.Dim(0) != n) throw new ArgumentException($"{op}: {slots.Describe()} must have one row per token of {tokens.Describe()} ({n})");
+        if (expertRows.Dim(-1) != c) throw new ArgumentException($"{op}: {expertRows.Describe()} must have the {c} channels of {tokens.Describe()}");
+        return (n, k, expertRows.Rows, c);
+    }
 }
 
 /// <summary>The sizes of one attention call: B sequences, Tq queries, Tk keys, NH query heads, NKV key/value heads, hs per head.
