@@ -106,7 +106,9 @@ public sealed class SpanCorruption : Objective
     /// <summary>T5's random_spans_helper (extra tokens per span 1 in inputs and targets): the largest raw length L whose
     /// inputs (non-noise + one sentinel per span + EOS) fit <paramref name="inputsLength"/>, and its inputs and targets
     /// lengths. Counted with <see cref="NoiseCounts"/> (the mask's own clipped float32 counts), so the lengths are
-    /// exactly those the mask makes; for inputs lengths from 8 on they equal T5's double-precision helper (a test checks).</summary>
+    /// exactly those the mask makes. T5's own helper counts in double precision and without the clipping, so it differs
+    /// from its mask below 10 and where L·0.15 is a midpoint in one precision only (inputs 172, 316, 352, …; there T5
+    /// pads or cuts); elsewhere the two agree (a test checks).</summary>
     public static (int TokensLength, int InputsLength, int TargetsLength) RandomSpansHelper(int inputsLength)
     {
         static (int Inputs, int Targets) Lengths(int l)
