@@ -29,7 +29,8 @@ internal static class TrainCommand
         var keepLast = Cli.Opt("--keep-last", "checkpoints kept besides the best by validation loss (0: keep all)", d.KeepLast);
         var maxSkipped = Cli.Opt("--max-skipped", "stop after this many steps in a row with a non-finite loss or gradient (each is skipped)", d.MaxConsecutiveSkips);
         var objective = Cli.Opt("--objective", "pretraining objective: causal (next token), prefix (prefix LM: a bidirectional prefix, loss on the rest) " +
-            "or span (T5 span corruption: 15 % noise in spans of mean 3, sentinels above the vocabulary; on a decoder, GLM's blank infilling)", d.Objective)
+            "or span (T5 span corruption: 15 % noise in spans of mean 3, sentinels above the vocabulary; on a decoder, GLM's blank infilling); " +
+            "encoder-decoder presets default to span", d.Objective)
             .Must(v => Llm.Training.Objectives.Objective.Names.Contains(v), string.Join(", ", Llm.Training.Objectives.Objective.Names.SkipLast(1)) + " or " + Llm.Training.Objectives.Objective.Names[^1]);
         var seed = Cli.Opt("--seed", "seed of the weight initialisation and the data order", d.Seed);
         var output = Cli.Opt<string?>("--out", "run folder for checkpoints, metrics.csv and loss.png (default: runs/PRESET)");
@@ -89,7 +90,7 @@ internal static class TrainCommand
                     Steps = p.GetValue(steps), Batch = p.GetValue(batch), Seq = p.GetValue(seq) ?? defaults.Seq,
                     EvalEvery = p.GetValue(evalEvery), EvalBatches = p.GetValue(evalBatches), CheckpointEvery = p.GetValue(ckptEvery),
                     KeepLast = p.GetValue(keepLast), MaxConsecutiveSkips = p.GetValue(maxSkipped),
-                    Seed = p.GetValue(seed), Out = p.GetValue(output) ?? defaults.Out, Objective = p.GetValue(objective)!,
+                    Seed = p.GetValue(seed), Out = p.GetValue(output) ?? defaults.Out, Objective = GivenText(objective) ?? defaults.Objective,
                     Optimizer = new OptimizerOptions
                     {
                         LearningRate = p.GetValue(lr), WarmupSteps = p.GetValue(warmup), AccumulationSteps = p.GetValue(accumulate),

@@ -38,8 +38,13 @@ public sealed record TrainOptions
     /// <summary>The defaults that fit a preset: its sequence length and a run folder of its own name.</summary>
     public static TrainOptions ForPreset(string preset)
     {
-        int context = EncoderDecoderConfig.IsPreset(preset) ? EncoderDecoderConfig.FromPreset(preset).ContextLength : DecoderConfig.FromPreset(preset).ContextLength;
-        return new TrainOptions { Preset = preset, Seq = Math.Min(DefaultSeq, context), Out = Path.Combine("runs", preset.ToLowerInvariant()) };
+        bool encoderDecoder = EncoderDecoderConfig.IsPreset(preset);   // trains with span corruption, T5's objective
+        int context = encoderDecoder ? EncoderDecoderConfig.FromPreset(preset).ContextLength : DecoderConfig.FromPreset(preset).ContextLength;
+        return new TrainOptions
+        {
+            Preset = preset, Seq = Math.Min(DefaultSeq, context), Out = Path.Combine("runs", preset.ToLowerInvariant()),
+            Objective = encoderDecoder ? "span" : Objectives.Objective.Default,
+        };
     }
 
     /// <summary>The preset is an encoder-decoder (t5-*): it trains with the span objective.</summary>
