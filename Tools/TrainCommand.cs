@@ -11,7 +11,7 @@ internal static class TrainCommand
     public static Command Create(TextWriter stdout, TextWriter stderr)
     {
         var d = new TrainOptions();
-        var preset = Cli.Opt("--preset", "model preset: tiny, micro or gpt2", d.Preset);
+        var preset = Cli.Opt("--preset", "model preset: tiny, micro, gpt2, a family's *-tiny (llama-tiny, glm-tiny, switch-tiny, …) or an encoder-decoder (t5-tiny, …)", d.Preset);
         var configFile = Cli.Opt<string?>("--config", "a Hugging Face config.json (llama, mistral, bloom, gpt_neox, gpt2) to train instead of a preset; its vocab_size gives way to the tokenizer's");
         var tokenizer = Cli.Opt("--tokenizer", "byte (vocab 256) or gpt2 (BPE, vocab 50257)", d.Tokenizer);
         var data = Cli.Opt<string?>("--data", "UTF-8 text file to train on (default: the embedded Pride and Prejudice)");
@@ -28,6 +28,10 @@ internal static class TrainCommand
         var ckptEvery = Cli.Opt("--checkpoint-every", "steps between checkpoints", d.CheckpointEvery);
         var keepLast = Cli.Opt("--keep-last", "checkpoints kept besides the best by validation loss (0: keep all)", d.KeepLast);
         var maxSkipped = Cli.Opt("--max-skipped", "stop after this many steps in a row with a non-finite loss or gradient (each is skipped)", d.MaxConsecutiveSkips);
+        var objective = Cli.Opt("--objective", "pretraining objective: causal (next token), prefix (prefix LM: a bidirectional prefix, loss on the rest) " +
+            "or span (T5 span corruption: 15 % noise in spans of mean 3, sentinels above the vocabulary; on a decoder, GLM's blank infilling); " +
+            "encoder-decoder presets default to span", d.Objective)
+            .Must(v => Llm.Training.Objectives.Objective.Names.Contains(v), string.Join(", ", Llm.Training.Objectives.Objective.Names.SkipLast(1)) + " or " + Llm.Training.Objectives.Objective.Names[^1]);
         var seed = Cli.Opt("--seed", "seed of the weight initialisation and the data order", d.Seed);
         var output = Cli.Opt<string?>("--out", "run folder for checkpoints, metrics.csv and loss.png (default: runs/PRESET)");
         var overwrite = Cli.Opt("--overwrite", "replace the run that --out already holds (its checkpoints, metrics and plot are deleted)", false);
@@ -36,8 +40,8 @@ internal static class TrainCommand
             Description = "continue the run in this folder (or the run of this step folder); without a value, the --out folder",
             Arity = ArgumentArity.ZeroOrOne,
         };
-        var cmd = new Command("train", "Train a GPT-2 on a text corpus, with validation, checkpoints and a loss curve.")
-        { preset, configFile, tokenizer, data, steps, batch, seq, lr, warmup, accumulate, clip, decay, evalEvery, evalBatches, ckptEvery, keepLast, maxSkipped, seed, output, overwrite, resume };
+        var cmd = new Command("train", "Train a language model (GPT-2 by default) on a text corpus, with validation, checkpoints and a loss curve.")
+        { preset, configFile, tokenizer, data, steps, batch, seq, lr, warmup, accumulate, clip, decay, evalEvery, evalBatches, ckptEvery, keepLast, maxSkipped, objective, seed, output, overwrite, resume };
         cmd.SetAction(p =>
         {
             // Given: typed on the command line, not a default (a resumed run refuses the ones that contradict it).
@@ -62,7 +66,7 @@ internal static class TrainCommand
                     Preset = GivenText(preset), Tokenizer = GivenText(tokenizer), DataPath = p.GetValue(data),
                     Batch = Given(batch), Seq = p.GetValue(seq), LearningRate = Given(lr), WarmupSteps = Given(warmup),
                     AccumulationSteps = Given(accumulate), GradientClip = Given(clip), WeightDecay = Given(decay), Seed = Given(seed),
-                    Out = p.GetValue(output), Steps = Given(steps), EvalEvery = Given(evalEvery), EvalBatches = Given(evalBatches),
+                    Objective = GivenText(objective), Out = p.GetValue(output), Steps = Given(steps), EvalEvery = Given(evalEvery), EvalBatches = Given(evalBatches),
                     CheckpointEvery = Given(ckptEvery), KeepLast = Given(keepLast), MaxConsecutiveSkips = Given(maxSkipped),
                 };
                 IO.Checkpoint.ResolveModelFolder(from);  // a missing run fails before a device opens
@@ -86,7 +90,7 @@ internal static class TrainCommand
                     Steps = p.GetValue(steps), Batch = p.GetValue(batch), Seq = p.GetValue(seq) ?? defaults.Seq,
                     EvalEvery = p.GetValue(evalEvery), EvalBatches = p.GetValue(evalBatches), CheckpointEvery = p.GetValue(ckptEvery),
                     KeepLast = p.GetValue(keepLast), MaxConsecutiveSkips = p.GetValue(maxSkipped),
-                    Seed = p.GetValue(seed), Out = p.GetValue(output) ?? defaults.Out,
+                    Seed = p.GetValue(seed), Out = p.GetValue(output) ?? defaults.Out, Objective = GivenText(objective) ?? defaults.Objective,
                     Optimizer = new OptimizerOptions
                     {
                         LearningRate = p.GetValue(lr), WarmupSteps = p.GetValue(warmup), AccumulationSteps = p.GetValue(accumulate),

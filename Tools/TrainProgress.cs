@@ -53,8 +53,9 @@ internal static class TrainProgress
     {
         var o = run.Options;
         double unigram = run.Data.TrainUnigramEntropy;
-        stdout.WriteLine($"{(o.ConfigPath is null ? $"GPT-2 '{o.Preset}'" : o.ConfigPath)} ({run.Model.Parameters.Count:N0} parameters) on {backendName}; tokenizer {run.Tokenizer.Name}; " +
+        stdout.WriteLine($"{(o.ConfigPath is null ? $"{(o.IsEncoderDecoder ? "encoder-decoder" : "decoder")} '{o.Preset}'" : o.ConfigPath)} ({run.Model.Parameters.Count:N0} parameters) on {backendName}; tokenizer {run.Tokenizer.Name}; objective {run.Objective.Name}; " +
                          $"{run.Data.TrainCount:N0} train / {run.Data.ValidationCount:N0} validation tokens; B={o.Batch} T={o.Seq}; unigram baseline {unigram:F3} nats/token");
+        stdout.WriteLine(run.Sample());
         var shown = Show(run.Run, run.Trainer.CompletedSteps, o.Steps, stdout, console, stop);
 
         int step = run.Trainer.CompletedSteps;
@@ -181,6 +182,11 @@ internal static class TrainProgress
             // Skipped steps (non-finite loss or gradient) are rare and must be seen: said at the end, in a narrower
             // layout when the line would not fit otherwise.
             string skip = skipped == 0 ? "" : $" skipped {skipped}";
+            // MoE: the load-balancing (and z-) losses and the share of routed slots dropped at an expert's capacity
+            if (r.DroppedFraction is { } dropped)
+                skip = string.Format(CultureInfo.InvariantCulture, "  aux {0:F4}  dropped {1:P1}", r.AuxiliaryLoss, dropped) + skip;
+            else if (r.AuxiliaryLoss != 0)
+                skip = string.Format(CultureInfo.InvariantCulture, "  aux {0:F4}", r.AuxiliaryLoss) + skip;
             for (int l = layout; ; l++)
             {
                 string line = Format(l, r.Step, totalSteps, r.Loss, val, r.LearningRate, tokensPerSecond) + skip;

@@ -75,6 +75,24 @@ public sealed class TrainProgressTests : IDisposable
         Assert.Contains("step 2: skipped, no update (loss NaN, gradient norm NaN)", plain.ToString());
     }
 
+    /// <summary>MoE runs: the auxiliary (load-balancing) loss and the dropped share of routed slots are on the line;
+    /// runs without them show neither.</summary>
+    [Fact]
+    public void AuxiliaryLossAndDroppedFractionAreShownWhenPresent()
+    {
+        Action<Action<TrainingEvent>, CancellationToken> run = (onEvent, stop) =>
+        {
+            onEvent(new StepEvent(new StepResult(1, 5.0, 1.0, 3e-4f, 1024, TimeSpan.FromMilliseconds(2)) { AuxiliaryLoss = 0.0123, DroppedFraction = 0.05 }, 50));
+            onEvent(new StepEvent(new StepResult(50, 4.0, 1.0, 3e-4f, 1024, TimeSpan.FromMilliseconds(2)), 50));
+        };
+        var plain = new StringWriter();
+        TrainProgress.Show(run, 0, 50, plain, null, CancellationToken.None);
+        var lines = plain.ToString().Split('\n');
+        Assert.Contains("aux 0.0123  dropped 5.0", lines[0]);
+        Assert.DoesNotContain("aux", lines[1]);
+        Assert.DoesNotContain("dropped", lines[1]);
+    }
+
     [Theory]
     [InlineData(80, 3000)]
     [InlineData(80, 1_000_000)]

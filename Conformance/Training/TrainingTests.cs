@@ -97,7 +97,7 @@ public sealed class TrainingTests
                 Optimizer = new OptimizerOptions { WarmupSteps = 2 },
             };
             var resumed = AssertResumeRepeatsTheWholeRun(root, options);
-            Assert.Equal(0.2f, resumed.Model.Config.AttentionDropout);
+            Assert.Equal(0.2f, ((Decoder)resumed.Model).Config.AttentionDropout);
             var plain = TrainingRun.Start(new CpuBackend(), options with { ConfigPath = ConfigWith(0f, "plain"), Out = Path.Combine(root, "plain") });
             plain.Run();
 

@@ -1,4 +1,5 @@
 using Decoder = Llm.Models.Decoder;
+using Llm.Training.Objectives;
 using System.Globalization;
 using System.Security.Cryptography;
 using System.Text;
@@ -29,6 +30,7 @@ public sealed record TrainOptions
     public ulong Seed { get; init; } = 1337;               // weight initialisation and data order
     public string Out { get; init; } = "runs/tiny";        // run folder: step_NNNNNN checkpoints, metrics.csv
     public OptimizerOptions Optimizer { get; init; } = new();
+    public string Objective { get; init; } = Objectives.Objective.Default; // causal, prefix or span (see Training/Objectives)
 
     /// <summary>T when not given: 64, or the preset's context when that is shorter (micro's is 16).</summary>
     public const int DefaultSeq = 64;
@@ -36,9 +38,17 @@ public sealed record TrainOptions
     /// <summary>The defaults that fit a preset: its sequence length and a run folder of its own name.</summary>
     public static TrainOptions ForPreset(string preset)
     {
-        var config = DecoderConfig.FromPreset(preset);
-        return new TrainOptions { Preset = preset, Seq = Math.Min(DefaultSeq, config.ContextLength), Out = Path.Combine("runs", preset.ToLowerInvariant()) };
+        bool encoderDecoder = EncoderDecoderConfig.IsPreset(preset);   // trains with span corruption, T5's objective
+        int context = encoderDecoder ? EncoderDecoderConfig.FromPreset(preset).ContextLength : DecoderConfig.FromPreset(preset).ContextLength;
+        return new TrainOptions
+        {
+            Preset = preset, Seq = Math.Min(DefaultSeq, context), Out = Path.Combine("runs", preset.ToLowerInvariant()),
+            Objective = encoderDecoder ? "span" : Objectives.Objective.Default,
+        };
     }
+
+    /// <summary>The preset is an encoder-decoder (t5-*): it trains with the span objective.</summary>
+    public bool IsEncoderDecoder => ConfigPath is null && EncoderDecoderConfig.IsPreset(Preset);
 
     /// <summary>The defaults that fit a config.json: its sequence length, a run folder named after its folder.</summary>
     public static TrainOptions ForConfig(string path)
@@ -74,6 +84,8 @@ public sealed record TrainOptions
         Require(o.AccumulationSteps >= 1, $"--accumulate must be ≥ 1, got {o.AccumulationSteps}");
         Require(FiniteAtLeast(o.GradientClip, 0), $"--grad-clip must be a number ≥ 0 (0 turns clipping off), got {Show(o.GradientClip)}");
         Require(FiniteAtLeast(o.WeightDecay, 0), $"--weight-decay must be a number ≥ 0, got {Show(o.WeightDecay)}");
+        Require(Objectives.Objective.Names.Contains(Objective), $"--objective must be one of {string.Join(", ", Objectives.Objective.Names)}, got {Objective}");
+        Require(!IsEncoderDecoder || Objective == "span", $"--objective {Objective} needs a decoder; the encoder-decoder {ModelName} trains with --objective span");
         Require(o.MinLearningRateFraction is >= 0 and <= 1, $"the learning-rate floor must lie in [0, 1] of the peak, got {o.MinLearningRateFraction}");
         return this;
     }
@@ -96,6 +108,7 @@ public sealed record ResumeOptions
     public float? GradientClip { get; init; }
     public float? WeightDecay { get; init; }
     public ulong? Seed { get; init; }
+    public string? Objective { get; init; }
     public string? Out { get; init; }
     // may change on resume
     public int? Steps { get; init; }
@@ -124,7 +137,9 @@ public sealed class TrainingRun
     public TrainOptions Options { get; }
     public ITokenizer Tokenizer { get; }
     public TokenDataset Data { get; }
-    public Decoder Model { get; }
+    /// <summary>Turns the dataset's raw rows into the model's batches (the training objective).</summary>
+    public Objective Objective { get; }
+    public ILanguageModel Model { get; }
     public Trainer Trainer { get; }
     /// <summary>SHA-256 of the training text (lower-case hex), saved with every checkpoint.</summary>
     public string DataSha256 { get; }
@@ -133,10 +148,27 @@ public sealed class TrainingRun
 
     public const string MetricsFile = RunFolder.MetricsFile;
 
-    private TrainingRun(TrainOptions options, ITokenizer tokenizer, TokenDataset data, string sha, Decoder model, Trainer trainer)
+    private TrainingRun(TrainOptions options, ITokenizer tokenizer, Objective objective, TokenDataset data, string sha, ILanguageModel model, Trainer trainer)
     {
-        Options = options; Tokenizer = tokenizer; Data = data; DataSha256 = sha; Model = model; Trainer = trainer;
+        Options = options; Tokenizer = tokenizer; Objective = objective; Data = data; DataSha256 = sha; Model = model; Trainer = trainer;
     }
+
+    /// <summary>The objective for <paramref name="options"/>' T and model kind.</summary>
+    private static Objective ObjectiveOf(TrainOptions options, ITokenizer tokenizer) =>
+        Objectives.Objective.Create(options.Objective, options.Seq, options.IsEncoderDecoder, tokenizer);
+
+    /// <summary>What the model sees: row 0 of the next training batch through the objective (the loader does not move).</summary>
+    public string Sample()
+    {
+        long position = Data.Position;
+        ulong order = Data.OrderState;
+        var raw = Data.NextTrainBatch();
+        Data.Restore(position, order);
+        return Objective.Describe(Objective.Apply(raw, Options.Seed, TrainDraw(0)), Tokenizer);
+    }
+
+    /// <summary>The objective's draw of micro-batch <paramref name="micro"/> of the next step (as the dropout streams count).</summary>
+    private long TrainDraw(int micro) => (long)Trainer.CompletedSteps * Options.Optimizer.AccumulationSteps + micro;
 
     /// <summary>The run has taken all of its steps (a resumed run may already have).</summary>
     public bool IsComplete => Trainer.CompletedSteps >= Options.Steps;
@@ -148,10 +180,20 @@ public sealed class TrainingRun
     {
         options = options.Validate() with { DataPath = options.DataPath is null ? null : Path.GetFullPath(options.DataPath) };
         var tokenizer = Tokenizers.Create(options.Tokenizer);
-        var config = options.ModelConfig() with { VocabSize = tokenizer.VocabSize };
-        if (options.Seq > config.ContextLength)
-            throw new ArgumentException($"--seq {options.Seq} exceeds the context length {config.ContextLength} of {options.ModelName}");
-        var (data, sha) = LoadData(options, tokenizer, warn);
+        var objective = ObjectiveOf(options, tokenizer);
+        int vocab = tokenizer.VocabSize + objective.Sentinels;   // sentinels sit above the tokenizer's ids
+        DecoderConfig? config = null;
+        int context;
+        if (options.IsEncoderDecoder) context = EncoderDecoderConfig.FromPreset(options.Preset).ContextLength;
+        else
+        {
+            config = options.ModelConfig() with { VocabSize = vocab };
+            if (objective.NeedsPrefixVisibility) config = config with { Visibility = Visibility.Prefix };
+            context = config.ContextLength;
+        }
+        if (options.Seq > context)
+            throw new ArgumentException($"--seq {options.Seq} exceeds the context length {context} of {options.ModelName}");
+        var (data, sha) = LoadData(options, objective, tokenizer, warn);
 
         var existing = RunEntries(options.Out);
         if (existing.Count > 0 && !overwrite)
@@ -160,9 +202,9 @@ public sealed class TrainingRun
         RunFolder.EnsureWritable(options.Out);
         if (existing.Count > 0) RunFolder.Clear(options.Out);
 
-        var model = new Decoder(backend, config);
+        ILanguageModel model = config is null ? LanguageModels.Create(backend, options.Preset, vocab) : new Decoder(backend, config);
         model.InitializeWeights(options.Seed);
-        return new TrainingRun(options, tokenizer, data, sha, model, new Trainer(model, options.Optimizer, options.Steps) { DropoutSeed = (ulong)options.Seed });
+        return new TrainingRun(options, tokenizer, objective, data, sha, model, new Trainer(model, options.Optimizer, options.Steps) { DropoutSeed = (ulong)options.Seed });
     }
 
     private static List<string> RunEntries(string folder) =>
@@ -189,11 +231,16 @@ public sealed class TrainingRun
         catch (JsonException e) { throw new InvalidDataException($"{statePath}: the trainer options are not valid JSON ({e.Message})", e); }
 
         var options = Reconcile(saved, given, runFolder, say).Validate();
-        var (model, tokenizerName) = Decoder.Load(folder, backend);
+        var (model, tokenizerName) = LanguageModels.Load(folder, backend);
         if (tokenizerName != options.Tokenizer)
             throw new InvalidDataException($"{folder}: config.json names tokenizer '{tokenizerName}' but the training state says '{options.Tokenizer}'");
         var tokenizer = Tokenizers.Create(options.Tokenizer);
-        var (data, sha) = LoadData(options, tokenizer, warn);
+        var objective = ObjectiveOf(options, tokenizer);
+        if (model.VocabSize != tokenizer.VocabSize + objective.Sentinels)
+            throw new InvalidDataException($"{folder}: the model's vocabulary is {model.VocabSize}, but tokenizer {tokenizer.Name} ({tokenizer.VocabSize}) with objective {objective.Name} ({objective.Sentinels} sentinels) needs {tokenizer.VocabSize + objective.Sentinels}");
+        if (objective.NeedsPrefixVisibility && model is Decoder { Config.Visibility: not Visibility.Prefix })
+            throw new InvalidDataException($"{folder}: objective {objective.Name} needs a prefix decoder, but config.json's visibility is not Prefix");
+        var (data, sha) = LoadData(options, objective, tokenizer, warn);
         if (state.DataSha256 is { } expected && expected != sha)
             throw new InvalidDataException($"{options.DataPath ?? "the embedded corpus"} changed since {folder} was written (SHA-256 {sha[..12]}…, the checkpoint's is {expected[..Math.Min(12, expected.Length)]}…): resuming on other text would not continue the same run");
 
@@ -203,7 +250,7 @@ public sealed class TrainingRun
         trainer.CompletedSteps = checked((int)state.Step);
         trainer.SkippedSteps = checked((int)state.SkippedSteps);
         data.Restore(state.DataPosition, state.DataOrderState);
-        var run = new TrainingRun(options, tokenizer, data, sha, model, trainer);
+        var run = new TrainingRun(options, tokenizer, objective, data, sha, model, trainer);
         run.Metrics.AddRange(ReadMetrics(runFolder).Where(m => m.Step <= state.Step));  // later rows are redone
         return run;
     }
@@ -233,6 +280,7 @@ public sealed class TrainingRun
         Fixed("--grad-clip", given.GradientClip, o.GradientClip);
         Fixed("--weight-decay", given.WeightDecay, o.WeightDecay);
         Fixed("--seed", given.Seed, saved.Seed);
+        FixedText("--objective", given.Objective, saved.Objective, given.Objective is null || given.Objective == saved.Objective);
         if (given.Out is { } outFolder && Path.GetFullPath(outFolder).TrimEnd(Path.DirectorySeparatorChar) != runFolder)
             throw new ArgumentException($"--out {outFolder} is not the run being resumed ({runFolder}); a resumed run continues in its own folder");
 
@@ -272,11 +320,12 @@ public sealed class TrainingRun
         TrainingState.ReadTensors(statePath, [.. adam.Parameters.Trainable.Select(adam.MOf), .. adam.Parameters.Trainable.Select(adam.VOf)]);
     }
 
-    private static (TokenDataset Data, string Sha256) LoadData(TrainOptions options, ITokenizer tokenizer, Action<string>? warn)
+    /// <summary>The text as a dataset of the objective's raw rows (R − 1 inputs and the token after them; causal: T).</summary>
+    private static (TokenDataset Data, string Sha256) LoadData(TrainOptions options, Objective objective, ITokenizer tokenizer, Action<string>? warn)
     {
         string text = Corpus.Load(options.DataPath, warn);
         string sha = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(text)));
-        var data = new TokenDataset(tokenizer.Encode(text), options.Batch, options.Seq, options.ValidationFraction, shuffleSeed: options.Seed);
+        var data = new TokenDataset(tokenizer.Encode(text), options.Batch, objective.RawLength - 1, options.ValidationFraction, shuffleSeed: options.Seed);
         return (data, sha);
     }
 
@@ -288,13 +337,10 @@ public sealed class TrainingRun
         Directory.CreateDirectory(o.Out);
         while (!IsComplete && !cancel.IsCancellationRequested)
         {
-            var micro = new List<(int[], int[])>(o.Optimizer.AccumulationSteps);
+            var micro = new List<TokenBatch>(o.Optimizer.AccumulationSteps);
             for (int i = 0; i < o.Optimizer.AccumulationSteps; i++)
-            {
-                var batch = Data.NextTrainBatch();
-                micro.Add((batch.Inputs, batch.Targets));
-            }
-            var result = Trainer.Step(micro, o.Batch, o.Seq);
+                micro.Add(Objective.Apply(Data.NextTrainBatch(), o.Seed, TrainDraw(i)));
+            var result = Trainer.Step(micro);
             int step = result.Step;
             onEvent?.Invoke(new StepEvent(result, o.Steps, Trainer.SkippedSteps));
             if (Trainer.ConsecutiveSkips >= o.MaxConsecutiveSkips)
@@ -333,8 +379,9 @@ public sealed class TrainingRun
     {
         int n = Math.Min(Options.EvalBatches, Data.ValidationBatchCount);
         if (n == 0) throw new ArgumentException($"the validation split ({Data.ValidationCount} tokens) is shorter than one batch of {Data.WindowLength}");
-        var batches = Enumerable.Range(0, n).Select(i => { var b = Data.ValidationBatch(i); return (b.Inputs, b.Targets); });
-        return Trainer.Evaluate(Model, batches, Options.Batch, Options.Seq).MeanLoss;
+        // fixed draws: every pass sees the same corrupted spans and prefixes, so the losses compare across steps
+        var batches = Enumerable.Range(0, n).Select(i => Objective.Apply(Data.ValidationBatch(i), Options.Seed, Objectives.Objective.ValidationDraw(i)));
+        return Trainer.Evaluate(Model, batches).MeanLoss;
     }
 
     /// <summary>Writes weights, config and training state as one step folder, then the metrics, then prunes the
@@ -348,7 +395,7 @@ public sealed class TrainingRun
         {
             Tensors = [.. Model.Parameters.Trainable.Select(adam.MOf), .. Model.Parameters.Trainable.Select(adam.VOf)],
         };
-        string folder = Checkpoint.Save(Options.Out, step, new HfConfig(Model.Config, Tokenizer.Name), Model.Parameters, state);
+        string folder = Checkpoint.Save(Options.Out, step, Model.ConfigFile(Tokenizer.Name), Model.Parameters, state);
         WriteMetrics(Options.Out, Metrics);
         Prune();
         return folder;
