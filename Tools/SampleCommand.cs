@@ -38,9 +38,12 @@ internal static class SampleCommand
             string folder = Checkpoint.ResolveModelFolder(p.GetValue(checkpoint)!);  // a missing folder fails before any device opens
             // as every command, sample names its backend; on stderr, since stdout carries only the text
             using var backend = Cli.CreateBackend(p, stderr);
-            var (model, tokenizerName) = Models.Decoder.Load(folder, backend);
-            var tokenizer = Tokenizers.ForModel(p.GetValue(tokenizerOption), folder, tokenizerName, model.Config);
+            var (loaded, tokenizerName) = Models.LanguageModels.Load(folder, backend);
+            var tokenizer = Tokenizers.ForModel(p.GetValue(tokenizerOption), folder, tokenizerName, loaded.VocabSize);
             string text = p.GetValue(prompt)!;
+            if (loaded is Models.EncoderDecoder encoderDecoder)
+                return Translate(encoderDecoder, tokenizer, text, n, new Sampler(options), stdout, stderr);
+            var model = (Models.Decoder)loaded;
             int[] ids = tokenizer.Encode(text);
             if (ids.Length == 0) ids = [tokenizer.BeginOfText ?? tokenizer.EndOfText ?? '\n'];  // an empty prompt starts a new document
             stdout.Write(text);
@@ -69,5 +72,24 @@ internal static class SampleCommand
             return 0;
         });
         return cmd;
+    }
+
+    /// <summary>An encoder-decoder reads the prompt as its source (T5's EOS appended when the tokenizer does not add it;
+    /// &lt;extra_id_N&gt; marks a span to fill) and writes its output from the decoder start token, with the KV cache.</summary>
+    private static int Translate(Models.EncoderDecoder model, ITokenizer tokenizer, string text, int maxTokens, Sampler sampler, TextWriter stdout, TextWriter stderr)
+    {
+        var c = model.Config;
+        var source = SentinelText.Encode(tokenizer, text, c.VocabSize).ToList();
+        if (source.Count == 0 || source[^1] != c.EosToken) source.Add(c.EosToken);
+        maxTokens = Math.Min(maxTokens, c.ContextLength - 1);   // the decoder's positions after its start token
+        stdout.WriteLine(text);
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var output = Inference.Seq2SeqGenerator.Generate(model, source, maxTokens, sampler);
+        double seconds = clock.Elapsed.TotalSeconds;
+        bool stopped = output.Count > 0 && output[^1] == c.EosToken;
+        stdout.WriteLine(SentinelText.Decode(tokenizer, System.Runtime.InteropServices.CollectionsMarshal.AsSpan(output)[..(output.Count - (stopped ? 1 : 0))], c.VocabSize));
+        stderr.WriteLine($"{output.Count} tokens in {seconds:F2} s: {output.Count / Math.Max(seconds, 1e-9):F1} tokens/s (source {source.Count} tokens, encoded once; " +
+                         $"decoder KV cache{(stopped ? "; stopped at EOS" : "")})");
+        return 0;
     }
 }

@@ -186,7 +186,7 @@ public sealed class Decoder : ILanguageModel
         var x = tape.Embedding(TokenEmbedding, tokens);                                             // [B, T, C]
         if (PositionEmbedding is { } wpe) x = tape.Add(x, tape.Embedding(wpe, positions));
         if (Config.Positions == PositionKind.Sinusoidal) x = tape.Add(x, tape.Embedding(Sinusoids(), positions));
-        x = Drop(tape, x, Config.EmbeddingDropout, dropout, site: 0);
+        x = Layers.Drop(tape, x, Config.EmbeddingDropout, dropout, site: 0);
         if (EmbeddingNorm is { } embNorm) x = Normalize(tape, x, embNorm);
         for (int l = 0; l < Blocks.Count; l++)
             x = Forward(tape, x, Blocks[l], positions, mask, cache is null ? null : (cache, l), dropout, l);
@@ -201,8 +201,8 @@ public sealed class Decoder : ILanguageModel
     {
         if (dropout is { } stream && Config.AttentionDropout > 0)   // the probabilities' own counter range, after every other site's
             mask = mask with { Dropout = Config.AttentionDropout, DropoutSeed = stream.Key, DropoutOffset = DropoutStream.Offset(1 << 20 | layer) };
-        Var Attn(Var h) => Drop(tape, Attention(tape, h, block.Attention, positions, mask, cache), Config.ResidualDropout, dropout, 1 + 2 * layer);
-        Var Ffn(Var h) => Drop(tape, block.Moe is { } moe ? MoeFeedForward(tape, h, moe, layer) : FeedForward(tape, h, block.Ffn!),
+        Var Attn(Var h) => Layers.Drop(tape, Attention(tape, h, block.Attention, positions, mask, cache), Config.ResidualDropout, dropout, 1 + 2 * layer);
+        Var Ffn(Var h) => Layers.Drop(tape, block.Moe is { } moe ? MoeFeedForward(tape, h, moe, layer) : FeedForward(tape, h, block.Ffn!),
             Config.ResidualDropout, dropout, 2 + 2 * layer);
         Var N(Var h, Norm norm) => Normalize(tape, h, norm);
 
@@ -223,22 +223,14 @@ public sealed class Decoder : ILanguageModel
         }
     }
 
-    /// <summary>Inverted dropout with probability p from the forward's stream, at its own counter range; x itself when off.</summary>
-    private static Var Drop(Tape tape, Var x, float p, DropoutStream? stream, int site) =>
-        p == 0 || stream is not { } s ? x : tape.Dropout(x, p, s.Key, DropoutStream.Offset(site));
-
     private static Var Residual(Tape tape, Var x, double alpha) => alpha == 1 ? x : tape.ScaleBy(x, (float)alpha);
 
-    private Var Normalize(Tape tape, Var x, Norm norm) => Config.Norm == NormKind.RmsNorm
-        ? tape.RmsNorm(x, norm.Weight, Config.LayerNormEpsilon)
-        : tape.LayerNorm(x, norm.Weight, norm.Bias ?? Constant(_zeroBias!), Config.LayerNormEpsilon);
+    private Var Normalize(Tape tape, Var x, Norm norm) => Layers.Normalize(tape, x, norm, Config.Norm, Config.LayerNormEpsilon, _zeroBias);
 
     /// <summary>A fresh tape variable over a fixed tensor: its gradient, if an op asks for one, is this step's scratch.</summary>
     private static Var Constant(Tensor value) => new(value);
 
-    private static Var Apply(Tape tape, Var x, Linear linear) => linear.OutIn
-        ? tape.MatMul(x, linear.Weight, linear.Bias, transB: true)                                  // x · Wᵀ (+ b), W [out, in]
-        : tape.Linear(x, linear.Weight, linear.Bias);                                               // x · W (+ b), W [in, out]
+    private static Var Apply(Tape tape, Var x, Linear linear) => Layers.Apply(tape, x, linear);
 
     /// <summary>q, k, v → RoPE → attention under the mask → out projection.</summary>
     private Var Attention(Tape tape, Var x, AttentionWeights w, Tensor positions, AttentionMask mask, (KvCache Cache, int Layer)? cache)
@@ -278,13 +270,8 @@ public sealed class Decoder : ILanguageModel
         return Apply(tape, tape.Reshape(y, B, T, C), w.Out);                                         // [B, T, C]
     }
 
-    /// <summary>act(x·Up)·Down, or act(x·Gate) ⊙ (x·Up)·Down for the gated family.</summary>
-    private Var FeedForward(Tape tape, Var x, FfnWeights w)
-    {
-        if (w.Gate is not { } gate) return Apply(tape, Activate(tape, Apply(tape, x, w.Up)), w.Down);     // [B, T, F] → [B, T, C]
-        var gated = tape.Multiply(Activate(tape, Apply(tape, x, gate)), Apply(tape, x, w.Up));         // [B, T, F]
-        return Apply(tape, gated, w.Down);
-    }
+    /// <summary>act(x·Up)·Down, or act(x·Gate) ⊙ (x·Up)·Down for the gated family: [B, T, C] → [B, T, F] → [B, T, C].</summary>
+    private Var FeedForward(Tape tape, Var x, FfnWeights w) => Layers.FeedForward(tape, x, w, Config.Activation, Config.SwishBeta);
 
     /// <summary>The MoE FFN on the rows of h [B, T, C] (MixtureOfExperts.cs), collecting its losses and slots.</summary>
     private Var MoeFeedForward(Tape tape, Var h, MoeWeights w, int layer)
@@ -294,15 +281,7 @@ public sealed class Decoder : ILanguageModel
         return tape.Reshape(y, h.Shape);                                                          // [B, T, C]
     }
 
-    private Var Activate(Tape tape, Var x) => Config.Activation switch
-    {
-        Activation.Relu or Activation.ReGlu => tape.Relu(x),
-        Activation.GeluExact or Activation.GeGlu => tape.GeluExact(x),
-        Activation.GeluTanh or Activation.GeGluTanh => tape.Gelu(x),
-        Activation.Swish or Activation.SwiGlu => tape.Swish(x, Config.SwishBeta),
-        Activation.Glu => tape.Sigmoid(x),
-        _ => x,   // Bilinear: no activation
-    };
+    private Var Activate(Tape tape, Var x) => Layers.Activate(tape, x, Config.Activation, Config.SwishBeta);
 
     /// <summary>The config's mask with this forward's prefix lengths and segments, and the ALiBi slopes.</summary>
     private AttentionMask Mask(DecoderInputs? inputs, int offset) => new()

@@ -24,6 +24,8 @@ public sealed class SentencePieceFileTokenizer : ITokenizer
     public int VocabSize { get; }
     public int? EndOfText { get; }
     public int? BeginOfText { get; }
+    /// <summary>T5's sentinels &lt;extra_id_N&gt; at the top of the vocabulary (0 for other SentencePiece files).</summary>
+    public int ExtraIds => _extraIds;
 
     public SentencePieceFileTokenizer(string path)
     {

@@ -41,10 +41,15 @@ public sealed class SpanCorruption : Objective
 
     /// <param name="seq">Encoder-decoder: the encoder's time (inputs ≤ it, as T5's inputs_length); decoder-only: T,
     /// the whole row of inputs and targets (padded with at most 2 ignored pads where no L fits exactly).</param>
-    public SpanCorruption(int seq, bool encoderDecoder, int tokenizerVocab, int pad, int eos) : base(seq)
+    /// <param name="sentinelsInVocabulary">The tokenizer's own top 100 ids are the sentinels (T5's spiece.model with its
+    /// extra_ids), so the model's vocabulary is the tokenizer's; otherwise 100 ids are added above it.</param>
+    public SpanCorruption(int seq, bool encoderDecoder, int tokenizerVocab, int pad, int eos, bool sentinelsInVocabulary = false) : base(seq)
     {
         EncoderDecoder = encoderDecoder;
-        VocabTop = tokenizerVocab + SentinelCount;
+        _added = sentinelsInVocabulary ? 0 : SentinelCount;
+        VocabTop = tokenizerVocab + _added;
+        if (sentinelsInVocabulary && tokenizerVocab < SentinelCount + 2)
+            throw new ArgumentOutOfRangeException($"a vocabulary of {tokenizerVocab} ids cannot hold {SentinelCount} sentinels besides pad and EOS", innerException: null);
         Pad = pad; Eos = eos;
         if (pad < 0 || pad >= tokenizerVocab || eos < 0 || eos >= tokenizerVocab)
             throw new ArgumentOutOfRangeException($"pad {pad} and EOS {eos} must be tokenizer ids in [0, {tokenizerVocab})", innerException: null);
@@ -75,13 +80,16 @@ public sealed class SpanCorruption : Objective
     public static SpanCorruption For(int seq, bool encoderDecoder, ITokenizer tokenizer)
     {
         if (tokenizer is ByteTokenizer) return new SpanCorruption(seq, encoderDecoder, tokenizer.VocabSize, pad: 0, eos: 1);
+        if (tokenizer is SentencePieceFileTokenizer { ExtraIds: >= SentinelCount } t5)   // T5's own spiece: pad 0, eos 1, <extra_id_N> on top
+            return new SpanCorruption(seq, encoderDecoder, t5.VocabSize, pad: 0, eos: t5.EndOfText ?? 1, sentinelsInVocabulary: true);
         int eos = tokenizer.EndOfText ?? throw new ArgumentException($"span corruption needs an end-of-sequence id, and tokenizer {tokenizer.Name} has none");
         return new SpanCorruption(seq, encoderDecoder, tokenizer.VocabSize, pad: eos, eos: eos);
     }
 
     public override string Name => "span";
     public override int RawLength => TokensLength;
-    public override int Sentinels => SentinelCount;
+    public override int Sentinels => _added;
+    private readonly int _added;   // ids added above the tokenizer's: 100, or 0 when its own top ids are the sentinels
     public override bool NeedsPrefixVisibility => !EncoderDecoder;
     protected override string Summary => EncoderDecoder
         ? $"T5 span corruption: {TokensLength} tokens → encoder {InputsLength}, decoder {TargetsLength}, {Spans} spans"
