@@ -107,14 +107,17 @@ public class GradientCheckTests
     }
 
     /// <summary>Forward and (when dLosses is given) backward into freshly zeroed gradients; returns the losses.</summary>
-    private static double[] Step(Decoder model, ModelCase c, Setup s, bool backward)
+    private static double[] Step(Decoder model, ModelCase c, Setup s, bool backward) => Step(model, c, s, backward, out _);
+
+    /// <summary>As above, with every MoE layer's routing slots [N, k] (expert and position of each choice, −1 dropped).</summary>
+    private static double[] Step(Decoder model, ModelCase c, Setup s, bool backward, out int[] routing)
     {
         var backend = model.Backend;
         var dtype = model.Parameters.DType;
         using var tape = new Tape(backend, recording: backward);  // one tape per (B, T) step: nothing carries over
-        var inputs = s.Prefix is null ? null : new DecoderInputs { PrefixLengths = IdTensor(backend, s.Prefix, c.B) };
-        var logits = model.Forward(tape, IdTensor(backend, s.Tokens, c.B, c.T), inputs);
-        var losses = tape.CrossEntropy(logits, IdTensor(backend, s.Targets, c.B, c.T));
+        var output = model.Forward(tape, new Llm.Text.TokenBatch(s.Tokens, s.Targets, c.B, c.T) { PrefixLengths = s.Prefix });
+        var losses = tape.CrossEntropy(output.Logits, IdTensor(backend, s.Targets, c.B, c.T));
+        routing = [.. output.RoutingSlots.SelectMany(slots => { var host = new int[slots.Length]; backend.Download<int>(slots, host); return host; })];
         if (backward)
         {
             model.Parameters.ZeroGrad();
@@ -139,7 +142,7 @@ public class GradientCheckTests
     {
         var s = Draw(c);
         var model = Build(c, Oracle.Backend, DType.F64, s.Weights);
-        Step(model, c, s, backward: true);
+        Step(model, c, s, backward: true, out var routing);
         var rng = new Rng((ulong)c.Seed ^ 0xF00D);
         foreach (var p in model.Parameters.All)
         {
@@ -147,8 +150,10 @@ public class GradientCheckTests
             double[] Forward(double[] xs)
             {
                 Oracle.Write(p.Value, xs);
-                var losses = Step(model, c, s, backward: false);
+                var losses = Step(model, c, s, backward: false, out var moved);
                 Oracle.Write(p.Value, x);
+                // MoE routing is piecewise constant: a difference across a flipped choice or a drop is no derivative
+                Xunit.Assert.True(moved.SequenceEqual(routing), $"{c}: perturbing {p.Name} changed the MoE routing, so its finite differences are not a derivative");
                 return losses;
             }
             FiniteDifferences.Check(c.Preset + " backward", p.Name, c, x, Forward, s.DLosses, analytic, rng, maxCoords: 6);
