@@ -81,6 +81,8 @@ internal static class SampleCommand
         var c = model.Config;
         var source = SentinelText.Encode(tokenizer, text, c.VocabSize).ToList();
         if (source.Count == 0 || source[^1] != c.EosToken) source.Add(c.EosToken);
+        if (source.Count > c.ContextLength)
+            throw new ArgumentException($"--prompt is {source.Count} tokens with its EOS, more than the encoder's context length {c.ContextLength}");
         maxTokens = Math.Min(maxTokens, c.ContextLength - 1);   // the decoder's positions after its start token
         stdout.WriteLine(text);
         var clock = System.Diagnostics.Stopwatch.StartNew();
