@@ -101,28 +101,8 @@ public sealed class HfFamilyTests(ITestOutputHelper output) : IDisposable
 
     /// <summary>The fixture's folder copied to a new one, its tensors renamed, dropped or added, its config edited.</summary>
     private string Variant(string family, string name, Func<string, string?>? rename = null,
-        IEnumerable<SafeTensorsEntry>? extra = null, Action<JsonObject>? config = null)
-    {
-        string folder = Path.Combine(_dir, name);
-        Directory.CreateDirectory(folder);
-        using (var file = SafeTensorsFile.Read(Path.Combine(FixtureFolder(family), "model.safetensors")))
-        {
-            var entries = new List<SafeTensorsEntry>();
-            foreach (string n in file.Names)
-            {
-                if ((rename ?? (x => x))(n) is not { } renamed) continue;
-                var values = new float[file.Info(n).ElementCount];
-                file.ReadFloat(n, values);
-                entries.Add(SafeTensorsEntry.FromArray<float>(renamed, file.Info(n).Shape, values));
-            }
-            entries.AddRange(extra ?? []);
-            SafeTensorsWriter.Write(Path.Combine(folder, "model.safetensors"), entries);
-        }
-        var json = JsonNode.Parse(File.ReadAllText(Path.Combine(FixtureFolder(family), "config.json")))!.AsObject();
-        config?.Invoke(json);
-        File.WriteAllText(Path.Combine(folder, "config.json"), json.ToJsonString());
-        return folder;
-    }
+        IEnumerable<SafeTensorsEntry>? extra = null, Action<JsonObject>? config = null) =>
+        FixtureVariants.Variant(FixtureFolder(family), Path.Combine(_dir, name), rename, extra, config);
 
     private float[] Floats(string family, string tensor)
     {

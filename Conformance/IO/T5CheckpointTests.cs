@@ -422,26 +422,6 @@ public sealed class T5CheckpointTests : IDisposable
 
     /// <summary>The fixture's folder copied to a new one, its tensors renamed, dropped or added, its config edited.</summary>
     private string Variant(string fixture, string name, Func<string, string?>? rename = null,
-        IEnumerable<SafeTensorsEntry>? extra = null, Action<JsonObject>? config = null)
-    {
-        string folder = Path.Combine(_dir, name);
-        Directory.CreateDirectory(folder);
-        using (var file = SafeTensorsFile.Read(Path.Combine(FixtureFolder(fixture), "model.safetensors")))
-        {
-            var entries = new List<SafeTensorsEntry>();
-            foreach (string n in file.Names)
-            {
-                if ((rename ?? (x => x))(n) is not { } renamed) continue;
-                var values = new float[file.Info(n).ElementCount];
-                file.ReadFloat(n, values);
-                entries.Add(SafeTensorsEntry.FromArray<float>(renamed, file.Info(n).Shape, values));
-            }
-            entries.AddRange(extra ?? []);
-            SafeTensorsWriter.Write(Path.Combine(folder, "model.safetensors"), entries);
-        }
-        var json = JsonNode.Parse(File.ReadAllText(Path.Combine(FixtureFolder(fixture), "config.json")))!.AsObject();
-        config?.Invoke(json);
-        File.WriteAllText(Path.Combine(folder, "config.json"), json.ToJsonString());
-        return folder;
-    }
+        IEnumerable<SafeTensorsEntry>? extra = null, Action<JsonObject>? config = null) =>
+        FixtureVariants.Variant(FixtureFolder(fixture), Path.Combine(_dir, name), rename, extra, config);
 }

@@ -35,7 +35,11 @@ public sealed class KvCacheTests
 
     private static Decoder Model(IBackend backend, string preset, int context = 24)
     {
-        var model = new Decoder(backend, ModelCase.Configs[preset] with { ContextLength = context, VocabSize = 31 });
+        var config = ModelCase.Configs[preset] with { ContextLength = context, VocabSize = 31 };
+        // A cached step routes one token, which no capacity drops; the full forward routes all T at once and drops past
+        // ⌈k·T·factor/E⌉ per expert. They agree when the full forward's capacity holds every token: factor E/k.
+        if (config.Moe is { } moe) config = config with { Moe = moe with { EvalCapacityFactor = (float)moe.Experts / moe.TopK } };
+        var model = new Decoder(backend, config);
         model.InitializeWeights(5);
         return model;
     }

@@ -86,12 +86,7 @@ public static class CrossEntropyKernel
             KernelParallel.For(rows, 4L * rows * vocab, n =>
             {
                 ReadOnlySpan<float> x = logitss.Slice(n * vocab, vocab); // [V]
-                Span<float> p = probss.Slice(n * vocab, vocab);          // [V]
-                float max = TensorPrimitives.Max(x);
-                TensorPrimitives.Subtract(x, max, p);
-                TensorPrimitives.Exp(p, p);
-                float sum = TensorPrimitives.Sum(p);
-                TensorPrimitives.Multiply(p, 1f / sum, p);
+                var (max, sum) = SoftmaxKernel.Row(x, probss.Slice(n * vocab, vocab));
                 lossess.Slice(n, 1)[0] = target[n] == ignoreIndex ? 0f : MathF.Log(sum) - (x[target[n]] - max);
             });
         }

@@ -57,6 +57,18 @@ public static class SoftmaxKernel
 
     // ---- fast path (F32) -------------------------------------------------------------------------------------------
 
+    /// <summary>One row, vectorized: p = e^(x − max x) / Σ e^(x − max x); returns (max, Σ) for the row's log-sum-exp
+    /// max + ln Σ. Cross-entropy's fast path shares it.</summary>
+    internal static (float Max, float Sum) Row(ReadOnlySpan<float> x, Span<float> p)
+    {
+        float max = TensorPrimitives.Max(x);
+        TensorPrimitives.Subtract(x, max, p);
+        TensorPrimitives.Exp(p, p);
+        float sum = TensorPrimitives.Sum(p);
+        TensorPrimitives.Multiply(p, 1f / sum, p);
+        return (max, sum);
+    }
+
     /// <summary>Equivalent to <see cref="Forward{T}"/> up to float rounding (vectorized exp and sum): rows in parallel.</summary>
     public static unsafe void ForwardFast(ReadOnlySpan<float> logits, Span<float> probs, Span<float> logSumExp)
     {
@@ -71,13 +83,7 @@ public static class SoftmaxKernel
             var lses = new Pinned<float>(pLse, rows);
             KernelParallel.For(rows, 4L * rows * width, n =>
             {
-                ReadOnlySpan<float> x = logitss.Slice(n * width, width); // [E]
-                Span<float> p = probss.Slice(n * width, width);          // [E]
-                float max = TensorPrimitives.Max(x);
-                TensorPrimitives.Subtract(x, max, p);
-                TensorPrimitives.Exp(p, p);
-                float sum = TensorPrimitives.Sum(p);
-                TensorPrimitives.Multiply(p, 1f / sum, p);
+                var (max, sum) = Row(logitss.Slice(n * width, width), probss.Slice(n * width, width));   // [E] → [E]
                 lses.Slice(n, 1)[0] = max + MathF.Log(sum);
             });
         }

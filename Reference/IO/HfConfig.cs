@@ -61,20 +61,27 @@ public sealed partial record HfConfig(DecoderConfig Model, string? Tokenizer) : 
             }
     }
 
+    /// <summary>A config.json's document, whose root must be an object; refuses anything else naming the file.</summary>
+    internal static JsonDocument ParseObject(string json, string source)
+    {
+        JsonDocument document;
+        try { document = JsonDocument.Parse(json, new JsonDocumentOptions { AllowTrailingCommas = true }); }
+        catch (JsonException e) { throw new InvalidDataException($"{source}: not valid JSON: {e.Message}", e); }
+        if (document.RootElement.ValueKind == JsonValueKind.Object) return document;
+        var kind = document.RootElement.ValueKind;
+        document.Dispose();
+        throw new InvalidDataException($"{source}: a JSON {kind}, expected an object");
+    }
+
     /// <summary>Reads the fields we need and refuses settings this GPT-2 cannot represent: every field of Hugging
     /// Face's GPT2Config that changes what the model computes is honoured or refused by name, never ignored; fields
     /// that do not (use_cache, torch_dtype, initializer_range, ...) are tolerated. <paramref name="source"/> names the
     /// file in error messages.</summary>
     public static HfConfig Parse(string json, string source)
     {
-        JsonDocument document;
-        try { document = JsonDocument.Parse(json, new JsonDocumentOptions { AllowTrailingCommas = true }); }
-        catch (JsonException e) { throw new InvalidDataException($"{source}: not valid JSON: {e.Message}", e); }
-        using (document)
+        using (var document = ParseObject(json, source))
         {
             var root = document.RootElement;
-            if (root.ValueKind != JsonValueKind.Object)
-                throw new InvalidDataException($"{source}: a JSON {root.ValueKind}, expected an object");
 
             string? modelType = OptionalString(root, "model_type", source);
             var model = modelType switch

@@ -145,14 +145,9 @@ public sealed record T5HfConfig(EncoderDecoderConfig Model, string? Tokenizer) :
     /// task_specific_params, classifier_dropout, ...) are tolerated.</summary>
     public static T5HfConfig Parse(string json, string source)
     {
-        JsonDocument document;
-        try { document = JsonDocument.Parse(json, new JsonDocumentOptions { AllowTrailingCommas = true }); }
-        catch (JsonException e) { throw new InvalidDataException($"{source}: not valid JSON: {e.Message}", e); }
-        using (document)
+        using (var document = HfConfig.ParseObject(json, source))
         {
             var root = document.RootElement;
-            if (root.ValueKind != JsonValueKind.Object)
-                throw new InvalidDataException($"{source}: a JSON {root.ValueKind}, expected an object");
             string? modelType = HfConfig.OptionalString(root, "model_type", source);
             if (modelType != "t5")
                 throw new InvalidDataException($"{source}: model_type {(modelType is null ? "is missing" : $"\"{modelType}\" is not supported")} (an encoder-decoder config.json needs model_type \"t5\")");

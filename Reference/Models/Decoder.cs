@@ -70,7 +70,7 @@ public sealed class Decoder : ILanguageModel
     /// <summary>[V, C]: the untied output projection, or null when it is the token embedding.</summary>
     public Var? LmHead { get; }
 
-    private readonly Dictionary<Var, ParameterRole> _roles = new(ReferenceEqualityComparer.Instance);
+    private readonly IReadOnlyDictionary<Var, ParameterRole> _roles;   // each parameter's role, for the initialisation
     private readonly Tensor? _zeroBias;    // [C] zeros: the bias of a bias-free LayerNorm
     private Tensor? _alibiSlopes;          // [NH] F32 (ALiBi)
     private Tensor? _sinusoids;            // [ctx, C] the fixed sinusoidal table
@@ -90,20 +90,11 @@ public sealed class Decoder : ILanguageModel
         Parameters = parameters;
         Backend = parameters.Backend;
         var names = WeightNames.For(Config);
-        var weights = names.Weights(Config).ToDictionary(w => w.Name);
-        foreach (var w in weights.Values)
-            if (!parameters.Contains(w.Name) || !parameters[w.Name].Shape.SequenceEqual(w.Shape))
-                throw new ArgumentException($"parameter set does not fit the config: '{w.Name}' should be {Tensor.ShapeString(w.Shape)}");
-
-        // names are looked up once, here; the forward reads typed records
-        Var P(string name)
-        {
-            var v = Parameters[name].Var;
-            _roles[v] = weights[name].Role;
-            return v;
-        }
-        Var? Maybe(string name) => weights.ContainsKey(name) ? P(name) : null;
-        Norm? N(string? prefix) => prefix is null || !weights.ContainsKey(prefix + ".weight") ? null : new(P(prefix + ".weight"), Maybe(prefix + ".bias"));
+        var weights = new ParameterBinding(parameters, names.Weights(Config));   // names are looked up once, here
+        _roles = weights.Roles;
+        Var P(string name) => weights.Get(name);
+        Var? Maybe(string name) => weights.Maybe(name);
+        Norm? N(string? prefix) => prefix is null || !weights.Has(prefix + ".weight") ? null : new(P(prefix + ".weight"), Maybe(prefix + ".bias"));
         Linear? L(string? prefix) => prefix is null ? null : new(P(prefix + ".weight"), Maybe(prefix + ".bias"), names.OutIn);
 
         TokenEmbedding = P(names.TokenEmbedding);

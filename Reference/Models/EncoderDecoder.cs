@@ -43,7 +43,7 @@ public sealed class EncoderDecoder : ILanguageModel
     /// <summary>[V, C]: the untied head, or null when it is <see cref="Shared"/>.</summary>
     public Var? LmHead { get; }
 
-    private readonly Dictionary<Var, ParameterRole> _roles = new(ReferenceEqualityComparer.Instance);
+    private readonly IReadOnlyDictionary<Var, ParameterRole> _roles;   // each parameter's role, for the initialisation
     private readonly Tensor? _zeroBias;   // [C] zeros: the bias of a bias-free LayerNorm
 
     /// <param name="frozen">Names the parameters not to train; they get no gradient and no optimizer state.</param>
@@ -56,18 +56,10 @@ public sealed class EncoderDecoder : ILanguageModel
         Config = config.Validate();
         Parameters = parameters;
         Backend = parameters.Backend;
-        var weights = Config.Weights().ToDictionary(w => w.Name);
-        foreach (var w in weights.Values)
-            if (!parameters.Contains(w.Name) || !parameters[w.Name].Shape.SequenceEqual(w.Shape))
-                throw new ArgumentException($"parameter set does not fit the config: '{w.Name}' should be {Tensor.ShapeString(w.Shape)}");
-
-        Var P(string name)
-        {
-            var v = Parameters[name].Var;
-            _roles[v] = weights[name].Role;
-            return v;
-        }
-        Var? Maybe(string name) => weights.ContainsKey(name) ? P(name) : null;
+        var weights = new ParameterBinding(parameters, Config.Weights());   // names are looked up once, here
+        _roles = weights.Roles;
+        Var P(string name) => weights.Get(name);
+        Var? Maybe(string name) => weights.Maybe(name);
         Decoder.Norm N(string prefix) => new(P(prefix + ".weight"), Maybe(prefix + ".bias"));
         Decoder.Linear L(string prefix) => new(P(prefix + ".weight"), Maybe(prefix + ".bias"), OutIn: true);
         AttentionWeights A(string prefix) => new(L(prefix + ".q"), L(prefix + ".k"), L(prefix + ".v"), L(prefix + ".o"));
