@@ -54,5 +54,23 @@ public sealed class EncoderDecoderCliTests : IDisposable
         Assert.True(resumed.Code == 0, resumed.Err + resumed.Out);
         Assert.True(File.Exists(Path.Combine(run, "step_000003", "model.safetensors")));
         AssertOneLineError(Run("train", "--backend", "cpu", "--preset", "t5-micro", "--objective", "prefix", "--out", Path.Combine(_dir, "bad")), "--objective prefix");
+    
+    }
+
+    /// <summary>T5's own config.json (the torch fixture's: d_model 16, 3 heads of d_kv 8, 2 + 3 layers) trains with the
+    /// span objective, its vocabulary the byte tokenizer's + 100 sentinels, and its checkpoint keeps the config's shape.</summary>
+    [Fact]
+    public void A_t5_config_json_trains_instead_of_a_preset()
+    {
+        string config = Path.Combine(AppContext.BaseDirectory, "Fixtures", "hf", "t5-relu", "config.json");
+        string run = Path.Combine(_dir, "t5-config");
+        var r = Run("train", "--backend", "cpu", "--config", config, "--steps", "2", "--batch", "2", "--seq", "24", "--eval-every", "2",
+            "--eval-batches", "1", "--checkpoint-every", "2", "--out", run);
+        Assert.True(r.Code == 0, r.Err + r.Out);
+        Assert.Contains("objective span", r.Out);
+        var saved = Llm.IO.T5HfConfig.Load(Path.Combine(run, "step_000002", "config.json")).Model;
+        Assert.Equal((356, 16, 3, 8, 2, 3, 8, 20), (saved.VocabSize, saved.Channels, saved.Heads, saved.HeadSize, saved.EncoderLayers,
+            saved.DecoderLayers, saved.RelativeBuckets, saved.RelativeMaxDistance));
+        AssertOneLineError(Run("train", "--backend", "cpu", "--config", config, "--objective", "causal", "--out", run + "2"), "--objective causal");
     }
 }

@@ -37,10 +37,14 @@ public static class LanguageModels
         return (model, name);
     }
 
+    /// <summary>Whether a config.json describes an encoder-decoder (model_type "t5").</summary>
+    public static bool IsEncoderDecoderConfig(string configPath) => ModelTypeOf(configPath) == "t5";
+
     /// <summary>config.json's model_type, or null (no config.json: Meta's layout; unreadable: the loader says why).</summary>
-    private static string? ModelType(string folder)
+    private static string? ModelType(string folder) => ModelTypeOf(Path.Combine(folder, IO.Checkpoint.ConfigFile));
+
+    private static string? ModelTypeOf(string path)
     {
-        string path = Path.Combine(folder, IO.Checkpoint.ConfigFile);
         if (!File.Exists(path)) return null;
         try
         {

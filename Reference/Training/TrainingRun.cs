@@ -48,18 +48,27 @@ public sealed record TrainOptions
     }
 
     /// <summary>The preset is an encoder-decoder (t5-*): it trains with the span objective.</summary>
-    public bool IsEncoderDecoder => ConfigPath is null && EncoderDecoderConfig.IsPreset(Preset);
+    public bool IsEncoderDecoder => ConfigPath is null ? EncoderDecoderConfig.IsPreset(Preset) : LanguageModels.IsEncoderDecoderConfig(ConfigPath);
 
-    /// <summary>The defaults that fit a config.json: its sequence length, a run folder named after its folder.</summary>
+    /// <summary>The defaults that fit a config.json (a decoder family's, or T5's: then the span objective): its sequence
+    /// length, a run folder named after its folder.</summary>
     public static TrainOptions ForConfig(string path)
     {
-        var config = HfConfig.Load(path).Model;
+        bool t5 = LanguageModels.IsEncoderDecoderConfig(path);
+        int context = t5 ? T5HfConfig.Load(path).Model.ContextLength : HfConfig.Load(path).Model.ContextLength;
         string full = Path.GetFullPath(path), name = Path.GetFileName(Path.GetDirectoryName(full)) is { Length: > 0 } folder ? folder : Path.GetFileNameWithoutExtension(full);
-        return new TrainOptions { ConfigPath = full, Seq = Math.Min(DefaultSeq, config.ContextLength), Out = Path.Combine("runs", name.ToLowerInvariant()) };
+        return new TrainOptions
+        {
+            ConfigPath = full, Seq = Math.Min(DefaultSeq, context), Out = Path.Combine("runs", name.ToLowerInvariant()),
+            Objective = t5 ? "span" : Objectives.Objective.Default,
+        };
     }
 
-    /// <summary>The model to train: the config.json's when given, else the preset's.</summary>
+    /// <summary>The decoder to train: the config.json's when given, else the preset's.</summary>
     public DecoderConfig ModelConfig() => ConfigPath is null ? DecoderConfig.FromPreset(Preset) : HfConfig.Load(ConfigPath).Model;
+
+    /// <summary>The encoder-decoder to train: T5's config.json when given, else the preset's.</summary>
+    public EncoderDecoderConfig EncoderDecoderModelConfig() => ConfigPath is null ? EncoderDecoderConfig.FromPreset(Preset) : T5HfConfig.Load(ConfigPath).Model;
 
     /// <summary>What the model is, as messages name it.</summary>
     public string ModelName => ConfigPath is null ? $"preset '{Preset}'" : ConfigPath;
@@ -183,8 +192,13 @@ public sealed class TrainingRun
         var objective = ObjectiveOf(options, tokenizer);
         int vocab = tokenizer.VocabSize + objective.Sentinels;   // sentinels sit above the tokenizer's ids
         DecoderConfig? config = null;
+        EncoderDecoderConfig? t5 = null;
         int context;
-        if (options.IsEncoderDecoder) context = EncoderDecoderConfig.FromPreset(options.Preset).ContextLength;
+        if (options.IsEncoderDecoder)
+        {
+            t5 = options.EncoderDecoderModelConfig() with { VocabSize = vocab };
+            context = t5.ContextLength;
+        }
         else
         {
             config = options.ModelConfig() with { VocabSize = vocab };
@@ -202,7 +216,7 @@ public sealed class TrainingRun
         RunFolder.EnsureWritable(options.Out);
         if (existing.Count > 0) RunFolder.Clear(options.Out);
 
-        ILanguageModel model = config is null ? LanguageModels.Create(backend, options.Preset, vocab) : new Decoder(backend, config);
+        ILanguageModel model = t5 is not null ? new EncoderDecoder(backend, t5) : new Decoder(backend, config!);
         model.InitializeWeights(options.Seed);
         return new TrainingRun(options, tokenizer, objective, data, sha, model, new Trainer(model, options.Optimizer, options.Steps) { DropoutSeed = (ulong)options.Seed });
     }
