@@ -1,9 +1,11 @@
 using System.Text.Json.Nodes;
 using Llm.IO;
+using Xunit;
 
 namespace Llm.Conformance.IO;
 
-/// <summary>The forms a saved checkpoint takes in the wild, made from a fixture folder (model.safetensors + config.json).</summary>
+/// <summary>The forms a saved checkpoint takes in the wild, made from a fixture folder (model.safetensors + config.json),
+/// and the bit-exact comparison of two saved files.</summary>
 internal static class FixtureVariants
 {
     /// <summary>The fixture folder <paramref name="source"/> copied to <paramref name="folder"/>, its tensors renamed
@@ -29,5 +31,23 @@ internal static class FixtureVariants
         config?.Invoke(json);
         File.WriteAllText(Path.Combine(folder, "config.json"), json.ToJsonString());
         return folder;
+    }
+
+    /// <summary>Same names in the same order, same dtypes and shapes, same bytes.</summary>
+    public static void AssertSameTensors(string expectedPath, string actualPath)
+    {
+        using var a = SafeTensorsFile.Read(expectedPath);
+        using var b = SafeTensorsFile.Read(actualPath);
+        Assert.Equal(a.Names, b.Names);
+        foreach (string n in a.Names)
+        {
+            Assert.Equal(a.Info(n).DTypeName, b.Info(n).DTypeName);
+            Assert.Equal(a.Info(n).Shape, b.Info(n).Shape);
+            var x = new byte[a.Info(n).End - a.Info(n).Begin];
+            var y = new byte[b.Info(n).End - b.Info(n).Begin];
+            a.ReadBytes(n, x);
+            b.ReadBytes(n, y);
+            Assert.True(x.AsSpan().SequenceEqual(y), $"{actualPath}: tensor '{n}' differs from {expectedPath}");
+        }
     }
 }

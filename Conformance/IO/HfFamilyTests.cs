@@ -73,29 +73,12 @@ public sealed class HfFamilyTests(ITestOutputHelper output) : IDisposable
         string source = FixtureFolder(family), saved = Path.Combine(_dir, family);
         var loaded = Checkpoint.LoadModel(source, _cpu);
         Checkpoint.SaveModel(saved, loaded.Config, loaded.Parameters);
-        AssertSameTensors(Path.Combine(source, "model.safetensors"), Path.Combine(saved, "model.safetensors"));
+        FixtureVariants.AssertSameTensors(Path.Combine(source, "model.safetensors"), Path.Combine(saved, "model.safetensors"));
         Assert.Equal(loaded.Config.Model, HfConfig.Load(Path.Combine(saved, "config.json")).Model);
         Assert.DoesNotContain(HfConfig.DecoderField, File.ReadAllText(Path.Combine(saved, "config.json")));   // a plain HF config
         AssertLogits(saved, family);
     }
 
-    /// <summary>Same names in the same order, same dtypes and shapes, same bytes.</summary>
-    private static void AssertSameTensors(string expectedPath, string actualPath)
-    {
-        using var a = SafeTensorsFile.Read(expectedPath);
-        using var b = SafeTensorsFile.Read(actualPath);
-        Assert.Equal(a.Names, b.Names);
-        foreach (string n in a.Names)
-        {
-            Assert.Equal(a.Info(n).DTypeName, b.Info(n).DTypeName);
-            Assert.Equal(a.Info(n).Shape, b.Info(n).Shape);
-            var x = new byte[a.Info(n).End - a.Info(n).Begin];
-            var y = new byte[b.Info(n).End - b.Info(n).Begin];
-            a.ReadBytes(n, x);
-            b.ReadBytes(n, y);
-            Assert.True(x.AsSpan().SequenceEqual(y), $"{actualPath}: tensor '{n}' differs from {expectedPath}");
-        }
-    }
 
     // ---- the forms transformers' saves take ---------------------------------------------------------------------------
 

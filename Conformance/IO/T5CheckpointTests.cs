@@ -221,7 +221,7 @@ public sealed class T5CheckpointTests : IDisposable
         Assert.Null(tokenizer);
         Assert.Equal(config.ParameterSpecs().Select(s => s.Name), parameters.All.Select(p => p.Name));
         T5Checkpoint.Save(saved, new T5HfConfig(config, null), parameters);
-        AssertSameTensors(Path.Combine(source, "model.safetensors"), Path.Combine(saved, "model.safetensors"));
+        FixtureVariants.AssertSameTensors(Path.Combine(source, "model.safetensors"), Path.Combine(saved, "model.safetensors"));
         Assert.Equal(config, T5HfConfig.Load(Path.Combine(saved, "config.json")).Model);
         Assert.DoesNotContain(T5HfConfig.ExtensionField, File.ReadAllText(Path.Combine(saved, "config.json")));
         using var file = SafeTensorsFile.Read(Path.Combine(saved, "model.safetensors"));
@@ -233,7 +233,7 @@ public sealed class T5CheckpointTests : IDisposable
         // and the saved folder loads to the same bytes again
         var again = T5Checkpoint.Load(saved, _cpu);
         T5Checkpoint.Save(Path.Combine(_dir, fixture + "-again"), new T5HfConfig(again.Config, null), again.Parameters);
-        AssertSameTensors(Path.Combine(source, "model.safetensors"), Path.Combine(_dir, fixture + "-again", "model.safetensors"));
+        FixtureVariants.AssertSameTensors(Path.Combine(source, "model.safetensors"), Path.Combine(_dir, fixture + "-again", "model.safetensors"));
     }
 
     [Fact]
@@ -247,7 +247,7 @@ public sealed class T5CheckpointTests : IDisposable
         Assert.Equal("byte", back.Tokenizer);
         Assert.All(back.Parameters.Trainable, p => Assert.False(p.Name.StartsWith("encoder.", StringComparison.Ordinal)));
         Assert.Contains(back.Parameters.Trainable, p => p.Name == "shared.weight");
-        AssertSameTensors(Path.Combine(FixtureFolder("t5-gated"), "model.safetensors"), Path.Combine(back.Folder, "model.safetensors"));
+        FixtureVariants.AssertSameTensors(Path.Combine(FixtureFolder("t5-gated"), "model.safetensors"), Path.Combine(back.Folder, "model.safetensors"));
     }
 
     [Fact]
@@ -391,26 +391,9 @@ public sealed class T5CheckpointTests : IDisposable
         var (config, parameters, _, _) = T5Checkpoint.Load(folder, _cpu);
         string saved = Path.Combine(_dir, Path.GetFileName(folder) + "-saved");
         T5Checkpoint.Save(saved, new T5HfConfig(config, null), parameters);
-        AssertSameTensors(Path.Combine(FixtureFolder(fixture), "model.safetensors"), Path.Combine(saved, "model.safetensors"));
+        FixtureVariants.AssertSameTensors(Path.Combine(FixtureFolder(fixture), "model.safetensors"), Path.Combine(saved, "model.safetensors"));
     }
 
-    /// <summary>Same names in the same order, same dtypes and shapes, same bytes.</summary>
-    private static void AssertSameTensors(string expectedPath, string actualPath)
-    {
-        using var a = SafeTensorsFile.Read(expectedPath);
-        using var b = SafeTensorsFile.Read(actualPath);
-        Assert.Equal(a.Names, b.Names);
-        foreach (string n in a.Names)
-        {
-            Assert.Equal(a.Info(n).DTypeName, b.Info(n).DTypeName);
-            Assert.Equal(a.Info(n).Shape, b.Info(n).Shape);
-            var x = new byte[a.Info(n).End - a.Info(n).Begin];
-            var y = new byte[b.Info(n).End - b.Info(n).Begin];
-            a.ReadBytes(n, x);
-            b.ReadBytes(n, y);
-            Assert.True(x.AsSpan().SequenceEqual(y), $"{actualPath}: tensor '{n}' differs from {expectedPath}");
-        }
-    }
 
     private static float[] Floats(string fixture, string tensor)
     {
