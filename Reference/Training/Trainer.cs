@@ -20,7 +20,8 @@ public sealed record OptimizerOptions
 }
 
 /// <summary>What one training step reports. <paramref name="Skipped"/>: the loss or the gradient norm was not finite,
-/// so no update was applied (the weights are as before the step).</summary>
+/// so no update was applied (the weights are as before the step). <paramref name="Tokens"/>: the positions the step ran,
+/// B·T per micro-batch, plus B·Te for an encoder-decoder's encoder.</summary>
 public readonly record struct StepResult(int Step, double Loss, double GradientNorm, float LearningRate, int Tokens, TimeSpan Elapsed, bool Skipped = false)
 {
     /// <summary>The auxiliary losses' total (Σ Weight · Σ Value over the step; 0 without any).</summary>
@@ -124,7 +125,7 @@ public sealed class Trainer
         SkippedSteps += skip ? 1 : 0;
         ConsecutiveSkips = skip ? ConsecutiveSkips + 1 : 0;
         _backend.Synchronize();
-        int tokens = microBatches.Sum(mb => mb.B * mb.T);
+        int tokens = microBatches.Sum(mb => mb.B * (mb.T + mb.EncoderLength));   // positions run: the decoder's, and an encoder's
         return new StepResult(CompletedSteps, loss, norm, lr, tokens, clock.Elapsed, skip)
         {
             AuxiliaryLoss = auxiliary,
