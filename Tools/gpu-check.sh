@@ -14,14 +14,14 @@ dotnet build Reference.sln -c Release > "$log/build.txt" 2>&1 || { tail -20 "$lo
 llm() { dotnet Tools/bin/Release/net10.0/llm.dll "$@"; }
 
 # every op's properties on the GPU (each feature variant), validation on, as `llm conformance` prints them; then the
-# model- and Vulkan-specific tests of the xunit suite on the GPU alone
+# model- and Vulkan-specific tests of the xunit suite on the GPU alone (the encoder-decoder and MoE ones included)
 llm conformance --backend vulkan --validation --report "$log/conformance.md" > "$log/conformance.txt" 2>&1
 conformance=$?
 LLM_VULKAN_VALIDATION=1 CONFORMANCE_SUBJECTS=vulkan dotnet test Conformance -c Release --no-build \
   --filter "FullyQualifiedName~Llm.Conformance.Vulkan|FullyQualifiedName~Model" > "$log/vulkan-tests.txt" 2>&1
 vulkan_tests=$?
-llm bench --backend vulkan --verbose --skip-naive --preset "${GPU_CHECK_PRESET:-gpt2}" > "$log/bench-vulkan.txt" 2>&1
-llm bench --backend cpu --skip-naive --preset "${GPU_CHECK_PRESET:-gpt2}" > "$log/bench-cpu.txt" 2>&1
+llm bench --backend vulkan --verbose --skip-naive --preset "${GPU_CHECK_PRESET:-gpt2}" --moe-preset switch-tiny > "$log/bench-vulkan.txt" 2>&1
+llm bench --backend cpu --skip-naive --preset "${GPU_CHECK_PRESET:-gpt2}" --moe-preset switch-tiny > "$log/bench-cpu.txt" 2>&1
 
 {
   echo "# GPU check, $(date -u +%Y-%m-%d)"
