@@ -320,7 +320,8 @@ public sealed class EncoderDecoder : ILanguageModel
     /// lm_head ~ N(0, 1); q ~ N(0, (C·hs)^−½), k and v ~ N(0, C^−½), o ~ N(0, (NH·hs)^−½); wi, wi_0, wi_1 ~ N(0, C^−½),
     /// wo ~ N(0, F^−½); relative_attention_bias ~ N(0, C^−½); norm gains 1, biases 0. Deterministic in the seed, drawn
     /// in the order of the parameters. MoE blocks as SwitchTransformersPreTrainedModel._init_weights: the router's
-    /// classifier ~ N(0, 1), the experts' wi (wi_0, wi_1) ~ N(0, C^−½), wo ~ N(0, F^−½).
+    /// classifier ~ N(0, 1), the experts' wi (wi_0, wi_1) and wo all ~ N(0, C^−½) (transformers draws the experts' wo
+    /// with d_model^−½, not the dense wo's d_ff^−½; the router's N(0, 1) makes the first routing nearly hard).
     /// </summary>
     public void InitializeWeights(ulong seed)
     {
@@ -330,7 +331,8 @@ public sealed class EncoderDecoder : ILanguageModel
         foreach (var p in Parameters.All)
         {
             var role = _roles[p.Var];
-            double std = StdOf(role);
+            // the stacked experts' wo [E, F, C] is drawn as transformers' SwitchTransformersSparseMLP draws it: d_model^−½
+            double std = role == ParameterRole.Down && p.Value.Rank == 3 ? 1 / Math.Sqrt(Config.Channels) : StdOf(role);
             var flat = p.Value.Reshape(p.Value.Length);
             for (int start = 0; start < flat.Length; start += host.Length)
             {

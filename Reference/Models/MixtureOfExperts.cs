@@ -23,7 +23,7 @@ public sealed record MoeConfig
 
     public bool Normalize => NormalizeGates ?? TopK >= 2;
 
-    /// <summary>Whether decoder layer <paramref name="layer"/> (0-based) has the MoE FFN.</summary>
+    /// <summary>Whether layer <paramref name="layer"/> (0-based) of a stack (the decoder, or either stack of an encoder-decoder) has the MoE FFN.</summary>
     public bool IsMoeLayer(int layer) => (layer + 1) % Every == 0;
 
     /// <summary>Tokens each expert takes: ⌈k·N·factor/E⌉, at least 1.</summary>
