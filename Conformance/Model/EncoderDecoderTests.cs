@@ -179,8 +179,8 @@ public sealed class EncoderDecoderTests
             Take(a.Attention.Value.Weight, b.Attention.Value!.Weight);
             Take(a.Attention.Out.Weight, b.Attention.Out.Weight);
             Take(a.FfnNorm.Weight, b.Norm2.Weight);
-            Take(a.Ffn.Up.Weight, b.Ffn!.Up.Weight);
-            Take(a.Ffn.Down.Weight, b.Ffn!.Down.Weight);
+            Take(a.Ffn!.Up.Weight, b.Ffn!.Up.Weight);
+            Take(a.Ffn!.Down.Weight, b.Ffn!.Down.Weight);
             Assert.True(b.Attention.Query!.OutIn && b.Ffn!.Up.OutIn, "both models store nn.Linear [out, in] matrices");
         }
         Take(t5.DecoderFinalNorm.Weight, decoder.FinalNorm!.Weight);

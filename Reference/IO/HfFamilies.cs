@@ -366,7 +366,7 @@ public sealed partial record HfConfig
     }
 
     /// <summary>llm_decoder.Moe: every MoeConfig field by its property name (NormalizeGates may be null: k ≥ 2 decides).</summary>
-    private static void WriteMoe(Utf8JsonWriter w, string name, MoeConfig moe)
+    internal static void WriteMoe(Utf8JsonWriter w, string name, MoeConfig moe)
     {
         w.WriteStartObject(name);
         w.WriteNumber(nameof(MoeConfig.Experts), moe.Experts);
@@ -381,7 +381,7 @@ public sealed partial record HfConfig
         w.WriteEndObject();
     }
 
-    private static MoeConfig ReadMoe(JsonElement v, string where)
+    internal static MoeConfig ReadMoe(JsonElement v, string where)
     {
         if (v.ValueKind != JsonValueKind.Object) throw new InvalidDataException($"{where}, not an object of MoE fields");
         var moe = new MoeConfig();

@@ -125,6 +125,25 @@ public static class T5Checkpoint
         if (Find(attention + "q.weight") is { } q && !q.Shape.SequenceEqual([config.InnerWidth, config.Channels]))
             throw new InvalidDataException($"{Says($"num_heads {config.Heads} · d_kv {config.HeadSize} = {config.InnerWidth}, d_model {config.Channels}")}, but {tensors.FileOf(q.Name)} has {q.Name} {Tensor.ShapeString(q.Shape)}");
 
+        // MoE blocks (Switch): where moe says, block l's FFN is …mlp.router.classifier.weight [E, C] and the stacked
+        // experts, elsewhere DenseReluDense; a file of the other kind is refused here, naming the tensor and the field
+        foreach (var (stack, layers, ffnIndex) in new[] { ("encoder", config.EncoderLayers, 1), ("decoder", config.DecoderLayers, 2) })
+            for (int l = 0; l < layers; l++)
+            {
+                string prefix = $"{stack}.block.{l}.layer.{ffnIndex}.";
+                var router = Find(prefix + "mlp.router.classifier.weight");
+                var dense = Find(prefix + "DenseReluDense.wi.weight") ?? Find(prefix + "DenseReluDense.wi_0.weight") ?? Find(prefix + "DenseReluDense.wo.weight");
+                if (config.Moe is { } moe && moe.IsMoeLayer(l))
+                {
+                    if (dense is not null)
+                        throw new InvalidDataException($"{Says($"moe (experts {moe.Experts}, every {moe.Every}): {stack} block {l}'s FFN is a mixture of experts")}, but {tensors.FileOf(dense.Name)} has the dense {dense.Name}");
+                    if (router is not null && !router.Shape.SequenceEqual([moe.Experts, config.Channels]))
+                        throw new InvalidDataException($"{Says($"moe.experts {moe.Experts}, d_model {config.Channels}")}, but {tensors.FileOf(router.Name)} has {router.Name} {Tensor.ShapeString(router.Shape)}");
+                }
+                else if (router is not null)
+                    throw new InvalidDataException($"{Says(config.Moe is { } m ? $"moe every {m.Every}: {stack} block {l}'s FFN is dense" : "no moe (every FFN dense)")}, but {tensors.FileOf(router.Name)} has the MoE router {router.Name}");
+            }
+
         const string ffn = "encoder.block.0.layer.1.DenseReluDense.";
         string proj = config.Gated ? "gated (wi_0, wi_1)" : "not gated (one wi)";
         if (!config.Gated && Find(ffn + "wi_0.weight") is { } wi0)

@@ -125,12 +125,13 @@ public sealed record T5HfConfig(EncoderDecoderConfig Model, string? Tokenizer) :
             w.WriteBoolean("use_cache", true);
             if (Tokenizer is not null) w.WriteString(HfConfig.TokenizerField, Tokenizer);
             var t5 = new EncoderDecoderConfig();
-            if (m.Norm != t5.Norm || m.Placement != t5.Placement || m.Bias != t5.Bias)
+            if (m.Norm != t5.Norm || m.Placement != t5.Placement || m.Bias != t5.Bias || m.Moe is not null)
             {
                 w.WriteStartObject(ExtensionField);
                 if (m.Norm != t5.Norm) w.WriteString(nameof(m.Norm), m.Norm.ToString());
                 if (m.Placement != t5.Placement) w.WriteString(nameof(m.Placement), m.Placement.ToString());
                 if (m.Bias != t5.Bias) w.WriteBoolean(nameof(m.Bias), m.Bias);
+                if (m.Moe is { } moe) HfConfig.WriteMoe(w, nameof(m.Moe), moe);   // as llm_decoder.Moe writes it
                 w.WriteEndObject();
             }
             w.WriteEndObject();
@@ -202,7 +203,9 @@ public sealed record T5HfConfig(EncoderDecoderConfig Model, string? Tokenizer) :
         }
     }
 
-    /// <summary>llm_encoder_decoder: {"Norm": "LayerNorm"|"RmsNorm", "Placement": "Pre"|"Post", "Bias": bool}.</summary>
+    /// <summary>llm_encoder_decoder: {"Norm": "LayerNorm"|"RmsNorm", "Placement": "Pre"|"Post", "Bias": bool, "Moe": {MoeConfig's
+    /// fields, as llm_decoder.Moe} or null}. A config with Moe describes a Switch Transformer-shaped T5 whose MoE tensors
+    /// (…mlp.router, …mlp.experts, stacked) T5ForConditionalGeneration does not have.</summary>
     private static EncoderDecoderConfig ApplyExtension(JsonElement root, EncoderDecoderConfig model, string source)
     {
         if (!root.TryGetProperty(ExtensionField, out var ext) || ext.ValueKind == JsonValueKind.Null) return model;
@@ -223,7 +226,8 @@ public sealed record T5HfConfig(EncoderDecoderConfig Model, string? Tokenizer) :
                 {
                     Bias = v.ValueKind is JsonValueKind.True or JsonValueKind.False ? v.GetBoolean() : throw new InvalidDataException($"{where}, not true or false"),
                 },
-                _ => throw new InvalidDataException($"{source}: {ExtensionField}.{field.Name} is not an encoder-decoder option (known: Norm, Placement, Bias)"),
+                nameof(EncoderDecoderConfig.Moe) => model with { Moe = v.ValueKind == JsonValueKind.Null ? null : HfConfig.ReadMoe(v, where) },
+                _ => throw new InvalidDataException($"{source}: {ExtensionField}.{field.Name} is not an encoder-decoder option (known: Norm, Placement, Bias, Moe)"),
             };
         }
         return model;

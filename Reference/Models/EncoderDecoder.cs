@@ -24,11 +24,19 @@ public sealed class EncoderDecoder : ILanguageModel
 
     /// <summary>q, k, v [inner, C] and o [C, inner] (nn.Linear); for cross-attention q reads the decoder, k and v the encoder.</summary>
     public sealed record AttentionWeights(Decoder.Linear Query, Decoder.Linear Key, Decoder.Linear Value, Decoder.Linear Out);
-    /// <summary>An encoder block: layer.0 (norm, self-attention), layer.1 (norm, FFN).</summary>
-    public sealed record EncoderBlock(Decoder.Norm AttentionNorm, AttentionWeights Attention, Decoder.Norm FfnNorm, Decoder.FfnWeights Ffn);
-    /// <summary>A decoder block: layer.0 (norm, causal self-attention), layer.1 (norm, cross-attention), layer.2 (norm, FFN).</summary>
+    /// <summary>An encoder block: layer.0 (norm, self-attention), layer.1 (norm, FFN: dense <see cref="Ffn"/>, or for an
+    /// MoE block <see cref="Moe"/> and no Ffn).</summary>
+    public sealed record EncoderBlock(Decoder.Norm AttentionNorm, AttentionWeights Attention, Decoder.Norm FfnNorm, Decoder.FfnWeights? Ffn)
+    {
+        public MoeWeights? Moe { get; init; }
+    }
+    /// <summary>A decoder block: layer.0 (norm, causal self-attention), layer.1 (norm, cross-attention), layer.2 (norm,
+    /// FFN: dense <see cref="Ffn"/>, or for an MoE block <see cref="Moe"/> and no Ffn).</summary>
     public sealed record DecoderBlock(Decoder.Norm AttentionNorm, AttentionWeights Attention, Decoder.Norm CrossNorm, AttentionWeights Cross,
-        Decoder.Norm FfnNorm, Decoder.FfnWeights Ffn);
+        Decoder.Norm FfnNorm, Decoder.FfnWeights? Ffn)
+    {
+        public MoeWeights? Moe { get; init; }
+    }
 
     /// <summary>[V, C]: shared.weight, the embedding of both stacks (and the head when tied).</summary>
     public Var Shared { get; }
@@ -45,6 +53,10 @@ public sealed class EncoderDecoder : ILanguageModel
 
     private readonly IReadOnlyDictionary<Var, ParameterRole> _roles;   // each parameter's role, for the initialisation
     private readonly Tensor? _zeroBias;   // [C] zeros: the bias of a bias-free LayerNorm
+    // the MoE losses (balance, z) and [N, k] routing slots of the last Encode and of the last Decode, per MoE block:
+    // kept per stack, so that generation (one Encode, many cached Decode steps) holds only the latest of each
+    private readonly List<AuxiliaryLoss> _encoderAuxiliary = [], _decoderAuxiliary = [];
+    private readonly List<Tensor> _encoderSlots = [], _decoderSlots = [];
 
     /// <param name="frozen">Names the parameters not to train; they get no gradient and no optimizer state.</param>
     public EncoderDecoder(IBackend backend, EncoderDecoderConfig config, DType dtype = DType.F32, Func<string, bool>? frozen = null)
@@ -66,12 +78,16 @@ public sealed class EncoderDecoder : ILanguageModel
         Decoder.FfnWeights F(string prefix) => Config.Gated
             ? new(L(prefix + ".wi_1"), L(prefix + ".wi_0"), L(prefix + ".wo"))   // wi_0 is activated (the gate), wi_1 linear
             : new(L(prefix + ".wi"), null, L(prefix + ".wo"));
+        bool IsMoe(int l) => Config.Moe is { } moe && moe.IsMoeLayer(l);
+        MoeWeights M(string prefix) => new(P(prefix + ".router.classifier.weight"), P(prefix + (Config.Gated ? ".experts.wi_1.weight" : ".experts.wi.weight")),
+            Config.Gated ? P(prefix + ".experts.wi_0.weight") : null, P(prefix + ".experts.wo.weight"));   // no biases
 
         Shared = P("shared.weight");
         EncoderBlocks = [.. Enumerable.Range(0, Config.EncoderLayers).Select(l =>
         {
             string b = $"encoder.block.{l}.layer";
-            return new EncoderBlock(N($"{b}.0.layer_norm"), A($"{b}.0.SelfAttention"), N($"{b}.1.layer_norm"), F($"{b}.1.DenseReluDense"));
+            return new EncoderBlock(N($"{b}.0.layer_norm"), A($"{b}.0.SelfAttention"), N($"{b}.1.layer_norm"), IsMoe(l) ? null : F($"{b}.1.DenseReluDense"))
+                { Moe = IsMoe(l) ? M($"{b}.1.mlp") : null };
         })];
         EncoderBias = P("encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight");
         EncoderFinalNorm = N("encoder.final_layer_norm");
@@ -79,7 +95,7 @@ public sealed class EncoderDecoder : ILanguageModel
         {
             string b = $"decoder.block.{l}.layer";
             return new DecoderBlock(N($"{b}.0.layer_norm"), A($"{b}.0.SelfAttention"), N($"{b}.1.layer_norm"), A($"{b}.1.EncDecAttention"),
-                N($"{b}.2.layer_norm"), F($"{b}.2.DenseReluDense"));
+                N($"{b}.2.layer_norm"), IsMoe(l) ? null : F($"{b}.2.DenseReluDense")) { Moe = IsMoe(l) ? M($"{b}.2.mlp") : null };
         })];
         DecoderBias = P("decoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight");
         DecoderFinalNorm = N("decoder.final_layer_norm");
@@ -144,7 +160,11 @@ public sealed class EncoderDecoder : ILanguageModel
             throw new ArgumentException("an encoder-decoder takes no prefix lengths: its encoder is the bidirectional part");
         var encoderTokens = tape.Ids(source, [batch.B, batch.EncoderLength], "encoder inputs");   // [B, Te]
         var decoderTokens = tape.Ids(batch.Inputs, [batch.B, batch.T], "decoder inputs");         // [B, T]
-        return new ModelOutput(Forward(tape, encoderTokens, decoderTokens, dropout));
+        var logits = Forward(tape, encoderTokens, decoderTokens, dropout);
+        return new ModelOutput(logits)
+        {
+            Auxiliary = [.. _encoderAuxiliary, .. _decoderAuxiliary], RoutingSlots = [.. _encoderSlots, .. _decoderSlots],
+        };
     }
 
     /// <summary>Decode(Encode(source)): logits [B, T, V].</summary>
@@ -161,13 +181,17 @@ public sealed class EncoderDecoder : ILanguageModel
         var bias = tape.RelativePositionBias(EncoderBias, buckets);                                   // [NH, Te, Te], shared by every layer
         var mask = new AttentionMask { Visibility = Visibility.Bidirectional, Scale = 1f };
 
+        _encoderAuxiliary.Clear();
+        _encoderSlots.Clear();
         var x = Drop(tape, tape.Embedding(Shared, encoderTokens), stream, Site(0, -1, 0));            // [B, Te, C]
         for (int l = 0; l < EncoderBlocks.Count; l++)
         {
             var block = EncoderBlocks[l];
             var selfMask = WithDropout(mask, stream, Site(0, l, ProbsSite));
             x = SubLayer(tape, x, block.AttentionNorm, h => Attention(tape, h, h, block.Attention, selfMask, bias, null), stream, Site(0, l, AttentionSite));
-            x = SubLayer(tape, x, block.FfnNorm, h => FeedForward(tape, h, block.Ffn, stream, Site(0, l, HiddenSite)), stream, Site(0, l, FfnSite));
+            int layer = l;
+            x = SubLayer(tape, x, block.FfnNorm, h => block.Moe is { } moe ? MoeFeedForward(tape, h, moe, $"enc.{layer}", _encoderAuxiliary, _encoderSlots)
+                : FeedForward(tape, h, block.Ffn!, stream, Site(0, layer, HiddenSite)), stream, Site(0, l, FfnSite));
         }
         return Drop(tape, Normalize(tape, x, EncoderFinalNorm), stream, Site(0, -1, 1));
     }
@@ -196,6 +220,8 @@ public sealed class EncoderDecoder : ILanguageModel
         var causal = new AttentionMask { Visibility = Visibility.Causal, QueryOffset = offset, Scale = 1f };
         var cross = new AttentionMask { Visibility = Visibility.Bidirectional, Scale = 1f };
 
+        _decoderAuxiliary.Clear();
+        _decoderSlots.Clear();
         var x = Drop(tape, tape.Embedding(Shared, decoderTokens), stream, Site(1, -1, 0));            // [B, T, C]
         for (int l = 0; l < DecoderBlocks.Count; l++)
         {
@@ -207,7 +233,8 @@ public sealed class EncoderDecoder : ILanguageModel
                 stream, Site(1, l, AttentionSite));
             x = SubLayer(tape, x, block.CrossNorm, h => Attention(tape, h, encoderOutput, block.Cross, crossMask, null, cache is null ? null : (cache, layer, true)),
                 stream, Site(1, l, CrossSite));
-            x = SubLayer(tape, x, block.FfnNorm, h => FeedForward(tape, h, block.Ffn, stream, Site(1, l, HiddenSite)), stream, Site(1, l, FfnSite));
+            x = SubLayer(tape, x, block.FfnNorm, h => block.Moe is { } moe ? MoeFeedForward(tape, h, moe, $"dec.{layer}", _decoderAuxiliary, _decoderSlots)
+                : FeedForward(tape, h, block.Ffn!, stream, Site(1, layer, HiddenSite)), stream, Site(1, l, FfnSite));
         }
         cache?.Advance(T);
         x = Drop(tape, Normalize(tape, x, DecoderFinalNorm), stream, Site(1, -1, 1));
@@ -264,6 +291,16 @@ public sealed class EncoderDecoder : ILanguageModel
     private Var FeedForward(Tape tape, Var x, Decoder.FfnWeights w, DropoutStream? stream, int site) =>
         Layers.FeedForward(tape, x, w, Config.Activation, hidden: h => Drop(tape, h, stream, site));
 
+    /// <summary>The MoE FFN (MixtureOfExperts.cs) on the rows of h [B, T, C] → [B, T, C], its losses and slots into the
+    /// stack's lists; a cached decoder step routes its B·1 rows (eval capacity). T5's hidden dropout (between wi and wo)
+    /// does not act inside the experts: only the sublayer's output dropout does.</summary>
+    private Var MoeFeedForward(Tape tape, Var h, MoeWeights w, string tag, List<AuxiliaryLoss> auxiliary, List<Tensor> slots)
+    {
+        var rows = tape.Reshape(h, h.Value.Rows, Config.Channels);                                // [N, C]
+        var y = MixtureOfExperts.Forward(tape, rows, w, Config.Moe!, v => Layers.Activate(tape, v, Config.Activation), auxiliary, slots, tag);
+        return tape.Reshape(y, h.Shape);                                                          // [B, T, C]
+    }
+
     private Var Normalize(Tape tape, Var x, Decoder.Norm norm) => Layers.Normalize(tape, x, norm, Config.Norm, Config.LayerNormEpsilon, _zeroBias);
 
     private Var Drop(Tape tape, Var x, DropoutStream? stream, int site) => Layers.Drop(tape, x, Config.Dropout, stream, site);
@@ -282,7 +319,9 @@ public sealed class EncoderDecoder : ILanguageModel
     /// Hugging Face's T5PreTrainedModel._init_weights at initializer_factor 1 (Mesh TensorFlow's): shared and an untied
     /// lm_head ~ N(0, 1); q ~ N(0, (C·hs)^−½), k and v ~ N(0, C^−½), o ~ N(0, (NH·hs)^−½); wi, wi_0, wi_1 ~ N(0, C^−½),
     /// wo ~ N(0, F^−½); relative_attention_bias ~ N(0, C^−½); norm gains 1, biases 0. Deterministic in the seed, drawn
-    /// in the order of the parameters.
+    /// in the order of the parameters. MoE blocks as SwitchTransformersPreTrainedModel._init_weights: the router's
+    /// classifier ~ N(0, 1), the experts' wi (wi_0, wi_1) and wo all ~ N(0, C^−½) (transformers draws the experts' wo
+    /// with d_model^−½, not the dense wo's d_ff^−½; the router's N(0, 1) makes the first routing nearly hard).
     /// </summary>
     public void InitializeWeights(ulong seed)
     {
@@ -292,7 +331,8 @@ public sealed class EncoderDecoder : ILanguageModel
         foreach (var p in Parameters.All)
         {
             var role = _roles[p.Var];
-            double std = StdOf(role);
+            // the stacked experts' wo [E, F, C] is drawn as transformers' SwitchTransformersSparseMLP draws it: d_model^−½
+            double std = role == ParameterRole.Down && p.Value.Rank == 3 ? 1 / Math.Sqrt(Config.Channels) : StdOf(role);
             var flat = p.Value.Reshape(p.Value.Length);
             for (int start = 0; start < flat.Length; start += host.Length)
             {
@@ -310,7 +350,7 @@ public sealed class EncoderDecoder : ILanguageModel
 
     private double StdOf(ParameterRole role) => role switch
     {
-        ParameterRole.Embedding or ParameterRole.Head => 1.0,
+        ParameterRole.Embedding or ParameterRole.Head or ParameterRole.Router => 1.0,
         ParameterRole.Query => 1 / Math.Sqrt((double)Config.Channels * Config.HeadSize),
         ParameterRole.Out => 1 / Math.Sqrt(Config.InnerWidth),
         ParameterRole.Down => 1 / Math.Sqrt(Config.Hidden),

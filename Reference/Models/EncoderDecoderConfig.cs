@@ -28,6 +28,10 @@ public sealed record EncoderDecoderConfig
     public Activation Activation { get; init; } = Activation.Relu;    // feed_forward_proj: "relu" (T5) or "gated-gelu" = GeGluTanh (v1.1)
     public float Dropout { get; init; }                               // dropout_rate (T5 trains with 0.1; 0 here for CPU demos)
     public bool TiedEmbeddings { get; init; } = true;                 // tie_word_embeddings: the head is shared, output scaled by d^−½
+    /// <summary>Mixture-of-experts FFNs (Switch Transformer, Fedus et al. 2021, is this T5 with them): null = every FFN
+    /// dense (T5); otherwise block l of each stack (encoder and decoder, counted separately) has the MoE FFN where
+    /// <see cref="MoeConfig.IsMoeLayer"/> says (Switch: every other one), with the config's activation and d_ff.</summary>
+    public MoeConfig? Moe { get; init; }
 
     public int PadToken { get; init; }                                // pad_token_id, also decoder_start_token_id
     public int EosToken { get; init; } = 1;                           // eos_token_id
@@ -61,9 +65,15 @@ public sealed record EncoderDecoderConfig
         EncoderLayers = 2, DecoderLayers = 2, RelativeBuckets = 8, RelativeMaxDistance = 16,
     };
 
+    /// <summary>Switch Transformer's shape at t5-tiny's size: 8 experts, top-1, in every other FFN of both stacks.</summary>
+    public static EncoderDecoderConfig SwitchT5Tiny { get; } = T5Tiny with { Moe = new MoeConfig { Experts = 8, TopK = 1, Every = 2 } };
+    /// <summary>t5-micro with 4 experts, top-1, every other FFN: for unit tests and fp64 gradient checks.</summary>
+    public static EncoderDecoderConfig SwitchT5Micro { get; } = T5Micro with { Moe = new MoeConfig { Experts = 4, TopK = 1, Every = 2 } };
+
     private static readonly Dictionary<string, EncoderDecoderConfig> Presets = new()
     {
         ["t5-small"] = T5Small, ["t5-v1_1-small"] = T5V11Small, ["t5-tiny"] = T5Tiny, ["t5-micro"] = T5Micro,
+        ["switch-t5-tiny"] = SwitchT5Tiny, ["switch-t5-micro"] = SwitchT5Micro,
     };
     public static IReadOnlyList<string> PresetNames { get; } = [.. Presets.Keys];
     public static bool IsPreset(string name) => Presets.ContainsKey(name.ToLowerInvariant());
@@ -74,7 +84,11 @@ public sealed record EncoderDecoderConfig
 
     /// <summary>Every parameter in checkpoint order. Attention: q, k, v [inner, C], o [C, inner]; the relative bias
     /// [buckets, NH] lives in block 0 of each stack and is shared by its layers. FFN: wi [F, C] (gated: wi_0 is the
-    /// activated half, wi_1 the linear one), wo [C, F]. The tied head is shared.weight (no lm_head.weight).</summary>
+    /// activated half, wi_1 the linear one), wo [C, F]. The tied head is shared.weight (no lm_head.weight). An MoE
+    /// block's FFN is "mlp" in place of DenseReluDense: router.classifier [E, C] and the experts' bias-free matrices
+    /// stacked [E, C, F] (wi, or wi_0 activated and wi_1 linear) and [E, F, C] (wo), each expert [in, out]. Hugging
+    /// Face's SwitchTransformers stores each expert on its own (experts.expert_{j}.wi.weight [F, C]); ours are stacked
+    /// so that one batched matmul runs every expert.</summary>
     public IEnumerable<NamedWeight> Weights()
     {
         int C = Channels, inner = InnerWidth, F = Hidden;
@@ -103,6 +117,21 @@ public sealed record EncoderDecoderConfig
                     foreach (var w in Attention($"{b}.1.EncDecAttention")) yield return w;
                     foreach (var w in NormWeights($"{b}.1.layer_norm")) yield return w;
                     ffn = 2;
+                }
+                if (Moe is { } moe && moe.IsMoeLayer(l))
+                {
+                    string m = $"{b}.{ffn}.mlp";
+                    int E = moe.Experts;
+                    yield return new($"{m}.router.classifier.weight", [E, C], ParameterRole.Router, OutIn: true);
+                    if (Gated)
+                    {
+                        yield return new($"{m}.experts.wi_0.weight", [E, C, F], ParameterRole.Gate);
+                        yield return new($"{m}.experts.wi_1.weight", [E, C, F], ParameterRole.Up);
+                    }
+                    else yield return new($"{m}.experts.wi.weight", [E, C, F], ParameterRole.Up);
+                    yield return new($"{m}.experts.wo.weight", [E, F, C], ParameterRole.Down);
+                    foreach (var w in NormWeights($"{b}.{ffn}.layer_norm")) yield return w;
+                    continue;
                 }
                 string d = $"{b}.{ffn}.DenseReluDense";
                 if (Gated)
@@ -144,6 +173,11 @@ public sealed record EncoderDecoderConfig
         if (!(LayerNormEpsilon > 0)) throw new ArgumentException($"layer_norm_epsilon must be positive, got {LayerNormEpsilon}");
         if (!(Dropout >= 0 && Dropout < 1)) throw new ArgumentException($"dropout_rate must lie in [0, 1), got {Dropout}");
         if (Placement == NormPlacement.Sandwich) throw new ArgumentException("the encoder-decoder takes pre or post norms");
+        if (Moe is { } moe)
+        {
+            moe.Validate(EncoderLayers, deepNorm: false, "num_layers");
+            moe.Validate(DecoderLayers, deepNorm: false, "num_decoder_layers");
+        }
         foreach (var (name, id) in new[] { ("pad_token_id", PadToken), ("eos_token_id", EosToken), ("decoder_start_token_id", DecoderStartToken) })
             if (id < 0 || id >= VocabSize) throw new ArgumentException($"{name} {id} is outside the vocabulary of {VocabSize}");
         return this;

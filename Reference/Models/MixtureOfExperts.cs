@@ -23,7 +23,7 @@ public sealed record MoeConfig
 
     public bool Normalize => NormalizeGates ?? TopK >= 2;
 
-    /// <summary>Whether decoder layer <paramref name="layer"/> (0-based) has the MoE FFN.</summary>
+    /// <summary>Whether layer <paramref name="layer"/> (0-based) of a stack (the decoder, or either stack of an encoder-decoder) has the MoE FFN.</summary>
     public bool IsMoeLayer(int layer) => (layer + 1) % Every == 0;
 
     /// <summary>Tokens each expert takes: ⌈k·N·factor/E⌉, at least 1.</summary>
@@ -31,7 +31,11 @@ public sealed record MoeConfig
         Math.Max(1, (int)Math.Ceiling(TopK * (double)tokens * (training ? CapacityFactor : EvalCapacityFactor) / Experts));
 
     /// <summary>Throws naming the field when the numbers cannot form a layer.</summary>
-    public void Validate(DecoderConfig decoder)
+    public void Validate(DecoderConfig decoder) => Validate(decoder.Layers, decoder.DeepNorm);
+
+    /// <summary>As above for a stack of <paramref name="layers"/> blocks (each stack of an encoder-decoder is checked
+    /// on its own; <paramref name="layersField"/> names its config field).</summary>
+    public void Validate(int layers, bool deepNorm, string layersField = "n_layer")
     {
         if (Experts < 1) throw new ArgumentException($"moe.experts must be ≥ 1, got {Experts}");
         if (TopK < 1 || TopK > Experts) throw new ArgumentException($"moe.top_k must lie in [1, experts = {Experts}], got {TopK}");
@@ -41,8 +45,8 @@ public sealed record MoeConfig
         if (Every < 1) throw new ArgumentException($"moe.every must be ≥ 1, got {Every}");
         if (!(BalanceCoefficient >= 0)) throw new ArgumentException($"moe.balance_coefficient must be ≥ 0, got {BalanceCoefficient}");
         if (!(ZLossCoefficient >= 0)) throw new ArgumentException($"moe.z_loss_coefficient must be ≥ 0, got {ZLossCoefficient}");
-        if (decoder.DeepNorm) throw new ArgumentException("moe: DeepNorm's initialisation is defined for 2-D matrices, not the experts' [E, in, out]");
-        if (decoder.Layers < Every) throw new ArgumentException($"moe.every = {Every} exceeds n_layer = {decoder.Layers}: no layer would be MoE");
+        if (deepNorm) throw new ArgumentException("moe: DeepNorm's initialisation is defined for 2-D matrices, not the experts' [E, in, out]");
+        if (layers < Every) throw new ArgumentException($"moe.every = {Every} exceeds {layersField} = {layers}: no layer would be MoE");
     }
 }
 
@@ -58,7 +62,12 @@ public static class MixtureOfExperts
     /// E·Σ_e load_e·mean_n probs[n, e] and the z-loss mean_n lse² to <paramref name="auxiliary"/>, the slots to <paramref name="slots"/>.
     /// </summary>
     public static Var Forward(Tape tape, Var x, MoeWeights w, MoeConfig moe, Func<Var, Var> activate,
-        ICollection<AuxiliaryLoss> auxiliary, ICollection<Tensor> slots, int layer)
+        ICollection<AuxiliaryLoss> auxiliary, ICollection<Tensor> slots, int layer) =>
+        Forward(tape, x, w, moe, activate, auxiliary, slots, layer.ToString(System.Globalization.CultureInfo.InvariantCulture));
+
+    /// <summary>As above; <paramref name="layer"/> tags the losses' names (balance.{layer}, z.{layer}), e.g. "enc.1" or "dec.1".</summary>
+    public static Var Forward(Tape tape, Var x, MoeWeights w, MoeConfig moe, Func<Var, Var> activate,
+        ICollection<AuxiliaryLoss> auxiliary, ICollection<Tensor> slots, string layer)
     {
         int n = x.Shape[0], c = x.Shape[1], e = moe.Experts;
         var logits = tape.MatMul(x, w.Router, transB: true);                                 // [N, E]
