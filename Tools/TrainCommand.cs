@@ -11,7 +11,7 @@ internal static class TrainCommand
     public static Command Create(TextWriter stdout, TextWriter stderr)
     {
         var d = new TrainOptions();
-        var preset = Cli.Opt("--preset", "model preset: tiny, micro, gpt2, a family's *-tiny (llama-tiny, glm-tiny, switch-tiny, …) or an encoder-decoder (t5-tiny, …)", d.Preset);
+        var preset = Cli.Opt("--preset", "model preset: tiny, micro, gpt2, a family's *-tiny (llama-tiny, glm-tiny, switch-tiny, …) or an encoder-decoder (t5-tiny, switch-t5-tiny, …)", d.Preset);
         var configFile = Cli.Opt<string?>("--config", "a Hugging Face config.json (llama, mistral, bloom, gpt_neox, gpt2; t5, which trains with --objective span) to train instead of a preset; its vocab_size gives way to the tokenizer's (+ the span objective's sentinels)");
         var tokenizer = Cli.Opt("--tokenizer", "byte (vocab 256) or gpt2 (BPE, vocab 50257)", d.Tokenizer);
         var data = Cli.Opt<string?>("--data", "UTF-8 text file to train on (default: the embedded Pride and Prejudice)");
