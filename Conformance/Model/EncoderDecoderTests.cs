@@ -28,7 +28,7 @@ public sealed class EncoderDecoderTests
         ["layernorm-post-bias"] = Micro(EncoderDecoderConfig.T5Micro) with { Norm = NormKind.LayerNorm, Placement = NormPlacement.Post, Bias = true },
     };
 
-    private static EncoderDecoderConfig Micro(EncoderDecoderConfig c) => c with
+    internal static EncoderDecoderConfig Micro(EncoderDecoderConfig c) => c with
     {
         VocabSize = 13, ContextLength = 8, Channels = 16, Heads = 2, HeadSize = 5, Hidden = 12, EncoderLayers = 2, DecoderLayers = 2,
         RelativeBuckets = 8, RelativeMaxDistance = 6, EosToken = 1,
@@ -38,9 +38,9 @@ public sealed class EncoderDecoderTests
     /// 1e-6 NMSE (relative error 1e-3) still fails a wrong op or wiring (≥ 1e-2); per element 1e-3 of (|b| + RMS).</summary>
     private static readonly Tolerance ModelTolerance = new(1e-6, 1e-3, "a 2+2-layer encoder-decoder step: compounded f32 error");
 
-    private sealed record Setup(int[] Source, int[] Inputs, int[] Targets, double[] Weights, double[] DLosses, int B, int Te, int T);
+    internal sealed record Setup(int[] Source, int[] Inputs, int[] Targets, double[] Weights, double[] DLosses, int B, int Te, int T);
 
-    private static Setup Draw(EncoderDecoderConfig config, int b, int te, int t, int seed)
+    internal static Setup Draw(EncoderDecoderConfig config, int b, int te, int t, int seed)
     {
         var rng = new Rng((ulong)seed);
         int v = config.VocabSize;
@@ -52,7 +52,7 @@ public sealed class EncoderDecoderTests
         return new(source, inputs, targets, weights, Values.Normal(rng, b * t), b, te, t);
     }
 
-    private static EncoderDecoder Build(EncoderDecoderConfig config, IBackend backend, DType dtype, double[] weights)
+    internal static EncoderDecoder Build(EncoderDecoderConfig config, IBackend backend, DType dtype, double[] weights)
     {
         var model = new EncoderDecoder(backend, config, dtype);
         var host = (double[])weights.Clone();
@@ -63,7 +63,7 @@ public sealed class EncoderDecoderTests
         return model;
     }
 
-    private static Tensor Ids(IBackend backend, int[] ids, params int[] shape)
+    internal static Tensor Ids(IBackend backend, int[] ids, params int[] shape)
     {
         var t = backend.Allocate(DType.I32, shape);
         backend.Upload<int>(ids, t);

@@ -11,6 +11,7 @@ using Llm.Models;
 using Llm.Tensors;
 using Llm.Text;
 using Xunit;
+using static Llm.Conformance.Model.EncoderDecoderTests;
 
 namespace Llm.Conformance.Model;
 
@@ -23,11 +24,7 @@ namespace Llm.Conformance.Model;
 /// </summary>
 public sealed class SwitchT5Tests
 {
-    private static EncoderDecoderConfig Micro(EncoderDecoderConfig c) => c with
-    {
-        VocabSize = 13, ContextLength = 8, Channels = 16, Heads = 2, HeadSize = 5, Hidden = 12, EncoderLayers = 2, DecoderLayers = 2,
-        RelativeBuckets = 8, RelativeMaxDistance = 6, EosToken = 1,
-    };
+    // Micro, Setup, Draw, Build and Ids are EncoderDecoderTests': the same micro sizes and random weights (gains near 1).
 
     /// <summary>switch-t5-micro's MoE (4 experts, top-1, every other FFN) at awkward sizes, and a gated untied top-2 variant
     /// with every FFN MoE. The finite differences' forwards do not record, which takes the eval capacity: here the training one.</summary>
@@ -45,37 +42,6 @@ public sealed class SwitchT5Tests
 
     /// <summary>As EncoderDecoderTests': 1e-6 NMSE, 1e-3 of (|b| + RMS) per element (compounded f32 error of ~60 ops).</summary>
     private static readonly Tolerance ModelTolerance = new(1e-6, 1e-3, "a 2+2-layer Switch encoder-decoder step: compounded f32 error");
-
-    private sealed record Setup(int[] Source, int[] Inputs, int[] Targets, double[] Weights, double[] DLosses, int B, int Te, int T);
-
-    private static Setup Draw(EncoderDecoderConfig config, int b, int te, int t, int seed)
-    {
-        var rng = new Rng((ulong)seed);
-        int v = config.VocabSize;
-        var source = Values.Ids(rng, b * te, v);
-        var inputs = Values.Ids(rng, b * t, v);
-        var targets = Enumerable.Range(0, b * t).Select(_ => rng.NextInt(5) == 0 ? -1 : rng.NextInt(v)).ToArray();
-        var weights = Values.Normal(rng, (int)config.ParameterCount(), 0.3);
-        return new(source, inputs, targets, weights, Values.Normal(rng, b * t), b, te, t);
-    }
-
-    private static EncoderDecoder Build(EncoderDecoderConfig config, IBackend backend, DType dtype, double[] weights)
-    {
-        var model = new EncoderDecoder(backend, config, dtype);
-        var host = (double[])weights.Clone();
-        var gains = config.Weights().Where(w => w.Role == ParameterRole.NormWeight).Select(w => w.Name).ToHashSet();
-        foreach (var p in model.Parameters.All.Where(p => gains.Contains(p.Name)))
-            for (int i = 0; i < p.Value.Length; i++) host[p.Offset + i] += 1.0;
-        OpCheck.UploadFloats(backend, model.Parameters.Arenas.Single().Values, host);
-        return model;
-    }
-
-    private static Tensor Ids(IBackend backend, int[] ids, params int[] shape)
-    {
-        var t = backend.Allocate(DType.I32, shape);
-        backend.Upload<int>(ids, t);
-        return t;
-    }
 
     /// <summary>One step's values: the cross-entropy per target then every auxiliary loss's elements; their seeds (the
     /// batch's dLosses, each auxiliary's weight); and the routing slots of every MoE block. Backward (when asked) seeds
