@@ -16,7 +16,7 @@ public static class Cli
     {
         stdout ??= Console.Out;
         stderr ??= Console.Error;
-        var root = new RootCommand("Define, train and check GPT-2 language models on the CPU Reference or a Vulkan GPU.");
+        var root = new RootCommand("Define, train and check language models on the CPU Reference or a Vulkan GPU.");
         root.Options.Add(BackendOption);
         root.Options.Add(DeviceOption);
         root.Options.Add(VerboseOption);
@@ -26,6 +26,18 @@ public static class Cli
         root.Subcommands.Add(BenchCommand.Create(stdout));
         root.Subcommands.Add(ConformanceCommand.Create(stdout));
 
+        // LLM_TRACE_IO=1: each durable step of a checkpoint write ("fsync file P", "rename A -> B", ...) as a line "io: ..."
+        // on stderr, flushed; LLM_TRACE_IO=step also waits for a line on stdin after each, so that a crash test can kill
+        // the process exactly between two chosen steps
+        string? trace = Environment.GetEnvironmentVariable("LLM_TRACE_IO");
+        bool traceIo = trace is "1" or "step";
+        if (traceIo)
+            IO.FileSync.TraceTo(step =>
+            {
+                stderr.WriteLine($"io: {step}");
+                stderr.Flush();
+                if (trace == "step") Console.In.ReadLine();
+            });
         try
         {
             // inside the try: the parser runs option rules, and a rule that throws must still end as one line
@@ -49,6 +61,10 @@ public static class Cli
         {
             stderr.WriteLine($"error: internal error, please report it: {ParseErrors.OneLine(e.Message)} ({e.GetType().Name})");
             return 3;
+        }
+        finally
+        {
+            if (traceIo) IO.FileSync.TraceTo(null);
         }
     }
 

@@ -20,6 +20,10 @@ public static partial class FileSync
 
     internal static void Traced(string step) => Trace?.Invoke(step);
 
+    /// <summary>Sets <see cref="Trace"/> for the calling thread (null: off). The CLI's LLM_TRACE_IO=1 prints each step, so
+    /// that a crash test can kill a real process between two chosen steps.</summary>
+    public static void TraceTo(Action<string>? trace) => Trace = trace;
+
     /// <summary>fsyncs <paramref name="folder"/> (see the class); <see cref="IOException"/> naming it on failure.</summary>
     public static void SyncFolder(string folder)
     {
