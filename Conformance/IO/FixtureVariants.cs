@@ -50,4 +50,28 @@ internal static class FixtureVariants
             Assert.True(x.AsSpan().SequenceEqual(y), $"{actualPath}: tensor '{n}' differs from {expectedPath}");
         }
     }
+
+    /// <summary><paramref name="source"/>'s tensors written as two shards into <paramref name="folder"/> (shard 2 holds
+    /// those <paramref name="second"/> picks), with the weight map of model.safetensors.index.json, as save_pretrained
+    /// writes a large model; returns that weight map.</summary>
+    public static JsonObject Shard(string source, string folder, Func<string, bool> second)
+    {
+        Directory.CreateDirectory(folder);
+        var map = new JsonObject();
+        using (var file = SafeTensorsFile.Read(source))
+            foreach (var shard in file.Names.GroupBy(n => second(n) ? 2 : 1))
+            {
+                string name = $"model-0000{shard.Key}-of-00002.safetensors";
+                SafeTensorsWriter.Write(Path.Combine(folder, name), shard.Select(n =>
+                {
+                    var values = new float[file.Info(n).ElementCount];
+                    file.ReadFloat(n, values);
+                    map[n] = name;
+                    return SafeTensorsEntry.FromArray<float>(n, file.Info(n).Shape, values);
+                }).ToList());
+            }
+        File.WriteAllText(Path.Combine(folder, Checkpoint.IndexFile),
+            new JsonObject { ["metadata"] = new JsonObject(), ["weight_map"] = map }.ToJsonString());
+        return map;
+    }
 }

@@ -130,24 +130,8 @@ public sealed class HfFamilyTests(ITestOutputHelper output) : IDisposable
     public void A_sharded_checkpoint_loads()
     {
         string folder = Path.Combine(_dir, "llama-sharded");
-        Directory.CreateDirectory(folder);
-        var map = new JsonObject();
-        using (var file = SafeTensorsFile.Read(Path.Combine(FixtureFolder("llama"), "model.safetensors")))
-        {
-            var shards = file.Names.GroupBy(n => n.StartsWith("model.layers.1.", StringComparison.Ordinal) || n.StartsWith("lm_head", StringComparison.Ordinal) ? 2 : 1);
-            foreach (var shard in shards)
-            {
-                string name = $"model-0000{shard.Key}-of-00002.safetensors";
-                SafeTensorsWriter.Write(Path.Combine(folder, name), shard.Select(n =>
-                {
-                    var values = new float[file.Info(n).ElementCount];
-                    file.ReadFloat(n, values);
-                    map[n] = name;
-                    return SafeTensorsEntry.FromArray<float>(n, file.Info(n).Shape, values);
-                }).ToList());
-            }
-        }
-        File.WriteAllText(Path.Combine(folder, Checkpoint.IndexFile), new JsonObject { ["metadata"] = new JsonObject(), ["weight_map"] = map }.ToJsonString());
+        var map = FixtureVariants.Shard(Path.Combine(FixtureFolder("llama"), "model.safetensors"), folder,
+            n => n.StartsWith("model.layers.1.", StringComparison.Ordinal) || n.StartsWith("lm_head", StringComparison.Ordinal));
         File.Copy(Path.Combine(FixtureFolder("llama"), "config.json"), Path.Combine(folder, "config.json"));
         AssertLogits(folder, "llama");
 

@@ -298,21 +298,8 @@ public sealed class T5CheckpointTests : IDisposable
     public void A_sharded_checkpoint_loads()
     {
         string folder = Path.Combine(_dir, "sharded");
-        Directory.CreateDirectory(folder);
-        var map = new JsonObject();
-        using (var file = SafeTensorsFile.Read(Path.Combine(FixtureFolder("t5-gated"), "model.safetensors")))
-            foreach (var shard in file.Names.GroupBy(n => n.StartsWith("decoder.", StringComparison.Ordinal) || n == "lm_head.weight" ? 2 : 1))
-            {
-                string name = $"model-0000{shard.Key}-of-00002.safetensors";
-                SafeTensorsWriter.Write(Path.Combine(folder, name), shard.Select(n =>
-                {
-                    var values = new float[file.Info(n).ElementCount];
-                    file.ReadFloat(n, values);
-                    map[n] = name;
-                    return SafeTensorsEntry.FromArray<float>(n, file.Info(n).Shape, values);
-                }).ToList());
-            }
-        File.WriteAllText(Path.Combine(folder, Checkpoint.IndexFile), new JsonObject { ["weight_map"] = map }.ToJsonString());
+        FixtureVariants.Shard(Path.Combine(FixtureFolder("t5-gated"), "model.safetensors"), folder,
+            n => n.StartsWith("decoder.", StringComparison.Ordinal) || n == "lm_head.weight");
         File.Copy(Path.Combine(FixtureFolder("t5-gated"), "config.json"), Path.Combine(folder, "config.json"));
         AssertLoadsAsFixture(folder, "t5-gated");
     }
